@@ -1,0 +1,29 @@
+# Locates libtorch for the native engine without find_package(Torch), which would silently pick
+# a system libtorch. Headers: $LIBTORCH/include or the torch wheel's include/ extracted by build.sh
+# (GPTFAST_TORCH_INCLUDE). Libraries: $LIBTORCH/lib or the .so files extracted from the bytedeco
+# pytorch jar (GPTFAST_TORCH_LIBDIR), which are the very files loaded at run time.
+set(GPTFAST_TORCH_INCLUDE "" CACHE PATH "libtorch include dir (has torch/ and ATen/)")
+set(GPTFAST_TORCH_LIBDIR "" CACHE PATH "dir holding libtorch_cpu.so and libc10.so")
+
+if(DEFINED ENV{LIBTORCH} AND GPTFAST_TORCH_INCLUDE STREQUAL "")
+  set(GPTFAST_TORCH_INCLUDE "$ENV{LIBTORCH}/include")
+  set(GPTFAST_TORCH_LIBDIR "$ENV{LIBTORCH}/lib")
+endif()
+
+if(NOT EXISTS "${GPTFAST_TORCH_INCLUDE}/ATen/ATen.h")
+  message(FATAL_ERROR "libtorch headers not found in '${GPTFAST_TORCH_INCLUDE}'. Run ./build.sh, or set LIBTORCH=/path/to/libtorch.")
+endif()
+foreach(lib torch_cpu c10)
+  if(NOT EXISTS "${GPTFAST_TORCH_LIBDIR}/lib${lib}.so")
+    message(FATAL_ERROR "lib${lib}.so not found in '${GPTFAST_TORCH_LIBDIR}'. Run ./build.sh, or set LIBTORCH=/path/to/libtorch.")
+  endif()
+endforeach()
+
+add_library(gptfast_torch INTERFACE)
+target_include_directories(gptfast_torch SYSTEM INTERFACE
+  "${GPTFAST_TORCH_INCLUDE}" "${GPTFAST_TORCH_INCLUDE}/torch/csrc/api/include")
+target_link_libraries(gptfast_torch INTERFACE
+  "${GPTFAST_TORCH_LIBDIR}/libtorch_cpu.so" "${GPTFAST_TORCH_LIBDIR}/libc10.so")
+# libtorch_cpu.so needs libopenblas.so.0 and libgomp.so.1, which sit beside it (build.sh puts the
+# bytedeco openblas .so there too); resolve them at link time only, JavaCPP loads them at run time.
+target_link_options(gptfast_torch INTERFACE "-Wl,-rpath-link,${GPTFAST_TORCH_LIBDIR}")

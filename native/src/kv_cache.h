@@ -1,0 +1,35 @@
+// Static KV cache: per layer [batch, n_kv_heads, max_seq_len, head_dim], allocated once.
+// New keys/values are written in place at their positions; attention reads the prefix
+// [0, context_len). Positions past the current one may hold stale data but are never read.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace gptfast {
+
+class KVCache {
+ public:
+  KVCache(int64_t n_layer, int64_t batch, int64_t n_kv_heads, int64_t max_seq_len, int64_t head_dim,
+          at::TensorOptions options) {
+    for (int64_t i = 0; i < n_layer; ++i) {
+      keys_.push_back(at::zeros({batch, n_kv_heads, max_seq_len, head_dim}, options));
+      values_.push_back(at::zeros({batch, n_kv_heads, max_seq_len, head_dim}, options));
+    }
+  }
+
+  // k, v: [batch, n_kv_heads, T, head_dim] written at input_pos [T].
+  void write(int64_t layer, const at::Tensor& input_pos, const at::Tensor& k, const at::Tensor& v) {
+    keys_[layer].index_copy_(2, input_pos, k);
+    values_[layer].index_copy_(2, input_pos, v);
+  }
+  at::Tensor keys(int64_t layer, int64_t context_len) const { return keys_[layer].narrow(2, 0, context_len); }
+  at::Tensor values(int64_t layer, int64_t context_len) const { return values_[layer].narrow(2, 0, context_len); }
+  int64_t max_seq_len() const { return keys_.empty() ? 0 : keys_[0].size(2); }
+
+ private:
+  std::vector<at::Tensor> keys_, values_;
+};
+
+}  // namespace gptfast

@@ -1,0 +1,150 @@
+// llama2.c checkpoints (karpathy/llama2.c export formats), fp32 only:
+//  legacy: 7 int32 header (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+//          negative vocab = separate classifier), then weights grouped by kind across layers,
+//          then RoPE tables (ignored) and the classifier if unshared.
+//  v1:     magic "ak42", version 1, the same 7 ints, a shared-classifier byte, padded to 256 bytes;
+//          norms first, then embeddings, then the matrices.
+// llama2.c rotates adjacent pairs like GPT-Fast, so no q/k permutation is needed.
+#include <cstdint>
+#include <fstream>
+#include <vector>
+
+#include "state_dict.h"
+
+namespace gptfast {
+
+namespace {
+
+constexpr int32_t kMagicV1 = 0x616b3432;  // "ak42"
+
+struct Header {
+  int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+};
+
+class FloatReader {
+ public:
+  FloatReader(std::ifstream& in, const std::string& path, int64_t payload_bytes)
+      : in_(in), path_(path), left_(payload_bytes) {}
+
+  // Reads `count` floats as a tensor of the given shape, with a clear error on truncation.
+  at::Tensor next(const std::string& what, at::IntArrayRef shape) {
+    int64_t count = 1;
+    for (auto s : shape) count *= s;
+    const int64_t bytes = count * 4;
+    if (bytes > left_) {
+      throw Error("llama2.c checkpoint '" + path_ + "' is truncated: " + what + " needs " +
+                  std::to_string(bytes) + " bytes, " + std::to_string(left_) + " left");
+    }
+    at::Tensor t = at::empty(shape, at::kFloat);
+    in_.read(reinterpret_cast<char*>(t.data_ptr<float>()), bytes);
+    if (!in_) throw Error("read error in '" + path_ + "' while reading " + what);
+    left_ -= bytes;
+    return t;
+  }
+  void skip(const std::string& what, int64_t bytes) {
+    if (bytes > left_) {
+      throw Error("llama2.c checkpoint '" + path_ + "' is truncated inside " + what);
+    }
+    in_.seekg(bytes, std::ios::cur);
+    left_ -= bytes;
+  }
+  int64_t left() const { return left_; }
+
+ private:
+  std::ifstream& in_;
+  const std::string& path_;
+  int64_t left_;
+};
+
+void check_header(const Header& h, const ModelSpec& spec, const std::string& path) {
+  auto mismatch = [&](const char* field, int64_t file, int64_t config) {
+    if (file != config) {
+      throw Error("llama2.c checkpoint '" + path + "' has " + field + " " + std::to_string(file) +
+                  " but the model config says " + std::to_string(config));
+    }
+  };
+  mismatch("dim", h.dim, spec.dim);
+  mismatch("hidden_dim", h.hidden_dim, spec.intermediate_size);
+  mismatch("n_layers", h.n_layers, spec.n_layer);
+  mismatch("n_heads", h.n_heads, spec.n_head);
+  mismatch("n_kv_heads", h.n_kv_heads, spec.n_local_heads);
+  mismatch("vocab_size", std::abs(h.vocab_size), spec.vocab_size);
+}
+
+// Stacked per-layer tensors ([n_layer, ...]) are split into GPT-Fast's per-layer names.
+void put_layers(StateDict& w, const at::Tensor& stacked, const std::string& suffix) {
+  for (int64_t i = 0; i < stacked.size(0); ++i) {
+    w["layers." + std::to_string(i) + "." + suffix] = stacked[i];
+  }
+}
+
+}  // namespace
+
+StateDict load_llama2c(const std::string& path, const ModelSpec& spec) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error("cannot open checkpoint '" + path + "'");
+  const int64_t file_size = in.tellg();
+  in.seekg(0);
+  int32_t first[2] = {0, 0};
+  if (file_size < 28 || !in.read(reinterpret_cast<char*>(first), 8)) {
+    throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
+  }
+  const bool v1 = first[0] == kMagicV1;
+  if (v1 && first[1] != 1) {
+    throw Error("llama2.c checkpoint '" + path + "' has export version " +
+                std::to_string(first[1]) + "; only fp32 versions 0 (legacy) and 1 are supported");
+  }
+  Header h{};
+  bool shared_classifier;
+  in.seekg(v1 ? 8 : 0);
+  in.read(reinterpret_cast<char*>(&h), sizeof(Header));
+  if (v1) {
+    uint8_t shared = 0;
+    in.read(reinterpret_cast<char*>(&shared), 1);
+    shared_classifier = shared != 0;
+    in.seekg(256);
+  } else {
+    shared_classifier = h.vocab_size > 0;
+  }
+  if (!in) throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
+  check_header(h, spec, path);
+
+  const int64_t dim = h.dim, hidden = h.hidden_dim, L = h.n_layers, vocab = std::abs(h.vocab_size);
+  const int64_t head_dim = dim / h.n_heads, kv_dim = head_dim * h.n_kv_heads;
+  FloatReader r(in, path, file_size - in.tellg());
+  StateDict w;
+  at::Tensor wq, wk, wv;
+  if (v1) {
+    put_layers(w, r.next("attention norms", {L, dim}), "attention_norm.weight");
+    put_layers(w, r.next("ffn norms", {L, dim}), "ffn_norm.weight");
+    w["norm.weight"] = r.next("final norm", {dim});
+    w["tok_embeddings.weight"] = r.next("token embeddings", {vocab, dim});
+  } else {
+    w["tok_embeddings.weight"] = r.next("token embeddings", {vocab, dim});
+    put_layers(w, r.next("attention norms", {L, dim}), "attention_norm.weight");
+  }
+  wq = r.next("wq", {L, dim, dim});
+  wk = r.next("wk", {L, kv_dim, dim});
+  wv = r.next("wv", {L, kv_dim, dim});
+  put_layers(w, r.next("wo", {L, dim, dim}), "attention.wo.weight");
+  if (!v1) put_layers(w, r.next("ffn norms", {L, dim}), "ffn_norm.weight");
+  put_layers(w, r.next("w1", {L, hidden, dim}), "feed_forward.w1.weight");
+  put_layers(w, r.next("w2", {L, dim, hidden}), "feed_forward.w2.weight");
+  put_layers(w, r.next("w3", {L, hidden, dim}), "feed_forward.w3.weight");
+  if (!v1) {
+    w["norm.weight"] = r.next("final norm", {dim});
+    r.skip("RoPE tables", int64_t(h.seq_len) * head_dim * 4);  // legacy RoPE cos/sin tables: recomputed instead
+  }
+  w["output.weight"] = shared_classifier ? w["tok_embeddings.weight"]
+                                         : r.next("classifier", {vocab, dim});
+  if (r.left() != 0) {
+    throw Error("llama2.c checkpoint '" + path + "' has " + std::to_string(r.left()) +
+                " bytes more than its header describes (wrong config or not fp32?)");
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    w["layers." + std::to_string(i) + ".attention.wqkv.weight"] = at::cat({wq[i], wk[i], wv[i]}, 0);
+  }
+  return w;
+}
+
+}  // namespace gptfast

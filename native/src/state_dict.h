@@ -1,0 +1,28 @@
+// Checkpoint loaders: each returns the weights under GPT-Fast's names (tok_embeddings.weight,
+// layers.N.attention.wqkv.weight, ...), converted from the file's own layout.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+#include "errors.h"
+#include "gptfast/engine_api.h"
+
+namespace gptfast {
+
+using StateDict = std::map<std::string, at::Tensor>;
+
+// GPT-Fast model.pth (torch.save zip of a flat state dict); separate wq/wk/wv are merged.
+StateDict load_pth(const std::string& path);
+// Hugging Face safetensors: one file, or a model.safetensors.index.json naming the shards.
+// HF Llama names are renamed and q/k rows permuted to GPT-Fast's adjacent-pair RoPE layout.
+StateDict load_safetensors(const std::string& path, const ModelSpec& spec);
+// llama2.c .bin: legacy 28-byte header or version 1 (magic "ak42"), fp32 weights.
+StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
+
+// Shared by the loaders: merges wq/wk/wv into wqkv where a checkpoint keeps them apart.
+void merge_qkv(StateDict& weights, int n_layer);
+
+}  // namespace gptfast

@@ -1,0 +1,126 @@
+#include "transformer.h"
+
+#include <sstream>
+
+#include "rope.h"
+
+namespace gptfast {
+
+namespace {
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << shape;
+  return s.str();
+}
+
+// Takes a tensor out of the state dict, checking its shape and converting it for inference.
+at::Tensor take(StateDict& w, const std::string& name, std::vector<int64_t> shape,
+                const at::TensorOptions& options) {
+  auto it = w.find(name);
+  if (it == w.end()) throw Error("checkpoint has no tensor '" + name + "'");
+  at::Tensor t = it->second;
+  if (t.sizes() != at::IntArrayRef(shape)) {
+    throw Error("tensor '" + name + "' has shape " + shape_string(t.sizes()) +
+                " but the model config expects " + shape_string(shape) +
+                " (wrong --config for this checkpoint?)");
+  }
+  if (!at::isFloatingType(t.scalar_type())) throw Error("tensor '" + name + "' is not floating point");
+  return t.to(options).contiguous();
+}
+
+void check_spec(const ModelSpec& s) {
+  auto positive = [](int v, const char* name) {
+    if (v <= 0) throw Error(std::string("model config: ") + name + " must be positive, got " + std::to_string(v));
+  };
+  positive(s.dim, "dim");
+  positive(s.n_layer, "n_layer");
+  positive(s.n_head, "n_head");
+  positive(s.n_local_heads, "n_local_heads");
+  positive(s.head_dim, "head_dim");
+  positive(s.intermediate_size, "intermediate_size");
+  positive(s.vocab_size, "vocab_size");
+  positive(s.block_size, "block_size");
+  if (s.n_head % s.n_local_heads != 0) {
+    throw Error("model config: n_head " + std::to_string(s.n_head) + " is not a multiple of n_local_heads " +
+                std::to_string(s.n_local_heads));
+  }
+  if (s.head_dim % 2 != 0) throw Error("model config: head_dim must be even for RoPE");
+}
+
+}  // namespace
+
+Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, int64_t max_seq_len)
+    : spec_((check_spec(spec), spec)),
+      options_(options),
+      cache_(spec.n_layer, 1, spec.n_local_heads, max_seq_len, spec.head_dim, options) {
+  const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
+  const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
+  tok_embeddings_ = take(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
+  for (int i = 0; i < spec.n_layer; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attention_norm = take(w, p + "attention_norm.weight", {dim}, options);
+    l.wqkv = take(w, p + "attention.wqkv.weight", {q_dim + 2 * kv_dim, dim}, options);
+    l.wo = take(w, p + "attention.wo.weight", {dim, q_dim}, options);
+    l.ffn_norm = take(w, p + "ffn_norm.weight", {dim}, options);
+    l.w1 = take(w, p + "feed_forward.w1.weight", {ffn, dim}, options);
+    l.w2 = take(w, p + "feed_forward.w2.weight", {dim, ffn}, options);
+    l.w3 = take(w, p + "feed_forward.w3.weight", {ffn, dim}, options);
+    layers_.push_back(std::move(l));
+  }
+  if (w.count("layers." + std::to_string(spec.n_layer) + ".attention_norm.weight")) {
+    throw Error("checkpoint has more layers than the model config's n_layer " + std::to_string(spec.n_layer));
+  }
+  norm_ = take(w, "norm.weight", {dim}, options);
+  output_ = take(w, "output.weight", {spec.vocab_size, dim}, options);
+  rope_ = rope_table(spec, max_seq_len).to(options.device());
+}
+
+at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt((xf * xf).mean(-1, /*keepdim=*/true) + spec_.norm_eps);
+  return normed.to(x.scalar_type()) * weight;
+}
+
+at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
+                                  const at::Tensor& input_pos, int64_t context_len) {
+  const LayerWeights& w = layers_[layer];
+  const int64_t B = x.size(0), T = x.size(1), hd = spec_.head_dim;
+  const int64_t q_dim = spec_.n_head * hd, kv_dim = spec_.n_local_heads * hd;
+  auto qkv = at::linear(x, w.wqkv).split_with_sizes({q_dim, kv_dim, kv_dim}, -1);
+  at::Tensor q = apply_rope(qkv[0].view({B, T, spec_.n_head, hd}), rope_rows).transpose(1, 2);
+  at::Tensor k = apply_rope(qkv[1].view({B, T, spec_.n_local_heads, hd}), rope_rows).transpose(1, 2);
+  at::Tensor v = qkv[2].view({B, T, spec_.n_local_heads, hd}).transpose(1, 2);
+  cache_.write(layer, input_pos, k, v);
+
+  at::Tensor keys = cache_.keys(layer, context_len), values = cache_.values(layer, context_len);
+  const int64_t group = spec_.n_head / spec_.n_local_heads;  // query head h reads KV head h / group
+  if (group > 1) {
+    keys = keys.repeat_interleave(group, 1);
+    values = values.repeat_interleave(group, 1);
+  }
+  // Causal mask over the cached prefix: query at position p sees keys at positions <= p.
+  at::Tensor mask = at::arange(context_len, input_pos.options()).unsqueeze(0) <= input_pos.unsqueeze(1);
+  at::Tensor y = at::scaled_dot_product_attention(q, keys, values, mask);
+  return at::linear(y.transpose(1, 2).reshape({B, T, q_dim}), w.wo);
+}
+
+at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x) const {
+  return at::linear(at::silu(at::linear(x, w.w1)) * at::linear(x, w.w3), w.w2);
+}
+
+at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions) {
+  const int64_t T = tokens.size(1), context_len = start_pos + T;
+  at::Tensor input_pos = at::arange(start_pos, context_len, tokens.options().dtype(at::kLong));
+  at::Tensor rope_rows = rope_.index_select(0, input_pos);
+  at::Tensor x = at::embedding(tok_embeddings_, tokens);
+  for (int64_t i = 0; i < spec_.n_layer; ++i) {
+    x = x + attention(i, rms_norm(x, layers_[i].attention_norm), rope_rows, input_pos, context_len);
+    x = x + feed_forward(layers_[i], rms_norm(x, layers_[i].ffn_norm));
+  }
+  if (!all_positions) x = x.narrow(1, x.size(1) - 1, 1);
+  return at::linear(rms_norm(x, norm_), output_).to(at::kFloat);
+}
+
+}  // namespace gptfast

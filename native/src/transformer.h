@@ -1,0 +1,48 @@
+// The GPT-Fast Llama transformer over ATen: embeddings, n_layer blocks of
+// RMSNorm -> fused-QKV grouped-query attention with RoPE -> wo, RMSNorm -> SwiGLU FFN,
+// then a final RMSNorm and the output head.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "gptfast/engine_api.h"
+#include "kv_cache.h"
+#include "state_dict.h"
+
+namespace gptfast {
+
+struct LayerWeights {
+  at::Tensor attention_norm, wqkv, wo, ffn_norm, w1, w2, w3;
+};
+
+class Transformer {
+ public:
+  // Validates every tensor's presence and shape against spec, converts to options' dtype/device.
+  Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, int64_t max_seq_len);
+
+  // tokens: [B, T] int64, placed at positions start_pos .. start_pos+T-1 (the cache before
+  // start_pos must hold this sequence's keys/values). Returns fp32 logits [B, T, vocab]
+  // (all_positions) or [B, 1, vocab] (last position only).
+  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions);
+
+  const ModelSpec& spec() const { return spec_; }
+  int64_t max_seq_len() const { return cache_.max_seq_len(); }
+  at::TensorOptions options() const { return options_; }
+
+ private:
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
+                       const at::Tensor& input_pos, int64_t context_len);
+  at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
+
+  ModelSpec spec_;
+  at::TensorOptions options_;
+  at::Tensor tok_embeddings_, norm_, output_;
+  std::vector<LayerWeights> layers_;
+  at::Tensor rope_;  // [max_seq_len, head_dim/2, 2]
+  KVCache cache_;
+};
+
+}  // namespace gptfast
