@@ -16,6 +16,11 @@ namespace gptfast {
 
 namespace {
 
+struct RuntimeSpec {
+  std::string dtype, device;
+  int threads = 0, max_seq_len = 0;
+};
+
 at::ScalarType parse_dtype(const std::string& dtype) {
   if (dtype == "fp32" || dtype == "float32") return at::kFloat;
   if (dtype == "bf16" || dtype == "bfloat16") return at::kBFloat16;
@@ -53,6 +58,7 @@ StateDict load_checkpoint(const std::string& path, const std::string& format, co
   }
   if (format == "safetensors") return load_safetensors(path, spec);
   if (format == "llama2c") return load_llama2c(path, spec);
+  if (format == "random") return random_weights(spec, path);
   throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
 }
 
@@ -113,7 +119,9 @@ class TransformerSession {
 };
 
 TransformerEngine::TransformerEngine(const std::string& checkpoint_path, const std::string& format,
-                                     const ModelSpec& model, const RuntimeSpec& runtime) {
+                                     const ModelSpec& model, const std::string& dtype,
+                                     const std::string& device, int threads, int max_seq_len) {
+  const RuntimeSpec runtime{dtype, device, threads, max_seq_len};
   guarded("loading model", [&] {
     set_threads(runtime.threads);
     session_ = std::make_unique<TransformerSession>(checkpoint_path, format, model, runtime);

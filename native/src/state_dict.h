@@ -21,6 +21,9 @@ StateDict load_pth(const std::string& path);
 StateDict load_safetensors(const std::string& path, const ModelSpec& spec);
 // llama2.c .bin: legacy 28-byte header or version 1 (magic "ak42"), fp32 weights.
 StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
+// Random weights of the right shapes (normal, std 0.02; norms 1), seeded by the decimal `seed`:
+// for benchmarking architectures whose checkpoints are not at hand.
+StateDict random_weights(const ModelSpec& spec, const std::string& seed);
 
 // Shared by the loaders: merges wq/wk/wv into wqkv where a checkpoint keeps them apart.
 void merge_qkv(StateDict& weights, int n_layer);

@@ -30,14 +30,6 @@ struct ModelSpec {
   int rope_original_max_position = 8192;
 };
 
-// Where and how to run: dtype "fp32" or "bf16", device "cpu" (or "cuda[:N]" where compiled in).
-struct RuntimeSpec {
-  std::string dtype = "fp32";
-  std::string device = "cpu";
-  int threads = 0;        // 0 keeps libtorch's default
-  int max_seq_len = 0;    // KV cache length; 0 means the model's block_size
-};
-
 class TransformerSession;
 
 // One loaded model with its static KV cache: prefill a prompt, then decode one token at a time.
@@ -45,9 +37,13 @@ class TransformerSession;
 class TransformerEngine {
  public:
   // format: "pth" (GPT-Fast torch.save state dict), "safetensors" (a file or an index.json),
-  // "llama2c" (llama2.c .bin, legacy or v1).
+  // "llama2c" (llama2.c .bin, legacy or v1), "random" (seeded random weights, for benchmarks;
+  // checkpoint_path is then the seed). dtype: "fp32" or "bf16". device: "cpu", or "cuda[:N]"
+  // with a CUDA libtorch. threads: 0 keeps libtorch's default. max_seq_len: KV cache length,
+  // 0 means the model's block_size.
   TransformerEngine(const std::string& checkpoint_path, const std::string& format,
-                    const ModelSpec& model, const RuntimeSpec& runtime);
+                    const ModelSpec& model, const std::string& dtype, const std::string& device,
+                    int threads, int max_seq_len);
   ~TransformerEngine();
   TransformerEngine(const TransformerEngine&) = delete;
   TransformerEngine& operator=(const TransformerEngine&) = delete;

@@ -1,0 +1,63 @@
+package ai.gptfast4j;
+
+import ai.gptfast4j.natives.GptFastNative;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** SentencePiece (tokenizer.model), run natively; text crosses JNI as UTF-8 bytes. */
+public final class SentencePieceTokenizer implements Tokenizer {
+    private final GptFastNative.SentencePieceTokenizer processor;
+    private final int vocabSize, bosId, eosId;
+
+    public SentencePieceTokenizer(Path modelFile) {
+        if (!Files.isRegularFile(modelFile)) throw new GptFastException("tokenizer not found: " + modelFile);
+        try {
+            processor = new GptFastNative.SentencePieceTokenizer(modelFile.toString());
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+        vocabSize = processor.vocab_size();
+        bosId = processor.bos_id();
+        eosId = processor.eos_id();
+    }
+
+    @Override
+    public synchronized int[] encode(String text) {
+        byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        int[] ids = new int[utf8.length + 16];  // byte fallback gives at most one id per byte
+        int n = call(() -> processor.encode(utf8, utf8.length, ids, ids.length));
+        if (n > ids.length) throw new GptFastException("SentencePiece returned more ids than bytes");
+        return java.util.Arrays.copyOf(ids, n);
+    }
+
+    @Override
+    public synchronized String decode(int[] ids) {
+        byte[] utf8 = new byte[Math.max(64, ids.length * 16)];
+        int n = call(() -> processor.decode(ids, ids.length, utf8, utf8.length));
+        if (n > utf8.length) {
+            byte[] bigger = new byte[n];
+            call(() -> processor.decode(ids, ids.length, bigger, bigger.length));
+            return new String(bigger, StandardCharsets.UTF_8);
+        }
+        return new String(utf8, 0, n, StandardCharsets.UTF_8);
+    }
+
+    private int call(java.util.function.IntSupplier nativeCall) {
+        if (processor.isNull()) throw new GptFastException("tokenizer is closed");
+        try {
+            return nativeCall.getAsInt();
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+    }
+
+    @Override public int vocabSize() { return vocabSize; }
+    @Override public int bosId() { return bosId; }
+    @Override public int eosId() { return eosId; }
+
+    @Override
+    public synchronized void close() {
+        processor.close();
+    }
+}

@@ -1,0 +1,19 @@
+package ai.gptfast4j;
+
+/** Text to token ids and back. Implementations must be safe for concurrent use. */
+public interface Tokenizer extends AutoCloseable {
+    /** Token ids of text, without BOS/EOS. */
+    int[] encode(String text);
+
+    /** Text of the ids; incomplete UTF-8 at the end decodes to U+FFFD. */
+    String decode(int[] ids);
+
+    int vocabSize();
+
+    int bosId();
+
+    int eosId();
+
+    @Override
+    void close();
+}

@@ -1,0 +1,106 @@
+package ai.gptfast4j.cli;
+
+import ai.gptfast4j.Engine;
+import ai.gptfast4j.GenerationParams;
+import ai.gptfast4j.GenerationResult;
+import ai.gptfast4j.GenerationStats;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Generate text from a prompt, streaming it as it is sampled (or one JSON object with --json).")
+final class GenerateCommand implements Callable<Integer> {
+    @Mixin ModelOptionsMixin model;
+
+    @Option(names = "--prompt", required = true, description = "prompt text (BOS is prepended)")
+    String prompt;
+
+    @Option(names = "--max-new-tokens", defaultValue = "200", description = "default: ${DEFAULT-VALUE}")
+    int maxNewTokens;
+
+    @Option(names = "--temperature", defaultValue = "0.8", description = "0 = greedy (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Option(names = "--top-k", defaultValue = "200", description = "0 = whole vocabulary (default: ${DEFAULT-VALUE})")
+    int topK;
+
+    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--threads", defaultValue = "0", description = "intra-op threads (default: libtorch's choice)")
+    int threads;
+
+    @Option(names = "--stop-token", split = ",", description = "ids that end generation (default: EOS and BOS)")
+    List<Integer> stopTokens;
+
+    @Option(names = "--json", description = "print one JSON object instead of streaming text")
+    boolean json;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (model.checkpoint == null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "missing required option '--checkpoint'");
+        }
+        GenerationParams params;
+        ai.gptfast4j.EngineOptions options;
+        try {
+            options = model.engineOptions(threads);
+            GenerationParams.Builder b = GenerationParams.builder().maxNewTokens(maxNewTokens)
+                    .temperature(temperature).topK(topK).seed(seed);
+            if (stopTokens != null) b.stopTokens(stopTokens.stream().mapToInt(Integer::intValue).toArray());
+            params = b.build();
+        } catch (ai.gptfast4j.GptFastException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (Engine engine = Engine.load(options)) {
+            if (json) {
+                GenerationResult r = engine.generate(prompt, params, null);
+                out.println(toJson(r));
+            } else {
+                out.print(prompt);
+                GenerationResult r = engine.generate(prompt, params, (id, text) -> out.print(text));
+                out.println();
+                GenerationStats s = r.stats();
+                System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s]%n",
+                        s.promptTokens(), s.generatedTokens(), r.stopReason().name().toLowerCase(),
+                        s.prefillMillis(), s.decodeTokensPerSecond());
+            }
+        }
+        return 0;
+    }
+
+    private String toJson(GenerationResult r) {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        root.putPOJO("prompt_tokens", r.promptTokens());
+        root.putPOJO("generated_tokens", r.generatedTokens());
+        root.put("text", prompt + r.completion());
+        root.put("completion", r.completion());
+        root.put("stop_reason", r.stopReason().name().toLowerCase());
+        ObjectNode stats = root.putObject("stats");
+        GenerationStats s = r.stats();
+        stats.put("prompt_tokens", s.promptTokens());
+        stats.put("generated_tokens", s.generatedTokens());
+        stats.put("prefill_ms", s.prefillMillis());
+        stats.put("time_to_first_token_ms", s.timeToFirstTokenMillis());
+        stats.put("prefill_tokens_per_s", s.prefillTokensPerSecond());
+        stats.put("decode_ms", s.decodeMillis());
+        stats.put("decode_tokens_per_s", s.decodeTokensPerSecond());
+        try {
+            return mapper.writeValueAsString(root);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

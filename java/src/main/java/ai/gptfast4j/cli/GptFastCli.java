@@ -1,0 +1,41 @@
+package ai.gptfast4j.cli;
+
+import ai.gptfast4j.GptFastException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code gptfast} command line. Exit codes: 0 success, 1 a runtime error (bad checkpoint, ...),
+ * 2 bad arguments; errors are one line on stderr.
+ */
+@Command(name = "gptfast", mixinStandardHelpOptions = true, version = "gptfast4j 0.1.0",
+        description = "Fast Llama-family text generation on the JVM.",
+        subcommands = {GenerateCommand.class, BenchCommand.class})
+public final class GptFastCli implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing command (generate or bench)");
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new GptFastCli());
+        cl.setParameterExceptionHandler((ex, args) -> {
+            ex.getCommandLine().getErr().println("gptfast: " + ex.getMessage() + " (see --help)");
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            String message = ex instanceof GptFastException ? ex.getMessage() : ex.toString();
+            commandLine.getErr().println("gptfast: error: " + message);
+            return 1;
+        });
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+}

@@ -1,0 +1,31 @@
+package ai.gptfast4j.cli;
+
+import ai.gptfast4j.EngineOptions;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** Options shared by commands that load a model. */
+final class ModelOptionsMixin {
+    @Option(names = "--checkpoint", description = "model.pth, *.safetensors, index.json, llama2.c .bin, or a directory")
+    Path checkpoint;
+
+    @Option(names = "--tokenizer", description = "tokenizer.model (default: beside the checkpoint)")
+    Path tokenizer;
+
+    @Option(names = "--config", description = "model config JSON (default: config.json beside the checkpoint, "
+            + "GPT-Fast's name table, or the llama2.c header)")
+    Path config;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu (default) or cuda[:N] with a CUDA build")
+    String device;
+
+    @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context)")
+    int maxSeqLen;
+
+    EngineOptions engineOptions(int threads) {
+        return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen);
+    }
+}

@@ -1,0 +1,93 @@
+package ai.gptfast4j.natives;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.annotation.ByRef;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.Name;
+import org.bytedeco.javacpp.annotation.Namespace;
+import org.bytedeco.javacpp.annotation.Platform;
+import org.bytedeco.javacpp.annotation.StdString;
+
+/**
+ * JavaCPP binding of native/include/gptfast/*.h (torch-free C++ API of libgptfast.so).
+ * C++ exceptions surface as {@link RuntimeException}s carrying the native message.
+ * Library code should use {@link ai.gptfast4j.Engine} and {@link ai.gptfast4j.SentencePieceTokenizer}.
+ */
+@Platform(include = {"gptfast/engine_api.h", "gptfast/tokenizer_api.h"}, link = "gptfast")
+public final class GptFastNative {
+    private static boolean loaded;
+
+    private GptFastNative() {}
+
+    /**
+     * Loads libtorch from the bytedeco pytorch jar first (libgptfast.so links against it by
+     * soname), then libgptfast.so and its JNI glue from this jar.
+     */
+    public static synchronized void load() {
+        if (loaded) return;
+        Loader.load(org.bytedeco.pytorch.global.torch.class);
+        Loader.load(GptFastNative.class);
+        loaded = true;
+    }
+
+    /** Architecture of a GPT-Fast transformer (see engine_api.h). */
+    @Namespace("gptfast")
+    public static class ModelSpec extends Pointer {
+        static { load(); }
+        public ModelSpec() { allocate(); }
+        private native void allocate();
+
+        public native int dim();                         public native ModelSpec dim(int v);
+        public native int n_layer();                     public native ModelSpec n_layer(int v);
+        public native int n_head();                      public native ModelSpec n_head(int v);
+        public native int n_local_heads();               public native ModelSpec n_local_heads(int v);
+        public native int head_dim();                    public native ModelSpec head_dim(int v);
+        public native int intermediate_size();           public native ModelSpec intermediate_size(int v);
+        public native int vocab_size();                  public native ModelSpec vocab_size(int v);
+        public native int block_size();                  public native ModelSpec block_size(int v);
+        public native float rope_base();                 public native ModelSpec rope_base(float v);
+        public native float norm_eps();                  public native ModelSpec norm_eps(float v);
+        public native float rope_scaling_factor();       public native ModelSpec rope_scaling_factor(float v);
+        public native float rope_low_freq_factor();      public native ModelSpec rope_low_freq_factor(float v);
+        public native float rope_high_freq_factor();     public native ModelSpec rope_high_freq_factor(float v);
+        public native int rope_original_max_position();  public native ModelSpec rope_original_max_position(int v);
+    }
+
+    /** A loaded model with its static KV cache (see engine_api.h). Not thread-safe. */
+    @Namespace("gptfast")
+    public static class TransformerEngine extends Pointer {
+        static { load(); }
+        public TransformerEngine(String checkpointPath, String format, ModelSpec model, String dtype,
+                                 String device, int threads, int maxSeqLen) {
+            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen);
+        }
+        private native void allocate(@StdString String checkpointPath, @StdString String format,
+                                     @Const @ByRef ModelSpec model, @StdString String dtype,
+                                     @StdString String device, int threads, int maxSeqLen);
+
+        public native void set_sampling(float temperature, int topK, long seed);
+        public native int prefill(@Const int[] tokens, int nTokens);
+        public native int decode(int token);
+        public native void prompt_logits(@Const int[] tokens, int nTokens, float[] out);
+        @Name("position") public native int cachePosition();
+        public native int max_seq_len();
+        public native int vocab_size();
+        public native @StdString String describe();
+    }
+
+    /** SentencePiece processor over UTF-8 byte buffers (see tokenizer_api.h). */
+    @Namespace("gptfast")
+    public static class SentencePieceTokenizer extends Pointer {
+        static { load(); }
+        public SentencePieceTokenizer(String modelPath) { allocate(modelPath); }
+        private native void allocate(@StdString String modelPath);
+
+        public native int vocab_size();
+        public native int bos_id();
+        public native int eos_id();
+        public native int encode(@Cast("const char*") byte[] utf8, int nBytes, int[] ids, int capacity);
+        public native int decode(@Const int[] ids, int nIds, @Cast("char*") byte[] utf8, int capacity);
+    }
+}

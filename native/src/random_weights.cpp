@@ -1,0 +1,36 @@
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "state_dict.h"
+
+namespace gptfast {
+
+StateDict random_weights(const ModelSpec& s, const std::string& seed_text) {
+  uint64_t seed = 0;
+  try {
+    seed = std::stoull(seed_text.empty() ? "0" : seed_text);
+  } catch (const std::exception&) {
+    throw Error("random weights need a numeric seed, got '" + seed_text + "'");
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto normal = [&](std::vector<int64_t> shape) { return at::empty(shape, at::kFloat).normal_(0.0, 0.02, gen); };
+  const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;
+  const int64_t qkv = (int64_t(s.n_head) + 2 * s.n_local_heads) * hd;
+  StateDict w;
+  w["tok_embeddings.weight"] = normal({s.vocab_size, dim});
+  for (int i = 0; i < s.n_layer; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    w[p + "attention_norm.weight"] = at::ones({dim});
+    w[p + "ffn_norm.weight"] = at::ones({dim});
+    w[p + "attention.wqkv.weight"] = normal({qkv, dim});
+    w[p + "attention.wo.weight"] = normal({dim, int64_t(s.n_head) * hd});
+    w[p + "feed_forward.w1.weight"] = normal({ffn, dim});
+    w[p + "feed_forward.w2.weight"] = normal({dim, ffn});
+    w[p + "feed_forward.w3.weight"] = normal({ffn, dim});
+  }
+  w["norm.weight"] = at::ones({dim});
+  w["output.weight"] = normal({s.vocab_size, dim});
+  return w;
+}
+
+}  // namespace gptfast
