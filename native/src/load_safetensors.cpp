@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <set>
 
@@ -25,6 +26,20 @@ at::ScalarType parse_dtype(const std::string& dtype, const std::string& name) {
   if (dtype == "BF16") return at::kBFloat16;
   if (dtype == "F64") return at::kDouble;
   throw Error("tensor '" + name + "' has unsupported safetensors dtype " + dtype);
+}
+
+// Bytes a tensor of this shape and dtype occupies, checked for negative dimensions and overflow.
+uint64_t tensor_bytes(const std::vector<int64_t>& shape, at::ScalarType dtype, const std::string& name,
+                      const std::string& path) {
+  uint64_t bytes = c10::elementSize(dtype);
+  for (const int64_t d : shape) {
+    if (d < 0) throw Error("tensor '" + name + "' in '" + path + "' has a negative dimension");
+    if (d != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) {
+      throw Error("tensor '" + name + "' in '" + path + "' has a shape too large to address");
+    }
+    bytes *= static_cast<uint64_t>(d);
+  }
+  return bytes;
 }
 
 void read_file_tensors(const std::string& path, StateDict& out) {
@@ -53,14 +68,16 @@ void read_file_tensors(const std::string& path, StateDict& out) {
       const std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
       const uint64_t begin = info.at("data_offsets").at(0).get<uint64_t>();
       const uint64_t end = info.at("data_offsets").at(1).get<uint64_t>();
-      at::Tensor t = at::empty(shape, dtype);
-      const uint64_t bytes = t.numel() * t.element_size();
+      // Validate the header against the file before allocating anything: a corrupt shape must not
+      // trigger a huge allocation, and offsets near 2^64 must not wrap around the bounds check.
+      const uint64_t bytes = tensor_bytes(shape, dtype, name, path);
       if (end < begin || end - begin != bytes) {
         throw Error("tensor '" + name + "' in '" + path + "' has data_offsets that do not match its shape");
       }
-      if (data_start + end > file_size) {
+      if (end > file_size - data_start) {  // data_start <= file_size: checked with header_len above
         throw Error("safetensors file '" + path + "' is truncated (tensor '" + name + "' runs past the end)");
       }
+      at::Tensor t = at::empty(shape, dtype);
       in.seekg(data_start + begin);
       in.read(static_cast<char*>(t.data_ptr()), bytes);
       if (!in) throw Error("read error in '" + path + "' at tensor '" + name + "'");
