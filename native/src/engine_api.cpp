@@ -5,9 +5,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
+#include "decode_step.h"
 #include "guarded.h"
 #include "sampler.h"
 #include "transformer.h"
@@ -71,7 +74,11 @@ class TransformerSession {
       : runtime_(runtime),
         model_(spec, load_checkpoint(path, format, spec),
                at::TensorOptions().dtype(parse_dtype(runtime.dtype)).device(parse_device(runtime.device)),
-               cache_length(spec, runtime)) {}
+               cache_length(spec, runtime)) {
+    // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
+    const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
+    if (FusedDecodeStep::supports(model_) && !(fused && std::string(fused) == "0")) fused_.emplace(model_);
+  }
 
   void check_prompt(const int32_t* tokens, int n) const {
     if (n <= 0) throw Error("prompt is empty: at least one token (BOS) is needed");
@@ -96,6 +103,13 @@ class TransformerSession {
     return logits;
   }
 
+  int decode(int32_t token) {
+    if (!fused_) return sample(run(&token, 1, false));
+    const float* logits = fused_->run(token, position_);
+    position_ += 1;
+    return sampler_.sample(logits, vocab());
+  }
+
   int sample(const at::Tensor& logits) {
     return sampler_.sample(logits.data_ptr<float>() + logits.numel() - vocab(), vocab());
   }
@@ -114,6 +128,7 @@ class TransformerSession {
 
   RuntimeSpec runtime_;
   Transformer model_;
+  std::optional<FusedDecodeStep> fused_;  // fp32 CPU fast path for one-token steps
   Sampler sampler_;
   int64_t position_ = 0;
 };
@@ -151,7 +166,7 @@ int TransformerEngine::decode(int32_t token) {
     }
     if (session_->position_ == 0) throw Error("decode called before prefill");
     c10::InferenceMode no_grad;
-    return session_->sample(session_->run(&token, 1, false));
+    return session_->decode(token);
   });
 }
 
@@ -176,7 +191,8 @@ std::string TransformerEngine::describe() const {
       << " n_local_heads=" << s.n_local_heads << " head_dim=" << s.head_dim
       << " intermediate_size=" << s.intermediate_size << " vocab_size=" << s.vocab_size
       << " cache=" << max_seq_len() << " dtype=" << session_->runtime_.dtype
-      << " device=" << session_->runtime_.device << " threads=" << at::get_num_threads();
+      << " device=" << session_->runtime_.device << " threads=" << at::get_num_threads()
+      << " decode=" << (session_->fused_ ? "fused" : "aten");
   return out.str();
 }
 

@@ -26,6 +26,9 @@ class KVCache {
   }
   at::Tensor keys(int64_t layer, int64_t context_len) const { return keys_[layer].narrow(2, 0, context_len); }
   at::Tensor values(int64_t layer, int64_t context_len) const { return values_[layer].narrow(2, 0, context_len); }
+  // Raw fp32 storage of one layer, for the fused decode step.
+  float* key_data(int64_t layer) { return keys_[layer].data_ptr<float>(); }
+  float* value_data(int64_t layer) { return values_[layer].data_ptr<float>(); }
   int64_t max_seq_len() const { return keys_.empty() ? 0 : keys_[0].size(2); }
 
  private:

@@ -28,6 +28,13 @@ class Transformer {
   at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions);
 
   const ModelSpec& spec() const { return spec_; }
+  // Weights and cache, read by the fused decode step (decode_step.h).
+  const at::Tensor& tok_embeddings() const { return tok_embeddings_; }
+  const LayerWeights& layer(int64_t i) const { return layers_[i]; }
+  const at::Tensor& norm() const { return norm_; }
+  const at::Tensor& output() const { return output_; }
+  const at::Tensor& rope() const { return rope_; }
+  KVCache& cache() { return cache_; }
   int64_t max_seq_len() const { return cache_.max_seq_len(); }
   at::TensorOptions options() const { return options_; }
 
