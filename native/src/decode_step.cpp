@@ -70,7 +70,9 @@ void FusedDecodeStep::attention(int64_t layer, int64_t pos) {
   const float scale = 1.0f / std::sqrt(float(hd));
   float* out = attn_out_.data_ptr<float>();
   float* scores_all = scores_.data_ptr<float>();
-  at::parallel_for(0, spec_.n_head, 1, [&](int64_t begin, int64_t end) {
+  // Split heads across threads only when each task has enough work (~32K multiply-adds).
+  const int64_t grain = std::max<int64_t>(1, 32768 / ((pos + 1) * hd * 2));
+  at::parallel_for(0, spec_.n_head, grain, [&](int64_t begin, int64_t end) {
     for (int64_t h = begin; h < end; ++h) {
       const float* qh = q + h * hd;
       const float* kh = keys + (h / group) * max_seq * hd;  // query head h reads KV head h / group

@@ -98,7 +98,10 @@ final class BenchCommand implements Callable<Integer> {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
         var tokenizer = new SentencePieceTokenizer(model.tokenizer);
         try {
-            return Engine.random(config, 1234, tokenizer, model.engineOptions(threadCount).withMaxSeqLen(cache));
+            // EngineOptions wants a checkpoint path; for random weights it only labels the run
+            var options = new ai.gptfast4j.EngineOptions(java.nio.file.Path.of(key), model.tokenizer, null, model.dtype,
+                    model.device, threadCount, cache);
+            return Engine.random(config, 1234, tokenizer, options);
         } catch (RuntimeException e) {
             tokenizer.close();
             throw e;
