@@ -17,7 +17,10 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text) {
   const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;
   const int64_t qkv = (int64_t(s.n_head) + 2 * s.n_local_heads) * hd;
   StateDict w;
+  // Embeddings and head first, then layers in order: a model with fewer layers and the same seed
+  // is an exact truncated copy (a natural speculative draft for benchmarks).
   w["tok_embeddings.weight"] = normal({s.vocab_size, dim});
+  w["output.weight"] = normal({s.vocab_size, dim});
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     w[p + "attention_norm.weight"] = at::ones({dim});
@@ -29,7 +32,6 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text) {
     w[p + "feed_forward.w3.weight"] = normal({ffn, dim});
   }
   w["norm.weight"] = at::ones({dim});
-  w["output.weight"] = normal({s.vocab_size, dim});
   return w;
 }
 

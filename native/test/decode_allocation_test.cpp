@@ -44,7 +44,13 @@ gptfast::ModelSpec small_llama() {
 // Counts CPU allocations made by `steps` decode calls after a prefill and two warm-up steps.
 int64_t allocations_per_decode(const std::string& dtype, int steps) {
   gptfast::TransformerEngine engine("7", "random", small_llama(), dtype, "cpu", 1, 0);
-  engine.set_sampling(0.8f, 20, 1);
+  gptfast::SamplingSpec sampling;
+  sampling.temperature = 0.8f;
+  sampling.top_k = 20;
+  sampling.top_p = 0.9f;
+  sampling.repetition_penalty = 1.1f;
+  sampling.seed = 1;
+  engine.set_sampling(sampling);
   const int32_t prompt[] = {1, 17, 42, 99};
   int token = engine.prefill(prompt, 4);
   token = engine.decode(token);

@@ -1,20 +1,37 @@
 // Statistical checks of the native sampler on fixed logits: the empirical distribution of many
-// seeded draws must match softmax(logits / T) restricted to the top-k (ties kept), computed here
-// independently in double. The chi-square bound comes from the sample count and degrees of freedom.
+// seeded draws must match the distribution computed here independently in double
+// (softmax(logits / T) restricted to top-k with ties kept, then to the top-p nucleus).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <vector>
 
+#include "chi_square.h"
 #include "errors.h"
 #include "sampler.h"
 
 using gptfast::Sampler;
+using gptfast::SamplingSpec;
+using gptfast_test::chi_square;
 
 namespace {
 
-std::vector<double> expected_distribution(const std::vector<float>& logits, float t, int k) {
+const std::vector<float> kLogits = {2.0f, 1.0f, 0.5f, 0.5f, -1.0f, 3.0f, 0.0f, -2.0f};
+constexpr int kDraws = 200000;
+
+SamplingSpec spec(float t, int k = 0, float p = 1.0f, uint64_t seed = 1234) {
+  SamplingSpec s;
+  s.temperature = t;
+  s.top_k = k;
+  s.top_p = p;
+  s.seed = int64_t(seed);
+  return s;
+}
+
+std::vector<double> expected_distribution(const std::vector<float>& logits, float t, int k, float top_p) {
   std::vector<float> sorted(logits);
   std::sort(sorted.rbegin(), sorted.rend());
   const float pivot = (k > 0 && k < int(logits.size())) ? sorted[k - 1] : -INFINITY;
@@ -24,83 +41,106 @@ std::vector<double> expected_distribution(const std::vector<float>& logits, floa
     if (logits[i] >= pivot) total += p[i] = std::exp(double(logits[i]) / t);
   }
   for (double& x : p) x /= total;
+  if (top_p < 1) {  // smallest most-probable set reaching top_p
+    std::vector<size_t> order(p.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+    double mass = 0;
+    std::vector<double> nucleus(p.size(), 0.0);
+    for (size_t j = 0; j < order.size() && mass < top_p; ++j) mass += nucleus[order[j]] = p[order[j]];
+    for (double& x : nucleus) x /= mass;
+    p = nucleus;
+  }
   return p;
 }
 
-// Pearson chi-square of counts against p over the support; fails loudly when above a bound
-// that a correct sampler exceeds with probability ~1e-6 (normal approximation, df + 5*sqrt(2 df)).
-void expect_matches(const std::vector<float>& logits, float t, int k, int draws) {
-  Sampler s;
-  s.configure(t, k, 1234);
-  std::vector<int> counts(logits.size(), 0);
-  for (int i = 0; i < draws; ++i) counts[s.sample(logits.data(), int(logits.size()))]++;
-  const auto p = expected_distribution(logits, t, k);
-  double chi2 = 0;
-  int df = -1;
-  for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] == 0) {
-      EXPECT_EQ(counts[i], 0) << "token " << i << " is outside top-k but was sampled";
-      continue;
-    }
-    const double e = p[i] * draws;
-    chi2 += (counts[i] - e) * (counts[i] - e) / e;
-    ++df;
-  }
-  EXPECT_LT(chi2, df + 5 * std::sqrt(2.0 * df)) << "t=" << t << " k=" << k;
+std::vector<long> draw_counts(Sampler& s, const std::vector<float>& logits, int draws) {
+  std::vector<long> counts(logits.size(), 0);
+  for (int i = 0; i < draws; ++i) counts[s.sample(logits.data())]++;
+  return counts;
 }
 
-const std::vector<float> kLogits = {2.0f, 1.0f, 0.5f, 0.5f, -1.0f, 3.0f, 0.0f, -2.0f};
+void expect_matches(float t, int k, float top_p) {
+  Sampler s;
+  s.configure(spec(t, k, top_p), int(kLogits.size()));
+  const auto result = chi_square(draw_counts(s, kLogits, kDraws), expected_distribution(kLogits, t, k, top_p));
+  EXPECT_TRUE(result.passes()) << "t=" << t << " k=" << k << " top_p=" << top_p << " chi2=" << result.statistic
+                               << " df=" << result.df << " impossible=" << result.impossible_seen;
+}
 
 }  // namespace
 
 TEST(Sampler, GreedyTakesFirstMaximum) {
   Sampler s;
-  s.configure(0.0f, 0, 0);
+  s.configure(spec(0.0f), 4);
   std::vector<float> logits = {0.1f, 3.0f, 3.0f, -1.0f};
-  EXPECT_EQ(s.sample(logits.data(), 4), 1);
+  EXPECT_EQ(s.sample(logits.data()), 1);
 }
 
-TEST(Sampler, TemperatureMatchesSoftmax) { expect_matches(kLogits, 1.0f, 0, 200000); }
-TEST(Sampler, LowTemperatureMatchesSoftmax) { expect_matches(kLogits, 0.5f, 0, 200000); }
-TEST(Sampler, TopKMatchesRenormalisedSoftmax) { expect_matches(kLogits, 0.8f, 3, 200000); }
+TEST(Sampler, TemperatureMatchesSoftmax) { expect_matches(1.0f, 0, 1.0f); }
+TEST(Sampler, LowTemperatureMatchesSoftmax) { expect_matches(0.5f, 0, 1.0f); }
+TEST(Sampler, TopKMatchesRenormalisedSoftmax) { expect_matches(0.8f, 3, 1.0f); }
+TEST(Sampler, TopPMatchesNucleus) { expect_matches(1.0f, 0, 0.7f); }
+TEST(Sampler, TopKThenTopP) { expect_matches(1.3f, 5, 0.9f); }
+
 TEST(Sampler, TopKKeepsTiesWithTheKthLogit) {
-  // k = 4 cuts between the two 0.5 logits: both stay in.
-  expect_matches(kLogits, 1.0f, 4, 200000);
+  // k = 4 cuts between the two 0.5 logits: both stay in, so five tokens can appear.
+  expect_matches(1.0f, 4, 1.0f);
   Sampler s;
-  s.configure(1.0f, 4, 7);
-  std::map<int, int> seen;
-  for (int i = 0; i < 20000; ++i) seen[s.sample(kLogits.data(), int(kLogits.size()))]++;
-  EXPECT_GT(seen[2], 0);
-  EXPECT_GT(seen[3], 0);
-  EXPECT_EQ(seen.size(), 5u);
+  s.configure(spec(1.0f, 4, 1.0f, 7), 8);
+  const auto counts = draw_counts(s, kLogits, 20000);
+  EXPECT_GT(counts[2], 0);
+  EXPECT_GT(counts[3], 0);
+  EXPECT_EQ(std::count_if(counts.begin(), counts.end(), [](long c) { return c > 0; }), 5);
+}
+
+TEST(Sampler, PenaltiesAndSuppression) {
+  Sampler s;
+  SamplingSpec sp = spec(0.0f);
+  sp.repetition_penalty = 2.0f;
+  s.configure(sp, 8);
+  const int32_t prompt[] = {5};  // logit 3.0 -> 1.5 after the penalty: token 0 (2.0) wins
+  s.reset_history(prompt, 1);
+  EXPECT_EQ(s.sample(kLogits.data()), 0);
+  sp.repetition_penalty = 1.0f;
+  sp.presence_penalty = 1.5f;  // generated 5 once: 3.0 - 1.5 = 1.5 < 2.0
+  s.configure(sp, 8);
+  s.reset_history(prompt, 1);
+  EXPECT_EQ(s.sample(kLogits.data()), 5);  // presence counts generated tokens only
+  s.record_generated(5);
+  EXPECT_EQ(s.sample(kLogits.data()), 0);
+  const int32_t banned[] = {0, 5};
+  s.set_suppressed(banned, 2);
+  EXPECT_EQ(s.sample(kLogits.data()), 1);
+  s.set_suppressed(nullptr, 0);
+  EXPECT_EQ(s.sample(kLogits.data()), 0);
 }
 
 TEST(Sampler, SameSeedSameSequence) {
   Sampler a, b;
-  a.configure(1.0f, 0, 99);
-  b.configure(1.0f, 0, 99);
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.sample(kLogits.data(), 8), b.sample(kLogits.data(), 8));
+  a.configure(spec(1.0f, 0, 1.0f, 99), 8);
+  b.configure(spec(1.0f, 0, 1.0f, 99), 8);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.sample(kLogits.data()), b.sample(kLogits.data()));
 }
 
 TEST(Sampler, RejectsInvalidParameters) {
   Sampler s;
-  EXPECT_THROW(s.configure(-0.5f, 0, 0), gptfast::Error);
-  EXPECT_THROW(s.configure(NAN, 0, 0), gptfast::Error);
-  EXPECT_THROW(s.configure(1.0f, -1, 0), gptfast::Error);
+  EXPECT_THROW(s.configure(spec(-0.5f), 8), gptfast::Error);
+  EXPECT_THROW(s.configure(spec(NAN), 8), gptfast::Error);
+  EXPECT_THROW(s.configure(spec(1.0f, -1), 8), gptfast::Error);
+  EXPECT_THROW(s.configure(spec(1.0f, 0, 0.0f), 8), gptfast::Error);
+  EXPECT_THROW(s.configure(spec(1.0f, 0, 1.5f), 8), gptfast::Error);
+  SamplingSpec bad = spec(1.0f);
+  bad.repetition_penalty = 0.0f;
+  EXPECT_THROW(s.configure(bad, 8), gptfast::Error);
 }
 
 TEST(Sampler, DetectsAWrongDistribution) {
-  // The check itself must be able to fail: draws from T=1 judged against T=0.5 are rejected.
+  // The check itself must be able to fail: draws at T=1 judged against T=0.5, and top-p draws
+  // judged against the unfiltered softmax, are both rejected.
   Sampler s;
-  s.configure(1.0f, 0, 5);
-  std::vector<int> counts(kLogits.size(), 0);
-  const int draws = 200000;
-  for (int i = 0; i < draws; ++i) counts[s.sample(kLogits.data(), 8)]++;
-  const auto wrong = expected_distribution(kLogits, 0.5f, 0);
-  double chi2 = 0;
-  for (size_t i = 0; i < wrong.size(); ++i) {
-    const double e = wrong[i] * draws;
-    chi2 += (counts[i] - e) * (counts[i] - e) / e;
-  }
-  EXPECT_GT(chi2, 7 + 5 * std::sqrt(14.0));
+  s.configure(spec(1.0f, 0, 1.0f, 5), 8);
+  EXPECT_FALSE(chi_square(draw_counts(s, kLogits, kDraws), expected_distribution(kLogits, 0.5f, 0, 1.0f)).passes());
+  s.configure(spec(1.0f, 0, 0.7f, 5), 8);
+  EXPECT_FALSE(chi_square(draw_counts(s, kLogits, kDraws), expected_distribution(kLogits, 1.0f, 0, 1.0f)).passes());
 }

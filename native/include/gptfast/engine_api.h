@@ -30,7 +30,22 @@ struct ModelSpec {
   int rope_original_max_position = 8192;
 };
 
+// How to pick the next token. Order of processing (as in Hugging Face / vLLM): repetition
+// penalty (prompt + generated tokens), presence/frequency penalties (generated tokens),
+// suppressed tokens, then temperature, top-k, top-p. temperature 0 = greedy (argmax after the
+// penalties).
+struct SamplingSpec {
+  float temperature = 0.0f;
+  int top_k = 0;                    // 0 = whole vocabulary; ties with the k-th logit are kept
+  float top_p = 1.0f;               // nucleus: smallest set with probability >= top_p
+  float repetition_penalty = 1.0f;  // > 1 discourages tokens already in the context
+  float presence_penalty = 0.0f;    // subtracted once from tokens generated so far
+  float frequency_penalty = 0.0f;   // subtracted per occurrence in the generated tokens
+  int64_t seed = 0;
+};
+
 class TransformerSession;
+class SpeculativeState;
 
 // One loaded model with its static KV cache: prefill a prompt, then decode one token at a time.
 // Not thread-safe: one generation at a time per engine (the Java Engine serialises calls).
@@ -48,8 +63,11 @@ class TransformerEngine {
   TransformerEngine(const TransformerEngine&) = delete;
   TransformerEngine& operator=(const TransformerEngine&) = delete;
 
-  // temperature 0 = greedy; top_k 0 = whole vocabulary. Seeds the engine's own generator.
-  void set_sampling(float temperature, int top_k, int64_t seed);
+  // Validates and applies sampling parameters; seeds the engine's own generator.
+  void set_sampling(const SamplingSpec& sampling);
+  // Tokens excluded from sampling until the next call (n = 0 clears), e.g. EOS before a
+  // minimum number of new tokens.
+  void suppress_tokens(const int32_t* ids, int n);
 
   // Resets the cache, runs the whole prompt in one pass, returns the first sampled token.
   int prefill(const int32_t* tokens, int n_tokens);
@@ -64,7 +82,39 @@ class TransformerEngine {
   std::string describe() const;
 
  private:
+  friend class SpeculativeDecoder;
   std::unique_ptr<TransformerSession> session_;
+};
+
+// Speculative decoding: the draft proposes k tokens one at a time (its own KV cache), the target
+// scores all k+1 positions in one pass, and native accept/reject keeps exactly the target's
+// distribution: draft token x is accepted with probability min(1, p(x)/q(x)); the first rejected
+// position is resampled from normalize(max(0, p - q)); if all k are accepted a bonus token is
+// sampled from the target. Both caches are rewound to the accepted prefix (later entries are
+// overwritten before they are ever read). Sampling parameters and the generator are the target's;
+// penalties are not supported here. Both engines must outlive this object.
+class SpeculativeDecoder {
+ public:
+  SpeculativeDecoder(TransformerEngine& target, TransformerEngine& draft, int k);
+  ~SpeculativeDecoder();
+  SpeculativeDecoder(const SpeculativeDecoder&) = delete;
+  SpeculativeDecoder& operator=(const SpeculativeDecoder&) = delete;
+
+  // Prefills both models with the prompt; returns the first token, sampled from the target.
+  int prefill(const int32_t* tokens, int n_tokens);
+  // One round after `last_token` (the last token returned, not yet in either cache): writes the
+  // 1..k+1 new tokens to out (capacity >= k+1) and returns how many. Near the end of the context
+  // k shrinks; 0 means the context is full.
+  int step(int32_t last_token, int32_t* out, int capacity);
+
+  int64_t rounds() const;    // verify passes so far (since construction)
+  int64_t proposed() const;  // draft tokens proposed
+  int64_t accepted() const;  // draft tokens accepted
+
+ private:
+  TransformerEngine& target_;
+  TransformerEngine& draft_;
+  std::unique_ptr<SpeculativeState> state_;
 };
 
 }  // namespace gptfast

@@ -1,14 +1,16 @@
 package ai.gptfast4j;
 
 import ai.gptfast4j.natives.GptFastNative;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
  * A loaded model and tokenizer: generate text from a prompt, token by token, with streaming.
- * The transformer, KV cache and sampling run natively; this class orchestrates the loop.
- * One generation runs at a time per engine (calls are serialised); close() frees native memory.
+ * The transformer, KV cache, sampling and speculative accept/reject run natively; this class
+ * orchestrates the loop. One generation runs at a time per engine (calls are serialised);
+ * close() frees native memory.
  *
  * <pre>{@code
  * try (Engine engine = Engine.load(EngineOptions.of(Path.of("model.pth")))) {
@@ -19,13 +21,20 @@ import java.util.Arrays;
  * }</pre>
  */
 public final class Engine implements AutoCloseable {
-    private final GptFastNative.TransformerEngine nativeEngine;
+    private final GptFastNative.TransformerEngine target;
+    private final GptFastNative.TransformerEngine draft;          // null without speculation
+    private final GptFastNative.SpeculativeDecoder speculative;   // null without speculation
+    private final int speculateK;
     private final Tokenizer tokenizer;
     private final ModelConfig config;
     private final String configSource;
 
-    private Engine(GptFastNative.TransformerEngine nativeEngine, Tokenizer tokenizer, ModelConfig config, String source) {
-        this.nativeEngine = nativeEngine;
+    private Engine(GptFastNative.TransformerEngine target, GptFastNative.TransformerEngine draft, int speculateK,
+                   Tokenizer tokenizer, ModelConfig config, String source) {
+        this.target = target;
+        this.draft = draft;
+        this.speculateK = speculateK;
+        this.speculative = draft == null ? null : nativeCall(() -> new GptFastNative.SpeculativeDecoder(target, draft, speculateK));
         this.tokenizer = tokenizer;
         this.config = config;
         this.configSource = source;
@@ -41,31 +50,82 @@ public final class Engine implements AutoCloseable {
             throw new GptFastException("tokenizer not found: " + tokenizerPath + " (pass --tokenizer)");
         }
         Tokenizer tokenizer = new SentencePieceTokenizer(tokenizerPath);
+        GptFastNative.TransformerEngine target = null, draft = null;
         try {
             checkVocab(tokenizer, resolved.config());
-            return new Engine(loadNative(file.toString(), format.nativeName, resolved.config(), options),
-                    tokenizer, resolved.config(), resolved.source());
+            target = loadNative(file.toString(), format.nativeName, resolved.config(), options, options.maxSeqLen());
+            if (options.speculative()) {
+                draft = loadDraft(options, resolved.config(), tokenizerPath, target.max_seq_len());
+            }
+            return new Engine(target, draft, options.speculateK(), tokenizer, resolved.config(), resolved.source());
         } catch (RuntimeException e) {
+            if (draft != null) draft.close();
+            if (target != null) target.close();
             tokenizer.close();
             throw GptFastException.fromNative(e);
         }
     }
 
+    /** The draft must share the target's vocabulary (and tokenizer file, where it has its own). */
+    private static GptFastNative.TransformerEngine loadDraft(EngineOptions options, ModelConfig targetConfig,
+                                                             Path tokenizerPath, int contextLength) {
+        Path file = CheckpointFormat.resolveFile(options.draftCheckpoint());
+        ModelConfig draftConfig = ConfigResolver.resolve(file, options.draftConfig()).config();
+        if (draftConfig.vocabSize() != targetConfig.vocabSize()) {
+            throw new GptFastException("draft model " + file + " has vocab_size " + draftConfig.vocabSize()
+                    + " but the target has " + targetConfig.vocabSize() + ": speculative decoding needs a shared tokenizer");
+        }
+        Path draftTokenizer = file.toAbsolutePath().getParent().resolve("tokenizer.model");
+        if (Files.isRegularFile(draftTokenizer) && !sameFile(draftTokenizer, tokenizerPath)) {
+            throw new GptFastException("draft model's tokenizer " + draftTokenizer + " differs from the target's "
+                    + tokenizerPath + ": speculative decoding needs a shared tokenizer");
+        }
+        return loadNative(file.toString(), CheckpointFormat.detect(file).nativeName, draftConfig, options, contextLength);
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.mismatch(a, b) == -1;
+        } catch (IOException e) {
+            throw new GptFastException("cannot compare tokenizers " + a + " and " + b + ": " + e.getMessage(), e);
+        }
+    }
+
     /**
      * An engine over seeded random weights of the given architecture (for benchmarks of shapes
-     * whose checkpoints are not at hand), with the given tokenizer.
+     * whose checkpoints are not at hand), with the given tokenizer. draftLayers > 0 adds a
+     * speculative draft: the same random model truncated to its first draftLayers layers.
      */
-    public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options) {
+    public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
+                                int draftLayers) {
         checkVocab(tokenizer, config);
-        return new Engine(loadNative(Long.toString(seed), "random", config, options), tokenizer, config,
-                "random weights, seed " + seed);
+        GptFastNative.TransformerEngine target = loadNative(Long.toString(seed), "random", config, options,
+                options.maxSeqLen());
+        GptFastNative.TransformerEngine draft = null;
+        try {
+            if (draftLayers > 0) {
+                ModelConfig truncated = new ModelConfig(config.dim(), draftLayers, config.nHead(), config.nLocalHeads(),
+                        config.headDim(), config.intermediateSize(), config.vocabSize(), config.blockSize(),
+                        config.ropeBase(), config.normEps(), config.ropeScalingFactor(), config.ropeLowFreqFactor(),
+                        config.ropeHighFreqFactor(), config.ropeOriginalMaxPosition());
+                draft = loadNative(Long.toString(seed), "random", truncated, options, target.max_seq_len());
+            }
+            return new Engine(target, draft, options.speculateK(), tokenizer, config, "random weights, seed " + seed);
+        } catch (RuntimeException e) {
+            if (draft != null) draft.close();
+            target.close();
+            throw GptFastException.fromNative(e);
+        }
+    }
+
+    public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options) {
+        return random(config, seed, tokenizer, options, 0);
     }
 
     private static GptFastNative.TransformerEngine loadNative(String path, String format, ModelConfig config,
-                                                              EngineOptions o) {
+                                                              EngineOptions o, int maxSeqLen) {
         try (GptFastNative.ModelSpec spec = config.toNative()) {
-            return new GptFastNative.TransformerEngine(path, format, spec, o.dtype(), o.device(), o.threads(),
-                    o.maxSeqLen());
+            return new GptFastNative.TransformerEngine(path, format, spec, o.dtype(), o.device(), o.threads(), maxSeqLen);
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
@@ -99,49 +159,127 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
-     * Prefills the prompt ids, then decodes until a stop token, max_new_tokens, a full context or
-     * cancellation. Each token is passed to the listener (if not null) as soon as it is sampled;
-     * with a null listener no text is decoded until the end.
+     * Prefills the prompt ids, then decodes (speculatively when a draft model is loaded) until a
+     * stop token, a stop sequence, max_new_tokens, a full context or cancellation. Each token is
+     * passed to the listener (if not null) as soon as it is accepted; with a null listener and no
+     * stop sequences no text is decoded until the end.
      */
     public synchronized GenerationResult generate(int[] promptIds, GenerationParams params, TokenListener listener,
                                                   CancellationToken cancel) {
         ensureOpen();
         if (promptIds == null || promptIds.length == 0) throw new GptFastException("prompt is empty: at least BOS is needed");
-        int contextLength = nativeEngine.max_seq_len();
+        int contextLength = target.max_seq_len();
         if (promptIds.length > contextLength) {
             throw new GptFastException("prompt has " + promptIds.length + " tokens, more than the context length "
                     + contextLength);
         }
-        StreamingDetokenizer text = new StreamingDetokenizer(tokenizer, Arrays.copyOfRange(promptIds, 1, promptIds.length));
-        int[] generated = new int[Math.min(params.maxNewTokens(), contextLength - promptIds.length + 1)];
-        int count = 0;
-        GenerationResult.StopReason reason = GenerationResult.StopReason.MAX_NEW_TOKENS;
+        if (speculative != null && params.usesPenalties()) {
+            throw new GptFastException("repetition/presence/frequency penalties are not supported with speculative decoding");
+        }
+        Run run = new Run(promptIds, params, listener, cancel, contextLength);
         long start = System.nanoTime();
-        long firstToken;
-        try {
-            nativeEngine.set_sampling(params.temperature(), params.topK(), params.seed());
-            int next = nativeEngine.prefill(promptIds, promptIds.length);
-            firstToken = System.nanoTime();
-            while (true) {
-                generated[count++] = next;
-                boolean stop = params.isStopToken(next, tokenizer.eosId(), tokenizer.bosId());
-                if (!stop) text.append(next);
-                if (listener != null) listener.onToken(next, stop ? "" : text.newText());
-                if (stop) { reason = GenerationResult.StopReason.STOP_TOKEN; break; }
-                if (count == params.maxNewTokens()) { reason = GenerationResult.StopReason.MAX_NEW_TOKENS; break; }
-                if (cancel.isCancelled()) { reason = GenerationResult.StopReason.CANCELLED; break; }
-                if (count == generated.length) { reason = GenerationResult.StopReason.CONTEXT_FULL; break; }
-                next = nativeEngine.decode(next);
+        long rounds0 = 0, proposed0 = 0, accepted0 = 0;
+        try (GptFastNative.SamplingSpec sampling = samplingSpec(params)) {
+            target.set_sampling(sampling);
+            run.updateSuppression();
+            int next;
+            if (speculative != null) {
+                rounds0 = speculative.rounds();
+                proposed0 = speculative.proposed();
+                accepted0 = speculative.accepted();
+                next = speculative.prefill(promptIds, promptIds.length);
+            } else {
+                next = target.prefill(promptIds, promptIds.length);
+            }
+            run.firstToken = System.nanoTime();
+            if (speculative == null) {
+                while (!run.accept(next)) {
+                    run.updateSuppression();
+                    next = target.decode(next);
+                }
+            } else {
+                int[] round = new int[speculateK + 1];
+                boolean done = run.accept(next);
+                while (!done) {
+                    run.updateSuppression();
+                    int n = speculative.step(next, round, round.length);
+                    for (int i = 0; i < n && !done; i++) done = run.accept(next = round[i]);
+                }
             }
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
         long end = System.nanoTime();
-        GenerationStats stats = new GenerationStats(promptIds.length, count, (firstToken - start) / 1e6,
-                (end - firstToken) / 1e6);
-        int[] tokens = Arrays.copyOf(generated, count);
-        // the stop token was never added to the detokenizer, so it is not part of the text
-        return new GenerationResult(promptIds.clone(), tokens, text.completion(), reason, stats);
+        GenerationStats stats = new GenerationStats(promptIds.length, run.count, (run.firstToken - start) / 1e6,
+                (end - run.firstToken) / 1e6,
+                speculative == null ? 0 : speculative.rounds() - rounds0,
+                speculative == null ? 0 : speculative.proposed() - proposed0,
+                speculative == null ? 0 : speculative.accepted() - accepted0);
+        if (!run.textUpToDate) run.text.update();
+        return new GenerationResult(promptIds.clone(), Arrays.copyOf(run.generated, run.count), run.text.completion(),
+                run.reason, stats);
+    }
+
+    private static GptFastNative.SamplingSpec samplingSpec(GenerationParams p) {
+        return new GptFastNative.SamplingSpec().temperature(p.temperature()).top_k(p.topK()).top_p(p.topP())
+                .repetition_penalty(p.repetitionPenalty()).presence_penalty(p.presencePenalty())
+                .frequency_penalty(p.frequencyPenalty()).seed(p.seed());
+    }
+
+    /** The bookkeeping of one generation: tokens, text, stop conditions, min-token suppression. */
+    private final class Run {
+        final GenerationParams params;
+        final TokenListener listener;
+        final CancellationToken cancel;
+        final StreamingDetokenizer text;
+        final int[] generated;
+        final boolean needText;
+        final int[] stopIds;
+        int count;
+        long firstToken;
+        boolean suppressing;
+        boolean textUpToDate = true;
+        GenerationResult.StopReason reason;
+
+        Run(int[] promptIds, GenerationParams params, TokenListener listener, CancellationToken cancel, int contextLength) {
+            this.params = params;
+            this.listener = listener;
+            this.cancel = cancel;
+            this.text = new StreamingDetokenizer(tokenizer, Arrays.copyOfRange(promptIds, 1, promptIds.length),
+                    params.stopSequences());
+            // the last position can still be sampled from, so the context allows one token more
+            this.generated = new int[Math.min(params.maxNewTokens(), contextLength - promptIds.length + 1)];
+            this.needText = listener != null || !params.stopSequences().isEmpty();
+            this.stopIds = params.effectiveStopTokens(tokenizer.eosId(), tokenizer.bosId());
+        }
+
+        /** Stop tokens are suppressed natively until min_new_tokens were generated. */
+        void updateSuppression() {
+            boolean want = count < params.minNewTokens();
+            if (want == suppressing) return;
+            suppressing = want;
+            int[] ids = want ? stopIds : new int[0];
+            target.suppress_tokens(ids, ids.length);
+        }
+
+        /** Records a token, streams its text; returns true when generation ends with it. */
+        boolean accept(int token) {
+            generated[count++] = token;
+            if (params.isStopToken(token, tokenizer.eosId(), tokenizer.bosId())) {
+                reason = GenerationResult.StopReason.STOP_TOKEN;
+            } else {
+                text.append(token);
+                textUpToDate = needText;
+                if (needText && text.update()) reason = GenerationResult.StopReason.STOP_SEQUENCE;
+            }
+            if (reason == null) {
+                if (count == params.maxNewTokens()) reason = GenerationResult.StopReason.MAX_NEW_TOKENS;
+                else if (count == generated.length) reason = GenerationResult.StopReason.CONTEXT_FULL;
+                else if (cancel.isCancelled()) reason = GenerationResult.StopReason.CANCELLED;
+            }
+            if (listener != null) listener.onToken(token, reason != null ? text.takeRest() : text.takeFinalText());
+            return reason != null;
+        }
     }
 
     /** fp32 logits of every prompt position, [n][vocab]; resets the KV cache. */
@@ -149,34 +287,45 @@ public final class Engine implements AutoCloseable {
         ensureOpen();
         int vocab = config.vocabSize();
         float[] flat = new float[promptIds.length * vocab];
-        try {
-            nativeEngine.prompt_logits(promptIds, promptIds.length, flat);
-        } catch (RuntimeException e) {
-            throw GptFastException.fromNative(e);
-        }
+        nativeCall(() -> {
+            target.prompt_logits(promptIds, promptIds.length, flat);
+            return null;
+        });
         float[][] rows = new float[promptIds.length][];
         for (int i = 0; i < rows.length; i++) rows[i] = Arrays.copyOfRange(flat, i * vocab, (i + 1) * vocab);
         return rows;
     }
 
+    private static <T> T nativeCall(java.util.function.Supplier<T> call) {
+        try {
+            return call.get();
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+    }
+
     public Tokenizer tokenizer() { return tokenizer; }
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
-    public int contextLength() { return nativeEngine.max_seq_len(); }
+    public int contextLength() { return target.max_seq_len(); }
+    public boolean isSpeculative() { return speculative != null; }
+    public int speculateK() { return speculateK; }
 
-    /** One line: architecture, cache, dtype, device, threads. */
+    /** One line: architecture, cache, dtype, device, threads (and the draft, if any). */
     public String describe() {
         ensureOpen();
-        return nativeEngine.describe();
+        return target.describe() + (draft == null ? "" : " | draft: " + draft.describe() + " k=" + speculateK);
     }
 
     private void ensureOpen() {
-        if (nativeEngine.isNull()) throw new GptFastException("engine is closed");
+        if (target.isNull()) throw new GptFastException("engine is closed");
     }
 
     @Override
     public synchronized void close() {
-        nativeEngine.close();
+        if (speculative != null) speculative.close();
+        if (draft != null) draft.close();
+        target.close();
         tokenizer.close();
     }
 }

@@ -1,24 +1,48 @@
 package ai.gptfast4j;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * How to generate. Immutable; build with {@link #builder()}. Validated on build, so a bad value
- * fails before any work starts.
+ * fails before any work starts. Logit processing runs natively in this order: repetition
+ * penalty (prompt + generated), presence/frequency penalties (generated), temperature, top-k,
+ * top-p; temperature 0 is greedy.
  *
  * @param stopTokens ids that end generation (kept as the last generated token); null means the
  *                   tokenizer's EOS and BOS (a sampled BOS starts a new document, which is how
- *                   llama2.c-trained models such as TinyStories end a story).
+ *                   llama2.c-trained models such as TinyStories end a story)
+ * @param minNewTokens stop tokens are suppressed until this many tokens were generated
+ * @param stopSequences texts that end generation; the completion is cut before the match
  */
-public record GenerationParams(int maxNewTokens, float temperature, int topK, long seed, int[] stopTokens) {
+public record GenerationParams(int maxNewTokens, int minNewTokens, float temperature, int topK, float topP,
+                               float repetitionPenalty, float presencePenalty, float frequencyPenalty,
+                               long seed, int[] stopTokens, List<String> stopSequences) {
 
     public GenerationParams {
         if (maxNewTokens <= 0) throw new GptFastException("max_new_tokens must be positive, got " + maxNewTokens);
+        if (minNewTokens < 0 || minNewTokens > maxNewTokens) {
+            throw new GptFastException("min_new_tokens must be in [0, max_new_tokens], got " + minNewTokens);
+        }
         if (!(temperature >= 0) || Float.isInfinite(temperature)) {
             throw new GptFastException("temperature must be a finite number >= 0, got " + temperature);
         }
         if (topK < 0) throw new GptFastException("top_k must be >= 0 (0 = no top-k), got " + topK);
+        if (!(topP > 0 && topP <= 1)) throw new GptFastException("top_p must be in (0, 1], got " + topP);
+        if (!(repetitionPenalty > 0) || Float.isInfinite(repetitionPenalty)) {
+            throw new GptFastException("repetition_penalty must be a finite number > 0, got " + repetitionPenalty);
+        }
+        if (!(Math.abs(presencePenalty) <= 2)) {
+            throw new GptFastException("presence_penalty must be in [-2, 2], got " + presencePenalty);
+        }
+        if (!(Math.abs(frequencyPenalty) <= 2)) {
+            throw new GptFastException("frequency_penalty must be in [-2, 2], got " + frequencyPenalty);
+        }
         stopTokens = stopTokens == null ? null : stopTokens.clone();
+        stopSequences = stopSequences == null ? List.of() : List.copyOf(stopSequences);
+        for (String s : stopSequences) {
+            if (s.isEmpty()) throw new GptFastException("stop sequences must not be empty");
+        }
     }
 
     public static Builder builder() {
@@ -31,29 +55,65 @@ public record GenerationParams(int maxNewTokens, float temperature, int topK, lo
         return false;
     }
 
+    /** The stop token ids in force for a tokenizer (for min_new_tokens suppression). */
+    int[] effectiveStopTokens(int eosId, int bosId) {
+        return stopTokens != null ? stopTokens.clone() : new int[] {eosId, bosId};
+    }
+
+    boolean usesPenalties() {
+        return repetitionPenalty != 1f || presencePenalty != 0f || frequencyPenalty != 0f;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof GenerationParams g && toString().equals(g.toString());
+    }
+
+    @Override
+    public int hashCode() {
+        return toString().hashCode();
+    }
+
     @Override
     public String toString() {
-        return "GenerationParams[maxNewTokens=" + maxNewTokens + ", temperature=" + temperature + ", topK=" + topK
-                + ", seed=" + seed + ", stopTokens=" + (stopTokens == null ? "EOS,BOS" : Arrays.toString(stopTokens)) + "]";
+        return "GenerationParams[maxNewTokens=" + maxNewTokens + ", minNewTokens=" + minNewTokens
+                + ", temperature=" + temperature + ", topK=" + topK + ", topP=" + topP
+                + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
+                + ", frequencyPenalty=" + frequencyPenalty + ", seed=" + seed
+                + ", stopTokens=" + (stopTokens == null ? "EOS,BOS" : Arrays.toString(stopTokens))
+                + ", stopSequences=" + stopSequences + "]";
     }
 
     public static final class Builder {
         private int maxNewTokens = 200;
+        private int minNewTokens = 0;
         private float temperature = 0.8f;
         private int topK = 200;
+        private float topP = 1f;
+        private float repetitionPenalty = 1f;
+        private float presencePenalty = 0f;
+        private float frequencyPenalty = 0f;
         private long seed = 0;
         private int[] stopTokens;
+        private List<String> stopSequences = List.of();
 
         public Builder maxNewTokens(int v) { maxNewTokens = v; return this; }
+        public Builder minNewTokens(int v) { minNewTokens = v; return this; }
         public Builder temperature(float v) { temperature = v; return this; }
         public Builder topK(int v) { topK = v; return this; }
+        public Builder topP(float v) { topP = v; return this; }
+        public Builder repetitionPenalty(float v) { repetitionPenalty = v; return this; }
+        public Builder presencePenalty(float v) { presencePenalty = v; return this; }
+        public Builder frequencyPenalty(float v) { frequencyPenalty = v; return this; }
         public Builder seed(long v) { seed = v; return this; }
         /** Ids that end generation; not called means the tokenizer's EOS and BOS. */
         public Builder stopTokens(int... ids) { stopTokens = ids; return this; }
+        public Builder stopSequences(List<String> texts) { stopSequences = texts; return this; }
         public Builder greedy() { temperature = 0; return this; }
 
         public GenerationParams build() {
-            return new GenerationParams(maxNewTokens, temperature, topK, seed, stopTokens);
+            return new GenerationParams(maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty,
+                    presencePenalty, frequencyPenalty, seed, stopTokens, stopSequences);
         }
     }
 }

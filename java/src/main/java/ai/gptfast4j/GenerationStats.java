@@ -2,9 +2,19 @@ package ai.gptfast4j;
 
 /**
  * Timings of one generation. Prefill covers the prompt pass and the first sampled token (so it
- * is also the time to first token); decode covers every later token.
+ * is also the time to first token); decode covers every later token. The speculative counters
+ * are 0 without a draft model.
+ *
+ * @param verifyRounds target verify passes (speculative rounds)
+ * @param draftProposed draft tokens proposed
+ * @param draftAccepted draft tokens the target accepted
  */
-public record GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis) {
+public record GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis,
+                              long verifyRounds, long draftProposed, long draftAccepted) {
+
+    public GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis) {
+        this(promptTokens, generatedTokens, prefillMillis, decodeMillis, 0, 0, 0);
+    }
 
     public double timeToFirstTokenMillis() {
         return prefillMillis;
@@ -18,5 +28,15 @@ public record GenerationStats(int promptTokens, int generatedTokens, double pref
     public double decodeTokensPerSecond() {
         int decoded = generatedTokens - 1;
         return decoded > 0 && decodeMillis > 0 ? decoded * 1000.0 / decodeMillis : 0;
+    }
+
+    /** Fraction of proposed draft tokens the target accepted (0 without speculation). */
+    public double acceptanceRate() {
+        return draftProposed > 0 ? (double) draftAccepted / draftProposed : 0;
+    }
+
+    /** Tokens produced per target verify pass: accepted draft tokens plus the corrected/bonus one. */
+    public double tokensPerVerify() {
+        return verifyRounds > 0 ? (double) (draftAccepted + verifyRounds) / verifyRounds : 0;
     }
 }

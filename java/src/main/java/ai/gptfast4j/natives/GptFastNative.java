@@ -55,6 +55,22 @@ public final class GptFastNative {
         public native int rope_original_max_position();  public native ModelSpec rope_original_max_position(int v);
     }
 
+    /** Sampling parameters (see engine_api.h for the order of processing). */
+    @Namespace("gptfast")
+    public static class SamplingSpec extends Pointer {
+        static { load(); }
+        public SamplingSpec() { allocate(); }
+        private native void allocate();
+
+        public native float temperature();         public native SamplingSpec temperature(float v);
+        public native int top_k();                 public native SamplingSpec top_k(int v);
+        public native float top_p();               public native SamplingSpec top_p(float v);
+        public native float repetition_penalty();  public native SamplingSpec repetition_penalty(float v);
+        public native float presence_penalty();    public native SamplingSpec presence_penalty(float v);
+        public native float frequency_penalty();   public native SamplingSpec frequency_penalty(float v);
+        public native long seed();                 public native SamplingSpec seed(long v);
+    }
+
     /** A loaded model with its static KV cache (see engine_api.h). Not thread-safe. */
     @Namespace("gptfast")
     public static class TransformerEngine extends Pointer {
@@ -67,7 +83,8 @@ public final class GptFastNative {
                                      @Const @ByRef ModelSpec model, @StdString String dtype,
                                      @StdString String device, int threads, int maxSeqLen);
 
-        public native void set_sampling(float temperature, int topK, long seed);
+        public native void set_sampling(@Const @ByRef SamplingSpec sampling);
+        public native void suppress_tokens(@Const int[] ids, int n);
         public native int prefill(@Const int[] tokens, int nTokens);
         public native int decode(int token);
         public native void prompt_logits(@Const int[] tokens, int nTokens, float[] out);
@@ -75,6 +92,22 @@ public final class GptFastNative {
         public native int max_seq_len();
         public native int vocab_size();
         public native @StdString String describe();
+    }
+
+    /** Speculative decoding over a target and a draft engine (see engine_api.h). */
+    @Namespace("gptfast")
+    public static class SpeculativeDecoder extends Pointer {
+        static { load(); }
+        public SpeculativeDecoder(TransformerEngine target, TransformerEngine draft, int k) {
+            allocate(target, draft, k);
+        }
+        private native void allocate(@ByRef TransformerEngine target, @ByRef TransformerEngine draft, int k);
+
+        public native int prefill(@Const int[] tokens, int nTokens);
+        public native int step(int lastToken, int[] out, int capacity);
+        public native long rounds();
+        public native long proposed();
+        public native long accepted();
     }
 
     /** SentencePiece processor over UTF-8 byte buffers (see tokenizer_api.h). */

@@ -1,0 +1,107 @@
+#include "session.h"
+
+#include <cstdlib>
+
+namespace gptfast {
+
+namespace {
+
+at::ScalarType parse_dtype(const std::string& dtype) {
+  if (dtype == "fp32" || dtype == "float32") return at::kFloat;
+  if (dtype == "bf16" || dtype == "bfloat16") return at::kBFloat16;
+  throw Error("unknown dtype '" + dtype + "' (expected fp32 or bf16)");
+}
+
+at::Device parse_device(const std::string& device) {
+  at::Device d(at::kCPU);
+  try {
+    d = at::Device(device);
+  } catch (const c10::Error&) {
+    throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
+  }
+  if (d.is_cuda() && !at::hasCUDA()) {
+    throw Error("device '" + device + "' requested, but this libtorch build has no CUDA support");
+  }
+  if (!d.is_cpu() && !d.is_cuda()) throw Error("unsupported device '" + device + "'");
+  return d;
+}
+
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
+  if (format == "pth") {
+    StateDict w = load_pth(path);
+    merge_qkv(w, spec.n_layer);
+    return w;
+  }
+  if (format == "safetensors") return load_safetensors(path, spec);
+  if (format == "llama2c") return load_llama2c(path, spec);
+  if (format == "random") return random_weights(spec, path);
+  throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
+}
+
+int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
+  if (runtime.max_seq_len < 0) throw Error("max_seq_len must be >= 0");
+  const int64_t len = runtime.max_seq_len == 0 ? spec.block_size : runtime.max_seq_len;
+  if (len > spec.block_size) {
+    throw Error("max_seq_len " + std::to_string(len) + " exceeds the model's block_size " +
+                std::to_string(spec.block_size));
+  }
+  return len;
+}
+
+}  // namespace
+
+TransformerSession::TransformerSession(const std::string& path, const std::string& format,
+                                       const ModelSpec& spec, const RuntimeSpec& runtime)
+    : runtime_(runtime),
+      model_(spec, load_checkpoint(path, format, spec),
+             at::TensorOptions().dtype(parse_dtype(runtime.dtype)).device(parse_device(runtime.device)),
+             cache_length(spec, runtime)) {
+  // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
+  const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
+  if (FusedDecodeStep::supports(model_) && !(fused && std::string(fused) == "0")) fused_.emplace(model_);
+  sampler_.configure(SamplingSpec{}, spec.vocab_size);
+}
+
+void TransformerSession::check_prompt(const int32_t* tokens, int n) const {
+  if (n <= 0) throw Error("prompt is empty: at least one token (BOS) is needed");
+  if (n > max_seq_len()) {
+    throw Error("prompt has " + std::to_string(n) + " tokens, more than the context length " +
+                std::to_string(max_seq_len()));
+  }
+  for (int i = 0; i < n; ++i) check_token(tokens[i]);
+}
+
+void TransformerSession::check_token(int32_t token) const {
+  if (token < 0 || token >= vocab()) {
+    throw Error("token id " + std::to_string(token) + " is outside the vocabulary [0, " +
+                std::to_string(vocab()) + ")");
+  }
+}
+
+at::Tensor TransformerSession::forward(const int32_t* tokens, int n, bool all_positions) {
+  if (position_ + n > max_seq_len()) {
+    throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
+  }
+  at::Tensor ids = at::from_blob(const_cast<int32_t*>(tokens), {1, n}, at::kInt).to(model_.options().dtype(at::kLong));
+  at::Tensor logits = model_.forward(ids, position_, all_positions).cpu().contiguous().view({-1, vocab()});
+  position_ += n;
+  return logits;
+}
+
+const float* TransformerSession::step(int32_t token) {
+  if (!fused_) {
+    last_logits_ = forward(&token, 1, false);
+    return last_logits_.data_ptr<float>();
+  }
+  if (position_ >= max_seq_len()) throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
+  const float* logits = fused_->run(token, position_);
+  position_ += 1;
+  return logits;
+}
+
+void TransformerSession::rewind(int64_t position) {
+  if (position < 0 || position > position_) throw Error("cannot rewind to position " + std::to_string(position));
+  position_ = position;
+}
+
+}  // namespace gptfast

@@ -1,0 +1,55 @@
+// One loaded model with its cache position and sampler: the state behind TransformerEngine.
+// forward() runs any number of tokens through the batched ATen graph; step() runs one token
+// through the fused decode step when the model supports it. Both advance the position.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+
+#include "decode_step.h"
+#include "sampler.h"
+#include "transformer.h"
+
+namespace gptfast {
+
+struct RuntimeSpec {
+  std::string dtype, device;
+  int threads = 0, max_seq_len = 0;
+};
+
+class TransformerSession {
+ public:
+  TransformerSession(const std::string& path, const std::string& format, const ModelSpec& spec,
+                     const RuntimeSpec& runtime);
+
+  void check_prompt(const int32_t* tokens, int n) const;
+  void check_token(int32_t token) const;
+
+  // Runs tokens at positions position()..position()+n-1 and advances; returns fp32 CPU logits
+  // [n, vocab] (all_positions) or [1, vocab].
+  at::Tensor forward(const int32_t* tokens, int n, bool all_positions);
+  // Runs one token at position() and advances; returns its logits, valid until the next call.
+  const float* step(int32_t token);
+  // Moves the position back (cache entries past it become stale and are overwritten later).
+  void rewind(int64_t position);
+
+  int64_t position() const { return position_; }
+  int64_t max_seq_len() const { return model_.max_seq_len(); }
+  int vocab() const { return model_.spec().vocab_size; }
+  const ModelSpec& spec() const { return model_.spec(); }
+  const RuntimeSpec& runtime() const { return runtime_; }
+  bool fused() const { return fused_.has_value(); }
+  Sampler& sampler() { return sampler_; }
+
+ private:
+  RuntimeSpec runtime_;
+  Transformer model_;
+  std::optional<FusedDecodeStep> fused_;  // fp32 CPU fast path for one-token steps
+  Sampler sampler_;
+  at::Tensor last_logits_;  // keeps step()'s result alive on the ATen path
+  int64_t position_ = 0;
+};
+
+}  // namespace gptfast
