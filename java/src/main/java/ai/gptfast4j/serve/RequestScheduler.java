@@ -1,0 +1,39 @@
+package ai.gptfast4j.serve;
+
+import java.util.List;
+
+/**
+ * Where requests wait for and get generation capacity. The HTTP side only submits jobs and reads
+ * them, so the way capacity is organised can change behind this interface: today
+ * {@link WorkerPoolScheduler} (a pool of batch-1 engines fed by one bounded queue); a continuous
+ * batching scheduler (one engine decoding a batch, admitting queued jobs between decode steps)
+ * can replace it once the native engine has batched decode.
+ */
+public interface RequestScheduler extends AutoCloseable {
+
+    /**
+     * Queues a request.
+     *
+     * @throws ApiException 503 with a Retry-After when the queue is full or the server is stopping
+     */
+    GenerationJob submit(GenerationRequest request);
+
+    /** Jobs waiting for a worker. */
+    int queueDepth();
+
+    int queueCapacity();
+
+    /** Jobs generating now. */
+    int activeGenerations();
+
+    int workers();
+
+    /** One entry per worker, for the management API. */
+    List<WorkerStatus> workerStatus();
+
+    record WorkerStatus(int id, boolean busy, String engine) {}
+
+    /** Stops taking jobs, fails queued ones, lets running ones finish (bounded), frees engines. */
+    @Override
+    void close();
+}

@@ -1,0 +1,241 @@
+package ai.gptfast4j.serve;
+
+import ai.gptfast4j.GptFastException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Everything the server needs, read from a TorchServe {@code model-config.yaml} (GPT-Fast example
+ * keys) and/or command-line options. Relative paths in the YAML resolve against the YAML file's
+ * directory (not the working directory), so a config works from wherever the server starts.
+ *
+ * <p>Keys that cannot be honoured yet (compile, parallelType tp, batching, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
+ * impossible combinations fail {@link Builder#build()} with a message naming the key.
+ */
+public record ServeConfig(
+        String modelName, Path checkpoint, Path tokenizer, Path architectureConfig, Path source,
+        String dtype, String deviceType, List<Integer> deviceIds, int threadsPerWorker,
+        int minWorkers, int maxWorkers, int queueSize,
+        int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream,
+        int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
+        boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
+        int batchSize, int maxBatchDelayMs, List<String> notes) {
+
+    /** Top-level TorchServe keys we read or knowingly accept. */
+    private static final Set<String> TOP_KEYS = Set.of("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay",
+            "responseTimeout", "parallelType", "deviceType", "deviceIds", "torchrun", "handler", "jobQueueSize",
+            "startupTimeout", "maxRetryTimeoutInSec", "clientTimeoutInMills", "parallelLevel", "useJobTicket",
+            "continuousBatching", "maxNumSequence", "maxSequenceJobQueueSize", "sequenceMaxIdleMSec");
+    private static final Set<String> HANDLER_KEYS = Set.of("model_path", "converted_ckpt_dir", "checkpoint_path",
+            "tokenizer_path", "compile", "speculative", "draft_model_path", "draft_checkpoint_path", "speculate_k",
+            "max_new_tokens", "max_new_tokens_cap", "temperature", "top_k", "stream", "threads", "dtype",
+            "model_config", "model_name");
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Reads a model-config.yaml into a builder (so command-line options can still override it). */
+    public static Builder fromYaml(Path yaml) {
+        JsonNode root;
+        try {
+            root = new YAMLMapper().readTree(Files.readString(yaml));
+        } catch (IOException e) {
+            throw new GptFastException("cannot read " + yaml + ": " + e.getMessage().lines().findFirst().orElse(""));
+        }
+        if (root == null || !root.isObject()) throw new GptFastException(yaml + ": expected a YAML mapping at the top level");
+        Path dir = yaml.toAbsolutePath().getParent();
+        Builder b = builder();
+        b.source = yaml.toAbsolutePath().normalize();
+        Yaml y = new Yaml(yaml.getFileName().toString());
+        root.fieldNames().forEachRemaining(k -> {
+            if (!TOP_KEYS.contains(k)) b.notes.add(y.file + ": unknown key '" + k + "' ignored");
+        });
+        if (root.has("minWorkers")) b.minWorkers = y.integer(root, "minWorkers");
+        if (root.has("maxWorkers")) b.maxWorkers = y.integer(root, "maxWorkers");
+        if (root.has("batchSize")) b.batchSize = y.integer(root, "batchSize");
+        if (root.has("maxBatchDelay")) b.maxBatchDelayMs = y.integer(root, "maxBatchDelay");
+        if (root.has("responseTimeout")) b.requestTimeoutSeconds = y.integer(root, "responseTimeout");
+        if (root.has("jobQueueSize")) b.queueSize = y.integer(root, "jobQueueSize");
+        if (root.has("parallelType")) b.parallelType = y.string(root, "parallelType");
+        if (root.has("deviceType")) b.deviceType = y.string(root, "deviceType");
+        if (root.has("deviceIds")) {
+            JsonNode ids = root.get("deviceIds");
+            if (!ids.isArray()) throw new GptFastException(y.file + ": deviceIds must be a list of integers");
+            List<Integer> list = new ArrayList<>();
+            for (JsonNode n : ids) {
+                if (!n.isIntegralNumber()) throw new GptFastException(y.file + ": deviceIds must be a list of integers, got " + ids);
+                list.add(n.asInt());
+            }
+            b.deviceIds = list;
+        }
+        if (root.has("torchrun")) b.notes.add(y.file + ": torchrun " + root.get("torchrun")
+                + " ignored: the engine runs in this process (no tensor parallelism yet)");
+        JsonNode h = root.get("handler");
+        if (h == null || !h.isObject()) throw new GptFastException(y.file + ": a 'handler:' section with model_path is required");
+        h.fieldNames().forEachRemaining(k -> {
+            if (!HANDLER_KEYS.contains(k)) b.notes.add(y.file + ": unknown key 'handler." + k + "' ignored");
+        });
+        y.section = "handler.";
+        for (String key : List.of("model_path", "converted_ckpt_dir", "checkpoint_path")) {
+            if (h.has(key)) { b.checkpoint = dir.resolve(y.string(h, key)).normalize(); break; }
+        }
+        if (b.checkpoint == null) throw new GptFastException(y.file + ": handler.model_path (or converted_ckpt_dir) is required");
+        if (h.has("tokenizer_path")) b.tokenizer = dir.resolve(y.string(h, "tokenizer_path")).normalize();
+        if (h.has("model_config")) b.architectureConfig = dir.resolve(y.string(h, "model_config")).normalize();
+        if (h.has("model_name")) b.modelName = y.string(h, "model_name");
+        if (h.has("dtype")) b.dtype = y.string(h, "dtype");
+        if (h.has("threads")) b.threadsPerWorker = y.integer(h, "threads");
+        if (h.has("compile")) b.compile = y.bool(h, "compile");
+        if (h.has("stream")) b.stream = y.bool(h, "stream");
+        if (h.has("speculative")) b.speculative = y.bool(h, "speculative");
+        for (String key : List.of("draft_model_path", "draft_checkpoint_path")) {
+            if (h.has(key) && !h.get(key).isNull()) { b.draftModel = dir.resolve(y.string(h, key)).normalize(); break; }
+        }
+        if (h.has("speculate_k")) b.speculateK = y.integer(h, "speculate_k");
+        if (h.has("max_new_tokens")) b.defaultMaxNewTokens = y.integer(h, "max_new_tokens");
+        if (h.has("max_new_tokens_cap")) b.maxNewTokensCap = y.integer(h, "max_new_tokens_cap");
+        if (h.has("temperature")) b.defaultTemperature = (float) y.number(h, "temperature");
+        if (h.has("top_k")) b.defaultTopK = y.integer(h, "top_k");
+        return b;
+    }
+
+    /** Typed access to YAML values; wrong types fail with the key named. */
+    private static final class Yaml {
+        final String file;
+        String section = "";
+
+        Yaml(String file) { this.file = file; }
+
+        GptFastException wrong(String key, String what, JsonNode v) {
+            return new GptFastException(file + ": " + section + key + " must be " + what + ", got " + v);
+        }
+
+        int integer(JsonNode n, String key) {
+            JsonNode v = n.get(key);
+            if (!v.isIntegralNumber() || !v.canConvertToInt()) throw wrong(key, "an integer", v);
+            return v.asInt();
+        }
+
+        double number(JsonNode n, String key) {
+            JsonNode v = n.get(key);
+            if (!v.isNumber()) throw wrong(key, "a number", v);
+            return v.asDouble();
+        }
+
+        boolean bool(JsonNode n, String key) {
+            JsonNode v = n.get(key);
+            if (!v.isBoolean()) throw wrong(key, "true or false", v);
+            return v.asBoolean();
+        }
+
+        String string(JsonNode n, String key) {
+            JsonNode v = n.get(key);
+            if (!v.isTextual() || v.asText().isBlank()) throw wrong(key, "a non-empty string", v);
+            return v.asText();
+        }
+    }
+
+    /** Device of worker i: "cpu", or "cuda:N" for deviceType gpu (N from deviceIds, round robin). */
+    public String deviceFor(int worker) {
+        if (!"gpu".equals(deviceType)) return "cpu";
+        List<Integer> ids = deviceIds.isEmpty() ? List.of(0) : deviceIds;
+        return "cuda:" + ids.get(worker % ids.size());
+    }
+
+    /** Mutable settings; {@link #build()} validates them and collects the notes. */
+    public static final class Builder {
+        public String modelName;
+        public Path checkpoint;
+        public Path tokenizer;
+        public Path architectureConfig;
+        public Path source;
+        public String dtype = "fp32";
+        public String deviceType = "cpu";
+        public List<Integer> deviceIds = List.of();
+        public int threadsPerWorker = 0;
+        public int minWorkers = 1;
+        public int maxWorkers = 1;
+        public int queueSize = 64;
+        /** Defaults of the seed handler: 50 new tokens, temperature 0.8, top_k 1 (stream defaults to true there). */
+        public int defaultMaxNewTokens = 50;
+        public float defaultTemperature = 0.8f;
+        public int defaultTopK = 1;
+        public boolean stream = true;
+        public int maxNewTokensCap = 1024;
+        public long maxBodyBytes = 1 << 20;
+        public int requestTimeoutSeconds = 300;
+        public boolean compile;
+        public boolean speculative;
+        public Path draftModel;
+        public int speculateK = 8;
+        public String parallelType;
+        public int batchSize = 1;
+        public int maxBatchDelayMs = 0;
+        final List<String> notes = new ArrayList<>();
+
+        public ServeConfig build() {
+            if (checkpoint == null) throw new GptFastException("a checkpoint is required (--checkpoint, or handler.model_path in --config)");
+            if (maxWorkers < 1) throw new GptFastException("maxWorkers must be >= 1, got " + maxWorkers);
+            if (minWorkers < 0 || minWorkers > maxWorkers) {
+                throw new GptFastException("minWorkers must be between 0 and maxWorkers (" + maxWorkers + "), got " + minWorkers);
+            }
+            if (queueSize < 1) throw new GptFastException("queue size must be >= 1, got " + queueSize);
+            if (maxNewTokensCap < 1) throw new GptFastException("max_new_tokens cap must be >= 1, got " + maxNewTokensCap);
+            if (defaultMaxNewTokens < 1 || defaultMaxNewTokens > maxNewTokensCap) {
+                throw new GptFastException("handler.max_new_tokens must be between 1 and the cap " + maxNewTokensCap
+                        + ", got " + defaultMaxNewTokens);
+            }
+            if (!(defaultTemperature >= 0) || Float.isInfinite(defaultTemperature)) {
+                throw new GptFastException("handler.temperature must be a finite number >= 0, got " + defaultTemperature);
+            }
+            if (defaultTopK < 0) throw new GptFastException("handler.top_k must be >= 0, got " + defaultTopK);
+            if (maxBodyBytes < 1) throw new GptFastException("max body bytes must be >= 1, got " + maxBodyBytes);
+            if (requestTimeoutSeconds < 1) throw new GptFastException("request timeout must be >= 1 s, got " + requestTimeoutSeconds);
+            if (threadsPerWorker < 0) throw new GptFastException("threads must be >= 0, got " + threadsPerWorker);
+            if (speculateK < 1 || speculateK > 64) throw new GptFastException("handler.speculate_k must be in [1, 64], got " + speculateK);
+            if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
+                throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
+            }
+            if (speculative && draftModel == null) {
+                throw new GptFastException("handler.speculative is true but no handler.draft_model_path "
+                        + "(or draft_checkpoint_path) is given");
+            }
+            List<String> all = new ArrayList<>(notes);
+            if (compile) all.add("handler.compile: true accepted; there is no torch.compile step: the native "
+                    + "decode step is compiled ahead of time");
+            if (!speculative && draftModel != null) all.add("handler.draft_model_path " + draftModel
+                    + " ignored: handler.speculative is false");
+            if (parallelType != null) all.add("parallelType \"" + parallelType + "\" accepted but not honoured: "
+                    + "each worker runs the whole model in this process (no tensor/pipeline parallelism yet)");
+            if (minWorkers != maxWorkers) all.add("minWorkers " + minWorkers + " accepted; the pool is fixed at "
+                    + "maxWorkers = " + maxWorkers + " engines (no autoscaling)");
+            if (batchSize > 1 || maxBatchDelayMs > 0) all.add("batchSize " + batchSize + " / maxBatchDelay "
+                    + maxBatchDelayMs + " ms accepted; requests are not batched yet: each worker decodes one "
+                    + "sequence (continuous batching is future work)");
+            if (!deviceIds.isEmpty() && !"gpu".equals(deviceType)) all.add("deviceIds " + deviceIds
+                    + " ignored with deviceType \"" + deviceType + "\"");
+            String name = modelName != null ? modelName : defaultName(checkpoint);
+            if (!name.matches("[A-Za-z0-9._-]+")) throw new GptFastException("model name must match [A-Za-z0-9._-]+, got '" + name + "'");
+            return new ServeConfig(name, checkpoint, tokenizer, architectureConfig, source, dtype, deviceType,
+                    List.copyOf(deviceIds), threadsPerWorker, minWorkers, maxWorkers, queueSize, defaultMaxNewTokens,
+                    defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
+                    compile, speculative, draftModel, speculateK, parallelType, batchSize, maxBatchDelayMs,
+                    List.copyOf(all));
+        }
+
+        /** The checkpoint's directory name (model.pth in models/stories260K serves as "stories260K"). */
+        private static String defaultName(Path checkpoint) {
+            Path abs = checkpoint.toAbsolutePath().normalize();
+            Path named = Files.isDirectory(abs) || abs.getParent() == null ? abs : abs.getParent();
+            String n = named.getFileName() == null ? "model" : named.getFileName().toString();
+            return n.replaceAll("[^A-Za-z0-9._-]", "_");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+package ai.gptfast4j.serve;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.gptfast4j.GptFastException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** model-config.yaml reading: the seed's keys, path resolution, notes for what is not honoured, bad values. */
+class ServeConfigTest {
+    @TempDir Path dir;
+
+    private ServeConfig load(String yaml) throws IOException {
+        Path f = dir.resolve("model-config.yaml");
+        Files.writeString(f, yaml);
+        return ServeConfig.fromYaml(f).build();
+    }
+
+    @Test
+    void exampleConfigPointsAtTheSharedModel() {
+        ServeConfig c = ServeConfig.fromYaml(ServeTestSupport.exampleYaml()).build();
+        assertEquals(ServeTestSupport.storiesPth(), c.checkpoint());
+        assertEquals("stories260K", c.modelName());
+        assertEquals(50, c.defaultMaxNewTokens());
+        assertFalse(c.stream());
+        assertTrue(c.notes().isEmpty(), c.notes().toString());
+    }
+
+    @Test
+    void seedConfigIsAcceptedAndWhatCannotBeHonouredIsReported() throws IOException {
+        ServeConfig c = load("""
+                minWorkers: 1
+                maxWorkers: 2
+                maxBatchDelay: 200
+                responseTimeout: 300
+                parallelType: "tp"
+                deviceType: "gpu"
+                torchrun:
+                    nproc-per-node: 4
+                handler:
+                    converted_ckpt_dir: "checkpoints/meta-llama/Llama-2-7b-hf/model.pth"
+                    max_new_tokens: 50
+                    compile: true
+                    stream: false
+                    speculative: false
+                    draft_checkpoint_path: "checkpoints/draft/model.pth"
+                    speculate_k: 8
+                    some_future_key: 1
+                """);
+        assertEquals(dir.resolve("checkpoints/meta-llama/Llama-2-7b-hf/model.pth"), c.checkpoint());
+        assertEquals("Llama-2-7b-hf", c.modelName());
+        assertEquals(2, c.maxWorkers());
+        assertEquals(300, c.requestTimeoutSeconds());
+        assertEquals("cuda:0", c.deviceFor(0));
+        String notes = String.join("\n", c.notes());
+        for (String k : new String[] {"torchrun", "compile", "parallelType \"tp\"", "maxBatchDelay", "minWorkers 1",
+                "draft_model_path", "some_future_key"}) {
+            assertTrue(notes.contains(k), "no note for " + k + " in:\n" + notes);
+        }
+    }
+
+    @Test
+    void speculativeUsesEitherDraftKey() throws IOException {
+        for (String key : new String[] {"draft_model_path", "draft_checkpoint_path"}) {
+            ServeConfig c = load("handler:\n  model_path: m/model.pth\n  speculative: true\n  " + key
+                    + ": d/draft.pth\n  speculate_k: 4\n");
+            assertTrue(c.speculative());
+            assertEquals(dir.resolve("d/draft.pth"), c.draftModel());
+            assertEquals(4, c.speculateK());
+        }
+    }
+
+    @Test
+    void impossibleOrMistypedSettingsFailNamingTheKey() {
+        assertMessage("handler:\n  model_path: m.pth\n  speculative: true\n", "draft_model_path");
+        assertMessage("handler:\n  model_path: m.pth\n  max_new_tokens: lots\n", "handler.max_new_tokens");
+        assertMessage("handler:\n  model_path: m.pth\n  stream: 1\n", "handler.stream");
+        assertMessage("maxWorkers: 0\nhandler:\n  model_path: m.pth\n", "maxWorkers");
+        assertMessage("minWorkers: 3\nmaxWorkers: 2\nhandler:\n  model_path: m.pth\n", "minWorkers");
+        assertMessage("deviceType: tpu\nhandler:\n  model_path: m.pth\n", "deviceType");
+        assertMessage("minWorkers: 1\n", "handler");
+        assertMessage("handler:\n  compile: true\n", "model_path");
+        assertMessage("handler:\n  model_path: m.pth\n  max_new_tokens: 2000\n  max_new_tokens_cap: 100\n", "cap");
+        assertMessage("handler: [unclosed\n", "model-config.yaml");
+    }
+
+    private void assertMessage(String yaml, String part) {
+        GptFastException e = assertThrows(GptFastException.class, () -> load(yaml), yaml);
+        assertTrue(e.getMessage().contains(part), e.getMessage());
+    }
+}
