@@ -30,8 +30,9 @@ void rope(float* v, int64_t heads, int64_t head_dim, const float* table_row) {
   }
 }
 
-void project(const at::Tensor& weight, const at::Tensor& in, at::Tensor& out) {
-  matvec(weight.data_ptr<float>(), in.data_ptr<float>(), out.data_ptr<float>(), weight.size(0), weight.size(1));
+// out[t] = weight · in[t] for the first n rows of in/out.
+void project(const at::Tensor& weight, const at::Tensor& in, at::Tensor& out, int64_t n) {
+  matmul_rows(weight.data_ptr<float>(), in.data_ptr<float>(), out.data_ptr<float>(), weight.size(0), weight.size(1), n);
 }
 
 }  // namespace
@@ -40,93 +41,106 @@ bool FusedDecodeStep::supports(const Transformer& model) {
   return model.options().dtype() == at::kFloat && model.options().device().is_cpu();
 }
 
-FusedDecodeStep::FusedDecodeStep(Transformer& model) : model_(model), spec_(model.spec()) {
+FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens)
+    : model_(model), spec_(model.spec()), max_tokens_(max_tokens) {
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   const int64_t q_dim = int64_t(spec_.n_head) * spec_.head_dim;
   const int64_t kv_dim = int64_t(spec_.n_local_heads) * spec_.head_dim;
-  x_ = at::empty({spec_.dim}, f32);
-  xb_ = at::empty({spec_.dim}, f32);
-  qkv_ = at::empty({q_dim + 2 * kv_dim}, f32);
-  attn_out_ = at::empty({q_dim}, f32);
-  proj_ = at::empty({spec_.dim}, f32);
-  h1_ = at::empty({spec_.intermediate_size}, f32);
-  h3_ = at::empty({spec_.intermediate_size}, f32);
-  logits_ = at::empty({spec_.vocab_size}, f32);
-  scores_ = at::empty({int64_t(spec_.n_head), model.max_seq_len()}, f32);
+  const int64_t T = max_tokens;
+  x_ = at::empty({T, spec_.dim}, f32);
+  xb_ = at::empty({T, spec_.dim}, f32);
+  qkv_ = at::empty({T, q_dim + 2 * kv_dim}, f32);
+  attn_out_ = at::empty({T, q_dim}, f32);
+  proj_ = at::empty({T, spec_.dim}, f32);
+  h1_ = at::empty({T, spec_.intermediate_size}, f32);
+  h3_ = at::empty({T, spec_.intermediate_size}, f32);
+  logits_ = at::empty({T, spec_.vocab_size}, f32);
+  scores_ = at::empty({T * spec_.n_head, model.max_seq_len()}, f32);
 }
 
-void FusedDecodeStep::attention(int64_t layer, int64_t pos) {
-  const int64_t hd = spec_.head_dim, n_kv = spec_.n_local_heads, group = spec_.n_head / spec_.n_local_heads;
-  const int64_t q_dim = int64_t(spec_.n_head) * hd, kv_dim = n_kv * hd, max_seq = model_.max_seq_len();
-  float* q = qkv_.data_ptr<float>();
-  const float* k_new = q + q_dim;
-  const float* v_new = k_new + kv_dim;
+void FusedDecodeStep::attention(int64_t layer, int64_t n, int64_t pos) {
+  const int64_t hd = spec_.head_dim, n_head = spec_.n_head, n_kv = spec_.n_local_heads;
+  const int64_t group = n_head / n_kv, q_dim = n_head * hd, kv_dim = n_kv * hd;
+  const int64_t qkv_width = q_dim + 2 * kv_dim, max_seq = model_.max_seq_len();
   float* keys = model_.cache().key_data(layer);
   float* values = model_.cache().value_data(layer);
-  for (int64_t h = 0; h < n_kv; ++h) {  // cache layout [1, n_kv, max_seq, hd]
-    std::copy_n(k_new + h * hd, hd, keys + (h * max_seq + pos) * hd);
-    std::copy_n(v_new + h * hd, hd, values + (h * max_seq + pos) * hd);
+  // Write every new key/value first: token t attends to the new tokens before it too.
+  for (int64_t t = 0; t < n; ++t) {
+    const float* k_new = qkv_.data_ptr<float>() + t * qkv_width + q_dim;
+    const float* v_new = k_new + kv_dim;
+    for (int64_t h = 0; h < n_kv; ++h) {  // cache layout [1, n_kv, max_seq, hd]
+      std::copy_n(k_new + h * hd, hd, keys + (h * max_seq + pos + t) * hd);
+      std::copy_n(v_new + h * hd, hd, values + (h * max_seq + pos + t) * hd);
+    }
   }
   const float scale = 1.0f / std::sqrt(float(hd));
   float* out = attn_out_.data_ptr<float>();
   float* scores_all = scores_.data_ptr<float>();
-  // Split heads across threads only when each task has enough work (~32K multiply-adds).
-  const int64_t grain = std::max<int64_t>(1, 32768 / ((pos + 1) * hd * 2));
-  at::parallel_for(0, spec_.n_head, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t h = begin; h < end; ++h) {
-      const float* qh = q + h * hd;
+  const float* q_all = qkv_.data_ptr<float>();
+  // One task per (token, head); split across threads only with enough work (~32K multiply-adds).
+  const int64_t grain = std::max<int64_t>(1, 32768 / ((pos + n) * hd * 2));
+  at::parallel_for(0, n * n_head, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t t = task / n_head, h = task % n_head, last = pos + t;  // causal: keys 0..last
+      const float* qh = q_all + t * qkv_width + h * hd;
       const float* kh = keys + (h / group) * max_seq * hd;  // query head h reads KV head h / group
       const float* vh = values + (h / group) * max_seq * hd;
-      float* scores = scores_all + h * max_seq;
+      float* scores = scores_all + task * max_seq;
       float max_score = -INFINITY;
-      for (int64_t t = 0; t <= pos; ++t) {
+      for (int64_t s = 0; s <= last; ++s) {
         float dot = 0;
-        for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kh[t * hd + i];
-        scores[t] = dot * scale;
-        max_score = std::max(max_score, scores[t]);
+        for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kh[s * hd + i];
+        scores[s] = dot * scale;
+        max_score = std::max(max_score, scores[s]);
       }
       float total = 0;
-      for (int64_t t = 0; t <= pos; ++t) total += scores[t] = std::exp(scores[t] - max_score);
-      float* oh = out + h * hd;
+      for (int64_t s = 0; s <= last; ++s) total += scores[s] = std::exp(scores[s] - max_score);
+      float* oh = out + t * q_dim + h * hd;
       std::fill_n(oh, hd, 0.0f);
-      for (int64_t t = 0; t <= pos; ++t) {
-        const float p = scores[t] / total;
-        for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[t * hd + i];
+      for (int64_t s = 0; s <= last; ++s) {
+        const float p = scores[s] / total;
+        for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[s * hd + i];
       }
     }
   });
 }
 
-const float* FusedDecodeStep::run(int32_t token, int64_t pos) {
+const float* FusedDecodeStep::run(const int32_t* tokens, int64_t n, int64_t pos) {
+  if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
   const int64_t dim = spec_.dim, hd = spec_.head_dim, ffn = spec_.intermediate_size;
+  const int64_t q_dim = int64_t(spec_.n_head) * hd, qkv_width = q_dim + 2 * int64_t(spec_.n_local_heads) * hd;
   const float eps = spec_.norm_eps;
   float* x = x_.data_ptr<float>();
   float* xb = xb_.data_ptr<float>();
-  std::copy_n(model_.tok_embeddings().data_ptr<float>() + int64_t(token) * dim, dim, x);
-  const float* table_row = model_.rope().data_ptr<float>() + pos * hd;  // [max_seq, hd/2, 2]
+  const float* table = model_.rope().data_ptr<float>();  // [max_seq, hd/2, 2]
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(model_.tok_embeddings().data_ptr<float>() + int64_t(tokens[t]) * dim, dim, x + t * dim);
+  }
   for (int64_t l = 0; l < spec_.n_layer; ++l) {
     const LayerWeights& w = model_.layer(l);
-    rms_norm(x, w.attention_norm.data_ptr<float>(), xb, dim, eps);
-    project(w.wqkv, xb_, qkv_);
-    float* q = qkv_.data_ptr<float>();
-    rope(q, spec_.n_head, hd, table_row);
-    rope(q + int64_t(spec_.n_head) * hd, spec_.n_local_heads, hd, table_row);
-    attention(l, pos);
-    project(w.wo, attn_out_, proj_);
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, w.attention_norm.data_ptr<float>(), xb + t * dim, dim, eps);
+    project(w.wqkv, xb_, qkv_, n);
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = qkv_.data_ptr<float>() + t * qkv_width;
+      rope(q, spec_.n_head, hd, table + (pos + t) * hd);
+      rope(q + q_dim, spec_.n_local_heads, hd, table + (pos + t) * hd);
+    }
+    attention(l, n, pos);
+    project(w.wo, attn_out_, proj_, n);
     const float* proj = proj_.data_ptr<float>();
-    for (int64_t i = 0; i < dim; ++i) x[i] += proj[i];
+    for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
 
-    rms_norm(x, w.ffn_norm.data_ptr<float>(), xb, dim, eps);
-    project(w.w1, xb_, h1_);
-    project(w.w3, xb_, h3_);
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, w.ffn_norm.data_ptr<float>(), xb + t * dim, dim, eps);
+    project(w.w1, xb_, h1_, n);
+    project(w.w3, xb_, h3_, n);
     float* h1 = h1_.data_ptr<float>();
     const float* h3 = h3_.data_ptr<float>();
-    for (int64_t i = 0; i < ffn; ++i) h1[i] = h1[i] / (1.0f + std::exp(-h1[i])) * h3[i];  // silu(w1 x) * w3 x
-    project(w.w2, h1_, proj_);
-    for (int64_t i = 0; i < dim; ++i) x[i] += proj[i];
+    for (int64_t i = 0; i < n * ffn; ++i) h1[i] = h1[i] / (1.0f + std::exp(-h1[i])) * h3[i];  // silu(w1 x) * w3 x
+    project(w.w2, h1_, proj_, n);
+    for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
   }
-  rms_norm(x, model_.norm().data_ptr<float>(), xb, dim, eps);
-  project(model_.output(), xb_, logits_);
+  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, model_.norm().data_ptr<float>(), xb + t * dim, dim, eps);
+  project(model_.output(), xb_, logits_, n);
   return logits_.data_ptr<float>();
 }
 

@@ -1,8 +1,9 @@
-// Fused single-token decode for fp32 on CPU. The per-token path through generic ATen ops costs
-// ~60 dispatcher calls per layer, which dominates small and mid-size models; here one step is
-// plain loops for RMSNorm, RoPE, attention and SwiGLU plus one matrix-vector product (matvec.h) per
-// weight matrix, writing into buffers allocated once. No allocation happens per token.
-// It reads and writes the same static KV cache as the batched (prefill) path.
+// Fused decode for fp32 on CPU: one token (plain decoding) or a few (a speculative verify pass)
+// at consecutive positions. The path through generic ATen ops costs ~60 dispatcher calls per
+// layer, and ATen's small-M GEMM repacks the weights, so here a step is plain loops for
+// RMSNorm, RoPE, attention and SwiGLU plus one multi-vector product per weight matrix that
+// reads each weight row once (matvec.h), writing into buffers allocated once. No allocation
+// happens per token. It reads and writes the same static KV cache as the batched (prefill) path.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,17 +17,21 @@ class FusedDecodeStep {
   // True when the model's weights are fp32 on CPU (other dtypes/devices use Transformer::forward).
   static bool supports(const Transformer& model);
 
-  explicit FusedDecodeStep(Transformer& model);
+  // max_tokens: most tokens per call (1 + the largest speculate_k to verify).
+  FusedDecodeStep(Transformer& model, int64_t max_tokens);
 
-  // Runs `token` at position `pos` (cache must hold positions < pos); returns fp32 logits [vocab],
-  // valid until the next call.
-  const float* run(int32_t token, int64_t pos);
+  // Runs tokens[0..n) at positions pos..pos+n-1 (the cache must hold positions < pos); returns
+  // fp32 logits [n, vocab], valid until the next call.
+  const float* run(const int32_t* tokens, int64_t n, int64_t pos);
+  int64_t max_tokens() const { return max_tokens_; }
 
  private:
-  void attention(int64_t layer, int64_t pos);
+  void attention(int64_t layer, int64_t n, int64_t pos);
 
   Transformer& model_;
   const ModelSpec& spec_;
+  const int64_t max_tokens_;
+  // Per-token rows: [max_tokens, width].
   at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_, scores_;
 };
 

@@ -58,7 +58,15 @@ TransformerSession::TransformerSession(const std::string& path, const std::strin
              cache_length(spec, runtime)) {
   // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
   const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
-  if (FusedDecodeStep::supports(model_) && !(fused && std::string(fused) == "0")) fused_.emplace(model_);
+  if (FusedDecodeStep::supports(model_) && !(fused && std::string(fused) == "0")) {
+    fused_.emplace(model_, kMaxFusedTokens);
+    const int64_t weights = int64_t(spec.n_layer) * (int64_t(spec.dim) * (spec.n_head + 2 * spec.n_local_heads) *
+                                                         spec.head_dim +
+                                                     int64_t(spec.n_head) * spec.head_dim * spec.dim +
+                                                     3 * int64_t(spec.dim) * spec.intermediate_size) +
+                            2 * int64_t(spec.vocab_size) * spec.dim;
+    fused_batch_limit_ = weights <= kFusedBatchMaxWeights ? kMaxFusedTokens : 1;
+  }
   sampler_.configure(SamplingSpec{}, spec.vocab_size);
 }
 
@@ -82,6 +90,12 @@ at::Tensor TransformerSession::forward(const int32_t* tokens, int n, bool all_po
   if (position_ + n > max_seq_len()) {
     throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
   }
+  if (fused_ && n <= fused_batch_limit_) {
+    const float* logits = fused_->run(tokens, n, position_);
+    position_ += n;
+    const int64_t first = all_positions ? 0 : n - 1;
+    return at::from_blob(const_cast<float*>(logits) + first * vocab(), {n - first, vocab()}, at::kFloat);
+  }
   at::Tensor ids = at::from_blob(const_cast<int32_t*>(tokens), {1, n}, at::kInt).to(model_.options().dtype(at::kLong));
   at::Tensor logits = model_.forward(ids, position_, all_positions).cpu().contiguous().view({-1, vocab()});
   position_ += n;
@@ -94,7 +108,7 @@ const float* TransformerSession::step(int32_t token) {
     return last_logits_.data_ptr<float>();
   }
   if (position_ >= max_seq_len()) throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
-  const float* logits = fused_->run(token, position_);
+  const float* logits = fused_->run(&token, 1, position_);
   position_ += 1;
   return logits;
 }

@@ -78,6 +78,45 @@ final class Llama2cWeights {
         return out;
     }
 
+    /**
+     * Writes these weights (only the first {@code layers} layers) as a llama2.c checkpoint:
+     * legacy (7-int header, RoPE tables included) or version 1 ("ak42" header padded to 256 bytes,
+     * norms first). Used to make truncated drafts and to exercise the v1 reader.
+     */
+    void write(Path file, int layers, boolean version1) throws IOException {
+        int floats = tokenEmbedding.length + layers * (2 * dim + wq[0].length + wk[0].length + wv[0].length
+                + wo[0].length + w1[0].length + w2[0].length + w3[0].length) + dim
+                + (version1 ? 0 : seqLen * headDim) + (sharedClassifier ? 0 : classifier.length);
+        ByteBuffer out = ByteBuffer.allocate((version1 ? 256 : 28) + 4 * floats).order(ByteOrder.LITTLE_ENDIAN);
+        if (version1) out.putInt(0x616b3432).putInt(1);
+        out.putInt(dim).putInt(hiddenDim).putInt(layers).putInt(nHeads).putInt(nKvHeads)
+                .putInt(sharedClassifier || version1 ? vocabSize : -vocabSize).putInt(seqLen);
+        if (version1) {
+            out.put((byte) (sharedClassifier ? 1 : 0));
+            out.position(256);
+            for (int l = 0; l < layers; l++) putAll(out, rmsAtt[l]);
+            for (int l = 0; l < layers; l++) putAll(out, rmsFfn[l]);
+            putAll(out, rmsFinal);
+            putAll(out, tokenEmbedding);
+        } else {
+            putAll(out, tokenEmbedding);
+            for (int l = 0; l < layers; l++) putAll(out, rmsAtt[l]);
+        }
+        for (float[][] m : new float[][][] {wq, wk, wv, wo}) for (int l = 0; l < layers; l++) putAll(out, m[l]);
+        if (!version1) for (int l = 0; l < layers; l++) putAll(out, rmsFfn[l]);
+        for (float[][] m : new float[][][] {w1, w2, w3}) for (int l = 0; l < layers; l++) putAll(out, m[l]);
+        if (!version1) {
+            putAll(out, rmsFinal);
+            putAll(out, new float[seqLen * headDim]);  // RoPE tables: ignored by readers that recompute them
+        }
+        if (!sharedClassifier) putAll(out, classifier);
+        Files.write(file, out.array());
+    }
+
+    private static void putAll(ByteBuffer out, float[] values) {
+        for (float v : values) out.putFloat(v);
+    }
+
     static double[] toDouble(float[] a) {
         double[] d = new double[a.length];
         for (int i = 0; i < a.length; i++) d[i] = a[i];

@@ -1,17 +1,22 @@
 package ai.gptfast4j.cli;
 
+import ai.gptfast4j.CancellationToken;
 import ai.gptfast4j.ConfigResolver;
 import ai.gptfast4j.Engine;
+import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GenerationResult;
+import ai.gptfast4j.GenerationStats;
 import ai.gptfast4j.GptFastException;
 import ai.gptfast4j.ModelConfig;
 import ai.gptfast4j.SentencePieceTokenizer;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.function.ToDoubleFunction;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -20,10 +25,12 @@ import picocli.CommandLine.Option;
 /**
  * Measures prefill tok/s, time to first token and decode tok/s, as medians over several runs,
  * for each thread count; prints a table. Generation never stops early (no stop token), so every
- * run decodes exactly --new-tokens tokens.
+ * run decodes exactly --new-tokens tokens. With a draft model (--draft-checkpoint, or
+ * --draft-layers for --random) it also runs speculative decoding for each k in --k-values and
+ * prints acceptance rate, tokens per verify pass and the speedup over plain decoding.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmark prefill and decode speed; prints a table of medians.")
+        description = "Benchmark prefill and decode speed (and speculative decoding); prints a table of medians.")
 final class BenchCommand implements Callable<Integer> {
     @Mixin ModelOptionsMixin model;
 
@@ -31,6 +38,20 @@ final class BenchCommand implements Callable<Integer> {
             description = "benchmark seeded random weights of a GPT-Fast name-table architecture instead of a checkpoint "
                     + "(needs --tokenizer; e.g. stories110M)")
     String randomName;
+
+    @Option(names = "--draft-layers", defaultValue = "0",
+            description = "with --random: a draft that is the random model truncated to this many layers")
+    int draftLayers;
+
+    @Option(names = "--k-values", split = ",", defaultValue = "1,2,4,8",
+            description = "speculate_k values to compare (default: ${DEFAULT-VALUE})")
+    List<Integer> kValues;
+
+    @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Option(names = "--prompt", description = "prompt text (default: --prompt-tokens random ids)")
+    String prompt;
 
     @Option(names = "--prompt-tokens", defaultValue = "32", description = "default: ${DEFAULT-VALUE}")
     int promptTokens;
@@ -49,6 +70,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify) {}
+
     @Override
     public Integer call() {
         if ((model.checkpoint == null) == (randomName == null)) {
@@ -57,41 +80,73 @@ final class BenchCommand implements Callable<Integer> {
         if (randomName != null && model.tokenizer == null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--random needs --tokenizer");
         }
-        if (promptTokens < 1 || newTokens < 1 || runs < 1 || warmup < 0) {
+        if (promptTokens < 1 || newTokens < 1 || runs < 1 || warmup < 0 || draftLayers < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(),
-                    "--prompt-tokens, --new-tokens and --runs must be positive, --warmup >= 0");
+                    "--prompt-tokens, --new-tokens and --runs must be positive, --warmup and --draft-layers >= 0");
         }
-        System.out.printf("%-28s %8s %5s %7s %6s %6s %13s %9s %12s%n", "model", "params", "dtype", "threads",
-                "prompt", "new", "prefill tok/s", "TTFT ms", "decode tok/s");
+        boolean speculative = model.draftCheckpoint != null || draftLayers > 0;
+        System.out.printf("%-24s %8s %5s %7s %6s %5s %4s %13s %9s %12s %8s %8s %8s%n", "model", "params", "dtype",
+                "threads", "prompt", "new", "k", "prefill tok/s", "TTFT ms", "decode tok/s", "accept", "tok/ver", "speedup");
         for (int t : threads) {
-            try (Engine engine = load(t)) {
-                int[] prompt = randomPrompt(engine.config().vocabSize(), engine.tokenizer().bosId());
-                GenerationParams params = GenerationParams.builder().greedy().maxNewTokens(newTokens)
-                        .stopTokens(-1).build();
-                if (prompt.length + newTokens > engine.contextLength()) {
-                    throw new GptFastException("prompt + new tokens exceed the context length " + engine.contextLength());
+            Medians plain;
+            int promptLength;
+            String params;
+            try (Engine engine = load(t, 0)) {
+                int[] ids = promptIds(engine);
+                promptLength = ids.length;
+                params = millions(engine.config());
+                plain = measure(engine, ids, t, "plain");
+            }
+            row(params, t, promptLength, "-", plain, 1.0);
+            if (!speculative) continue;
+            for (int k : kValues) {
+                try (Engine engine = load(t, k)) {
+                    Medians m = measure(engine, promptIds(engine), t, "k=" + k);
+                    row(params, t, promptLength, Integer.toString(k), m, m.decode / plain.decode);
                 }
-                List<Double> prefill = new ArrayList<>(), ttft = new ArrayList<>(), decode = new ArrayList<>();
-                for (int i = 0; i < warmup + runs; i++) {
-                    GenerationResult r = engine.generate(prompt, params, null, new ai.gptfast4j.CancellationToken());
-                    System.err.printf("  run %d/%d (threads %d): decode %.1f tok/s%n", i + 1, warmup + runs, t,
-                            r.stats().decodeTokensPerSecond());
-                    if (i < warmup) continue;
-                    prefill.add(r.stats().prefillTokensPerSecond());
-                    ttft.add(r.stats().timeToFirstTokenMillis());
-                    decode.add(r.stats().decodeTokensPerSecond());
-                }
-                System.out.printf("%-28s %8s %5s %7d %6d %6d %13.1f %9.2f %12.1f%n", label(), millions(engine.config()),
-                        model.dtype, t, prompt.length, newTokens, median(prefill), median(ttft), median(decode));
             }
         }
-        System.out.printf("(medians of %d runs after %d warm-up; %d CPU cores visible)%n", runs, warmup,
-                Runtime.getRuntime().availableProcessors());
+        System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %d CPU cores visible%s)%n", runs, warmup,
+                temperature, Runtime.getRuntime().availableProcessors(), speculative ? "; draft: " + draftLabel() : "");
         return 0;
     }
 
-    private Engine load(int threadCount) {
-        if (randomName == null) return Engine.load(model.engineOptions(threadCount));
+    private void row(String params, int t, int promptLength, String k, Medians m, double speedup) {
+        System.out.printf("%-24s %8s %5s %7d %6d %5d %4s %13.1f %9.2f %12.1f %8s %8s %7.2fx%n", label(), params,
+                model.dtype, t, promptLength, newTokens, k, m.prefill, m.ttft, m.decode,
+                k.equals("-") ? "-" : String.format("%.0f%%", 100 * m.acceptance),
+                k.equals("-") ? "-" : String.format("%.2f", m.perVerify), speedup);
+    }
+
+    private Medians measure(Engine engine, int[] ids, int threadCount, String what) {
+        if (ids.length + newTokens > engine.contextLength()) {
+            throw new GptFastException("prompt + new tokens exceed the context length " + engine.contextLength());
+        }
+        GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).maxNewTokens(newTokens)
+                .stopTokens(-1).build();
+        List<GenerationStats> stats = new ArrayList<>();
+        for (int i = 0; i < warmup + runs; i++) {
+            GenerationParams seeded = GenerationParams.builder().temperature(temperature).topK(0).seed(i)
+                    .maxNewTokens(newTokens).stopTokens(-1).build();
+            GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded, null, new CancellationToken());
+            System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s%n", what, i + 1, warmup + runs,
+                    threadCount, r.stats().decodeTokensPerSecond());
+            if (i >= warmup) stats.add(r.stats());
+        }
+        return new Medians(median(stats, GenerationStats::prefillTokensPerSecond),
+                median(stats, GenerationStats::timeToFirstTokenMillis), median(stats, GenerationStats::decodeTokensPerSecond),
+                median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify));
+    }
+
+    private Engine load(int threadCount, int k) {
+        if (randomName == null) {
+            EngineOptions base = model.engineOptions(threadCount);
+            EngineOptions options = k == 0
+                    ? new EngineOptions(base.checkpoint(), base.tokenizer(), base.config(), base.dtype(), base.device(),
+                            threadCount, base.maxSeqLen())
+                    : base.withDraft(model.draftCheckpoint, model.draftConfig, k);
+            return Engine.load(options);
+        }
         String key = ConfigResolver.matchName(randomName);
         if (key == null) throw new GptFastException("no GPT-Fast config named '" + randomName + "'; known: " + ConfigResolver.names());
         ModelConfig config = ConfigResolver.fromName(key);
@@ -99,33 +154,38 @@ final class BenchCommand implements Callable<Integer> {
         var tokenizer = new SentencePieceTokenizer(model.tokenizer);
         try {
             // EngineOptions wants a checkpoint path; for random weights it only labels the run
-            var options = new ai.gptfast4j.EngineOptions(java.nio.file.Path.of(key), model.tokenizer, null, model.dtype,
-                    model.device, threadCount, cache);
-            return Engine.random(config, 1234, tokenizer, options);
+            EngineOptions options = new EngineOptions(Path.of(key), model.tokenizer, null, model.dtype, model.device,
+                    threadCount, cache, null, null, Math.max(k, 1));
+            return Engine.random(config, 1234, tokenizer, options, k == 0 ? 0 : draftLayers);
         } catch (RuntimeException e) {
             tokenizer.close();
             throw e;
         }
     }
 
+    private int[] promptIds(Engine engine) {
+        if (prompt != null) return engine.promptTokens(prompt);
+        Random rnd = new Random(42);
+        int[] ids = new int[promptTokens];
+        ids[0] = engine.tokenizer().bosId();
+        for (int i = 1; i < ids.length; i++) ids[i] = 3 + rnd.nextInt(engine.config().vocabSize() - 3);
+        return ids;
+    }
+
     private String label() {
         return randomName != null ? randomName + " (random)" : model.checkpoint.getFileName().toString();
     }
 
-    private int[] randomPrompt(int vocab, int bos) {
-        Random rnd = new Random(42);
-        int[] ids = new int[promptTokens];
-        ids[0] = bos;
-        for (int i = 1; i < ids.length; i++) ids[i] = 3 + rnd.nextInt(vocab - 3);
-        return ids;
+    private String draftLabel() {
+        return randomName != null ? "first " + draftLayers + " layers of the random model" : model.draftCheckpoint.toString();
     }
 
     private static String millions(ModelConfig c) {
         return String.format("%.2fM", c.parameterCount() / 1e6);
     }
 
-    private static double median(List<Double> xs) {
-        double[] a = xs.stream().mapToDouble(Double::doubleValue).toArray();
+    private static double median(List<GenerationStats> stats, ToDoubleFunction<GenerationStats> f) {
+        double[] a = stats.stream().mapToDouble(f).toArray();
         Arrays.sort(a);
         return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
     }

@@ -32,6 +32,24 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--top-k", defaultValue = "200", description = "0 = whole vocabulary (default: ${DEFAULT-VALUE})")
     int topK;
 
+    @Option(names = "--top-p", defaultValue = "1.0", description = "nucleus sampling mass, (0, 1] (default: ${DEFAULT-VALUE})")
+    float topP;
+
+    @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "> 1 discourages repeats (default: ${DEFAULT-VALUE})")
+    float repetitionPenalty;
+
+    @Option(names = "--presence-penalty", defaultValue = "0", description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
+    float presencePenalty;
+
+    @Option(names = "--frequency-penalty", defaultValue = "0", description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
+    float frequencyPenalty;
+
+    @Option(names = "--min-new-tokens", defaultValue = "0", description = "stop tokens are suppressed before this many")
+    int minNewTokens;
+
+    @Option(names = "--stop", description = "stop sequence (repeatable); the output ends before it")
+    List<String> stopSequences;
+
     @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed;
 
@@ -56,7 +74,10 @@ final class GenerateCommand implements Callable<Integer> {
         try {
             options = model.engineOptions(threads);
             GenerationParams.Builder b = GenerationParams.builder().maxNewTokens(maxNewTokens)
-                    .temperature(temperature).topK(topK).seed(seed);
+                    .minNewTokens(minNewTokens).temperature(temperature).topK(topK).topP(topP)
+                    .repetitionPenalty(repetitionPenalty).presencePenalty(presencePenalty)
+                    .frequencyPenalty(frequencyPenalty).seed(seed);
+            if (stopSequences != null) b.stopSequences(stopSequences);
             if (stopTokens != null) b.stopTokens(stopTokens.stream().mapToInt(Integer::intValue).toArray());
             params = b.build();
         } catch (ai.gptfast4j.GptFastException e) {
@@ -72,9 +93,11 @@ final class GenerateCommand implements Callable<Integer> {
                 GenerationResult r = engine.generate(prompt, params, (id, text) -> out.print(text));
                 out.println();
                 GenerationStats s = r.stats();
-                System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s]%n",
+                System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s%s]%n",
                         s.promptTokens(), s.generatedTokens(), r.stopReason().name().toLowerCase(),
-                        s.prefillMillis(), s.decodeTokensPerSecond());
+                        s.prefillMillis(), s.decodeTokensPerSecond(), s.verifyRounds() == 0 ? ""
+                                : String.format("; speculative: %.0f%% accepted, %.2f tokens/verify",
+                                        100 * s.acceptanceRate(), s.tokensPerVerify()));
             }
         }
         return 0;
@@ -97,6 +120,13 @@ final class GenerateCommand implements Callable<Integer> {
         stats.put("prefill_tokens_per_s", s.prefillTokensPerSecond());
         stats.put("decode_ms", s.decodeMillis());
         stats.put("decode_tokens_per_s", s.decodeTokensPerSecond());
+        if (s.verifyRounds() > 0) {
+            stats.put("verify_rounds", s.verifyRounds());
+            stats.put("draft_proposed", s.draftProposed());
+            stats.put("draft_accepted", s.draftAccepted());
+            stats.put("acceptance_rate", s.acceptanceRate());
+            stats.put("tokens_per_verify", s.tokensPerVerify());
+        }
         try {
             return mapper.writeValueAsString(root);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {

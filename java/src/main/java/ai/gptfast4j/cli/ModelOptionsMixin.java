@@ -25,7 +25,17 @@ final class ModelOptionsMixin {
     @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context)")
     int maxSeqLen;
 
+    @Option(names = "--draft-checkpoint", description = "draft model for speculative decoding (same tokenizer)")
+    Path draftCheckpoint;
+
+    @Option(names = "--draft-config", description = "model config JSON of the draft (default: resolved like --config)")
+    Path draftConfig;
+
+    @Option(names = "--speculate-k", defaultValue = "5", description = "draft tokens per verify step (default: ${DEFAULT-VALUE})")
+    int speculateK;
+
     EngineOptions engineOptions(int threads) {
-        return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen);
+        return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint,
+                draftConfig, speculateK);
     }
 }
