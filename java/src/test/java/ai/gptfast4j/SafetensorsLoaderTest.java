@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -19,7 +18,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,13 +37,7 @@ class SafetensorsLoaderTest {
 
     private static Path modelDir;
     private static Llama2cWeights weights;
-    private static List<ReferenceCase> references;
-
-    record ReferenceCase(String prompt, int steps, int[] promptTokens, int[] generatedTokens) {
-        int maxNewTokens() {
-            return (steps == 0 ? 512 : steps) - promptTokens.length + 1;
-        }
-    }
+    private static List<SharedData.GreedyCase> references;
 
     record Tensor(long[] shape, float[] data) {
         long bytes() { return 4L * data.length; }
@@ -53,19 +45,9 @@ class SafetensorsLoaderTest {
 
     @BeforeAll
     static void setUp() throws IOException {
-        String shared = System.getProperty("gptfast.shared");
-        assertTrue(shared != null && !shared.isEmpty(), "system property gptfast.shared is not set");
-        modelDir = Path.of(shared, "models", "stories260K");
-        weights = Llama2cWeights.read(modelDir.resolve("stories260K.bin"));
-        references = new ArrayList<>();
-        for (String line : Files.readAllLines(Path.of(shared, "reference", "stories260K-greedy.jsonl"))) {
-            if (line.isBlank()) continue;
-            JsonNode n = JSON.readTree(line);
-            references.add(new ReferenceCase(n.get("prompt").asText(), n.get("steps").asInt(),
-                    ints(n.get("prompt_tokens")), ints(n.get("generated_tokens"))));
-            if (references.size() == REFERENCE_CASES) break;
-        }
-        assertEquals(REFERENCE_CASES, references.size());
+        modelDir = SharedData.stories();
+        weights = Llama2cWeights.read(SharedData.storiesBin());
+        references = SharedData.greedyCases().subList(0, REFERENCE_CASES);
     }
 
     @Test
@@ -175,7 +157,7 @@ class SafetensorsLoaderTest {
         writeModelDir(dir);
         Path file = dir.resolve("model.safetensors");
         writeSafetensors(file, hfTensors(false));
-        ReferenceCase c = references.get(0);
+        SharedData.GreedyCase c = references.get(0);
         try (Engine engine = Engine.load(EngineOptions.of(file))) {
             int[] got = engine.generate(c.promptTokens(), params(c), null, new CancellationToken()).generatedTokens();
             assertFalse(Arrays.equals(c.generatedTokens(), got),
@@ -205,7 +187,7 @@ class SafetensorsLoaderTest {
         try (Engine engine = Engine.load(EngineOptions.of(checkpoint))) {
             assertEquals(512, engine.config().vocabSize());
             assertEquals(512, engine.contextLength());
-            for (ReferenceCase c : references) {
+            for (SharedData.GreedyCase c : references) {
                 GenerationResult r = engine.generate(c.promptTokens(), params(c), null, new CancellationToken());
                 assertArrayEquals(c.generatedTokens(), r.generatedTokens(),
                         "greedy tokens from " + checkpoint.getFileName() + " for prompt '" + c.prompt() + "'");
@@ -213,7 +195,7 @@ class SafetensorsLoaderTest {
         }
     }
 
-    private static GenerationParams params(ReferenceCase c) {
+    private static GenerationParams params(SharedData.GreedyCase c) {
         return GenerationParams.builder().greedy().maxNewTokens(c.maxNewTokens()).stopTokens(1).build();
     }
 
@@ -339,9 +321,4 @@ class SafetensorsLoaderTest {
         return headerBytes;
     }
 
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
-        return out;
-    }
 }
