@@ -25,9 +25,7 @@ class Float64ReferenceTest {
 
     @BeforeAll
     static void setUp() throws Exception {
-        String shared = System.getProperty("gptfast.shared");
-        assertTrue(shared != null && !shared.isEmpty(), "system property gptfast.shared is not set");
-        modelDir = Path.of(shared, "models", "stories260K");
+        modelDir = SharedData.stories();
         weights = Llama2cWeights.read(modelDir.resolve("stories260K.bin"));
         engine = Engine.load(EngineOptions.of(modelDir.resolve("model.pth"))
                 .withTokenizer(modelDir.resolve("tokenizer.model"))
