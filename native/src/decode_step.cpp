@@ -56,32 +56,39 @@ FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens)
   h3_ = at::empty({T, spec_.intermediate_size}, f32);
   logits_ = at::empty({T, spec_.vocab_size}, f32);
   scores_ = at::empty({T * spec_.n_head, model.max_seq_len()}, f32);
+  slot0_.assign(T, 0);
+  positions_.assign(T, 0);
 }
 
-void FusedDecodeStep::attention(int64_t layer, int64_t n, int64_t pos) {
+void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n) {
   const int64_t hd = spec_.head_dim, n_head = spec_.n_head, n_kv = spec_.n_local_heads;
   const int64_t group = n_head / n_kv, q_dim = n_head * hd, kv_dim = n_kv * hd;
   const int64_t qkv_width = q_dim + 2 * kv_dim, max_seq = model_.max_seq_len();
-  float* keys = model_.cache().key_data(layer);
-  float* values = model_.cache().value_data(layer);
-  // Write every new key/value first: token t attends to the new tokens before it too.
+  KVCache& cache = model_.cache();
+  // Write every new key/value first: a token attends to earlier new tokens of its slot too.
+  int64_t longest = 0;
   for (int64_t t = 0; t < n; ++t) {
     const float* k_new = qkv_.data_ptr<float>() + t * qkv_width + q_dim;
     const float* v_new = k_new + kv_dim;
-    for (int64_t h = 0; h < n_kv; ++h) {  // cache layout [1, n_kv, max_seq, hd]
-      std::copy_n(k_new + h * hd, hd, keys + (h * max_seq + pos + t) * hd);
-      std::copy_n(v_new + h * hd, hd, values + (h * max_seq + pos + t) * hd);
+    float* keys = cache.key_data(layer, slots[t]);
+    float* values = cache.value_data(layer, slots[t]);
+    for (int64_t h = 0; h < n_kv; ++h) {  // slot layout [n_kv, max_seq, hd]
+      std::copy_n(k_new + h * hd, hd, keys + (h * max_seq + positions[t]) * hd);
+      std::copy_n(v_new + h * hd, hd, values + (h * max_seq + positions[t]) * hd);
     }
+    longest = std::max(longest, positions[t] + 1);
   }
   const float scale = 1.0f / std::sqrt(float(hd));
   float* out = attn_out_.data_ptr<float>();
   float* scores_all = scores_.data_ptr<float>();
   const float* q_all = qkv_.data_ptr<float>();
   // One task per (token, head); split across threads only with enough work (~32K multiply-adds).
-  const int64_t grain = std::max<int64_t>(1, 32768 / ((pos + n) * hd * 2));
+  const int64_t grain = std::max<int64_t>(1, 32768 / (longest * hd * 2));
   at::parallel_for(0, n * n_head, grain, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / n_head, h = task % n_head, last = pos + t;  // causal: keys 0..last
+      const int64_t t = task / n_head, h = task % n_head, last = positions[t];  // causal: keys 0..last
+      const float* keys = cache.key_data(layer, slots[t]);
+      const float* values = cache.value_data(layer, slots[t]);
       const float* qh = q_all + t * qkv_width + h * hd;
       const float* kh = keys + (h / group) * max_seq * hd;  // query head h reads KV head h / group
       const float* vh = values + (h / group) * max_seq * hd;
@@ -107,6 +114,12 @@ void FusedDecodeStep::attention(int64_t layer, int64_t n, int64_t pos) {
 
 const float* FusedDecodeStep::run(const int32_t* tokens, int64_t n, int64_t pos) {
   if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
+  for (int64_t t = 0; t < n; ++t) positions_[t] = pos + t;
+  return run(tokens, slot0_.data(), positions_.data(), n);
+}
+
+const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n) {
+  if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
   const int64_t dim = spec_.dim, hd = spec_.head_dim, ffn = spec_.intermediate_size;
   const int64_t q_dim = int64_t(spec_.n_head) * hd, qkv_width = q_dim + 2 * int64_t(spec_.n_local_heads) * hd;
   const float eps = spec_.norm_eps;
@@ -122,10 +135,10 @@ const float* FusedDecodeStep::run(const int32_t* tokens, int64_t n, int64_t pos)
     project(w.wqkv, xb_, qkv_, n);
     for (int64_t t = 0; t < n; ++t) {
       float* q = qkv_.data_ptr<float>() + t * qkv_width;
-      rope(q, spec_.n_head, hd, table + (pos + t) * hd);
-      rope(q + q_dim, spec_.n_local_heads, hd, table + (pos + t) * hd);
+      rope(q, spec_.n_head, hd, table + positions[t] * hd);
+      rope(q + q_dim, spec_.n_local_heads, hd, table + positions[t] * hd);
     }
-    attention(l, n, pos);
+    attention(l, slots, positions, n);
     project(w.wo, attn_out_, proj_, n);
     const float* proj = proj_.data_ptr<float>();
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "batch.h"
 #include "guarded.h"
 #include "session.h"
 #include "speculative.h"
@@ -125,5 +126,57 @@ int SpeculativeDecoder::step(int32_t last_token, int32_t* out, int capacity) {
 int64_t SpeculativeDecoder::rounds() const { return state_->rounds; }
 int64_t SpeculativeDecoder::proposed() const { return state_->proposed; }
 int64_t SpeculativeDecoder::accepted() const { return state_->accepted; }
+
+BatchedEngine::BatchedEngine(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+                             const std::string& dtype, const std::string& device, int threads, int max_seq_len,
+                             int max_batch) {
+  const RuntimeSpec runtime{dtype, device, threads, max_seq_len};
+  guarded("loading model", [&] {
+    set_threads(runtime.threads);
+    state_ = std::make_unique<BatchState>(checkpoint_path, format, model, runtime, max_batch);
+  });
+}
+
+BatchedEngine::~BatchedEngine() = default;
+
+void BatchedEngine::set_sampling(int slot, const SamplingSpec& sampling) {
+  guarded("sampling parameters", [&] { state_->set_sampling(slot, sampling); });
+}
+
+int BatchedEngine::start(int slot, const int32_t* tokens, int n_tokens) {
+  return guarded("batch start", [&] {
+    c10::InferenceMode no_grad;
+    return state_->start(slot, tokens, n_tokens);
+  });
+}
+
+void BatchedEngine::suppress_tokens(int slot, const int32_t* ids, int n) {
+  guarded("suppress tokens", [&] { state_->suppress(slot, ids, n); });
+}
+
+void BatchedEngine::step(const int32_t* slots, const int32_t* tokens, int n, int32_t* next) {
+  guarded("batch step", [&] {
+    c10::InferenceMode no_grad;
+    state_->step(slots, tokens, n, next);
+  });
+}
+
+void BatchedEngine::release(int slot) {
+  guarded("batch release", [&] { state_->release(slot); });
+}
+
+int BatchedEngine::max_batch() const { return state_->max_batch(); }
+int BatchedEngine::max_seq_len() const { return int(state_->max_seq_len()); }
+int BatchedEngine::position(int slot) const {
+  return guarded("batch position", [&] { return int(state_->position(slot)); });
+}
+
+std::string BatchedEngine::describe() const {
+  std::ostringstream out;
+  out << "batch=" << state_->max_batch() << " cache=" << state_->max_seq_len() << " dtype=" << state_->runtime().dtype
+      << " device=" << state_->runtime().device << " threads=" << at::get_num_threads()
+      << " decode=" << (state_->fused() ? "fused" : "aten");
+  return out.str();
+}
 
 }  // namespace gptfast

@@ -1,6 +1,7 @@
-// Static KV cache: per layer [batch, n_kv_heads, max_seq_len, head_dim], allocated once.
-// New keys/values are written in place at their positions; attention reads the prefix
-// [0, context_len). Positions past the current one may hold stale data but are never read.
+// Static KV cache: per layer [slots, n_kv_heads, max_seq_len, head_dim], allocated once. Each
+// slot holds one sequence (a batch of independent sequences for continuous batching; one slot
+// otherwise). New keys/values are written in place at their positions; attention reads the
+// prefix [0, context_len). Positions past the current one may hold stale data but are never read.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -19,19 +20,25 @@ class KVCache {
     }
   }
 
-  // k, v: [batch, n_kv_heads, T, head_dim] written at input_pos [T].
-  void write(int64_t layer, const at::Tensor& input_pos, const at::Tensor& k, const at::Tensor& v) {
-    keys_[layer].index_copy_(2, input_pos, k);
-    values_[layer].index_copy_(2, input_pos, v);
+  // k, v: [1, n_kv_heads, T, head_dim] written into `slot` at input_pos [T].
+  void write(int64_t layer, int64_t slot, const at::Tensor& input_pos, const at::Tensor& k, const at::Tensor& v) {
+    keys_[layer].narrow(0, slot, 1).index_copy_(2, input_pos, k);
+    values_[layer].narrow(0, slot, 1).index_copy_(2, input_pos, v);
   }
-  at::Tensor keys(int64_t layer, int64_t context_len) const { return keys_[layer].narrow(2, 0, context_len); }
-  at::Tensor values(int64_t layer, int64_t context_len) const { return values_[layer].narrow(2, 0, context_len); }
-  // Raw fp32 storage of one layer, for the fused decode step.
-  float* key_data(int64_t layer) { return keys_[layer].data_ptr<float>(); }
-  float* value_data(int64_t layer) { return values_[layer].data_ptr<float>(); }
+  at::Tensor keys(int64_t layer, int64_t slot, int64_t context_len) const {
+    return keys_[layer].narrow(0, slot, 1).narrow(2, 0, context_len);
+  }
+  at::Tensor values(int64_t layer, int64_t slot, int64_t context_len) const {
+    return values_[layer].narrow(0, slot, 1).narrow(2, 0, context_len);
+  }
+  // Raw fp32 storage of one slot of one layer, [n_kv_heads, max_seq_len, head_dim], for the fused step.
+  float* key_data(int64_t layer, int64_t slot) { return keys_[layer].data_ptr<float>() + slot * slot_stride(); }
+  float* value_data(int64_t layer, int64_t slot) { return values_[layer].data_ptr<float>() + slot * slot_stride(); }
   int64_t max_seq_len() const { return keys_.empty() ? 0 : keys_[0].size(2); }
+  int64_t slots() const { return keys_.empty() ? 0 : keys_[0].size(0); }
 
  private:
+  int64_t slot_stride() const { return keys_[0].size(1) * keys_[0].size(2) * keys_[0].size(3); }
   std::vector<at::Tensor> keys_, values_;
 };
 

@@ -42,10 +42,8 @@ void Sampler::configure(const SamplingSpec& s, int vocab_size) {
   nucleus_weights_.reserve(vocab_size);
   in_context_.assign(vocab_size, 0);
   generated_count_.assign(vocab_size, 0);
-  if (suppressed_.size() != size_t(vocab_size)) {
-    suppressed_.assign(vocab_size, 0);
-    any_suppressed_ = false;
-  }
+  suppressed_.assign(vocab_size, 0);  // a new generation starts with nothing suppressed
+  any_suppressed_ = false;
 }
 
 bool Sampler::uses_history() const {

@@ -18,6 +18,7 @@ int draw_dense(const float* weights, int n, Random& random);
 
 class Sampler {
  public:
+  // Starts a generation's sampling state: parameters, seed, empty history, nothing suppressed.
   // Throws Error for out-of-range parameters.
   void configure(const SamplingSpec& spec, int vocab_size);
   const SamplingSpec& spec() const { return spec_; }

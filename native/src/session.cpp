@@ -26,6 +26,8 @@ at::Device parse_device(const std::string& device) {
   return d;
 }
 
+}  // namespace
+
 StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
   if (format == "pth") {
     StateDict w = load_pth(path);
@@ -48,24 +50,30 @@ int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
   return len;
 }
 
-}  // namespace
+bool use_fused_decode(const Transformer& model) {
+  // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
+  const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
+  return FusedDecodeStep::supports(model) && !(fused && std::string(fused) == "0");
+}
+
+at::TensorOptions tensor_options(const RuntimeSpec& runtime) {
+  return at::TensorOptions().dtype(parse_dtype(runtime.dtype)).device(parse_device(runtime.device));
+}
+
+int64_t fused_batch_limit(const ModelSpec& spec) {
+  const int64_t per_layer = int64_t(spec.dim) * (spec.n_head + 2 * spec.n_local_heads) * spec.head_dim +
+                            int64_t(spec.n_head) * spec.head_dim * spec.dim + 3 * int64_t(spec.dim) * spec.intermediate_size;
+  const int64_t weights = spec.n_layer * per_layer + 2 * int64_t(spec.vocab_size) * spec.dim;
+  return weights <= TransformerSession::kFusedBatchMaxWeights ? TransformerSession::kMaxFusedTokens : 1;
+}
 
 TransformerSession::TransformerSession(const std::string& path, const std::string& format,
                                        const ModelSpec& spec, const RuntimeSpec& runtime)
     : runtime_(runtime),
-      model_(spec, load_checkpoint(path, format, spec),
-             at::TensorOptions().dtype(parse_dtype(runtime.dtype)).device(parse_device(runtime.device)),
-             cache_length(spec, runtime)) {
-  // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
-  const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
-  if (FusedDecodeStep::supports(model_) && !(fused && std::string(fused) == "0")) {
+      model_(spec, load_checkpoint(path, format, spec), tensor_options(runtime), cache_length(spec, runtime)) {
+  if (use_fused_decode(model_)) {
     fused_.emplace(model_, kMaxFusedTokens);
-    const int64_t weights = int64_t(spec.n_layer) * (int64_t(spec.dim) * (spec.n_head + 2 * spec.n_local_heads) *
-                                                         spec.head_dim +
-                                                     int64_t(spec.n_head) * spec.head_dim * spec.dim +
-                                                     3 * int64_t(spec.dim) * spec.intermediate_size) +
-                            2 * int64_t(spec.vocab_size) * spec.dim;
-    fused_batch_limit_ = weights <= kFusedBatchMaxWeights ? kMaxFusedTokens : 1;
+    fused_batch_limit_ = fused_batch_limit(spec);
   }
   sampler_.configure(SamplingSpec{}, spec.vocab_size);
 }

@@ -19,6 +19,14 @@ struct RuntimeSpec {
   int threads = 0, max_seq_len = 0;
 };
 
+// Shared by the sessions: checkpoint loading, dtype/device, cache length, fused-path choice.
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec);
+at::TensorOptions tensor_options(const RuntimeSpec& runtime);
+int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime);
+bool use_fused_decode(const Transformer& model);
+// Most tokens per fused call for a model of this size (see kFusedBatchMaxWeights).
+int64_t fused_batch_limit(const ModelSpec& spec);
+
 class TransformerSession {
  public:
   // Most tokens one fused call handles (a verify pass for speculate_k <= 15, short prompts).

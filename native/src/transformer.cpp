@@ -50,10 +50,11 @@ void check_spec(const ModelSpec& s) {
 
 }  // namespace
 
-Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, int64_t max_seq_len)
+Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, int64_t max_seq_len,
+                         int64_t slots)
     : spec_((check_spec(spec), spec)),
       options_(options),
-      cache_(spec.n_layer, 1, spec.n_local_heads, max_seq_len, spec.head_dim, options) {
+      cache_(spec.n_layer, slots, spec.n_local_heads, max_seq_len, spec.head_dim, options) {
   const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
   const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
   tok_embeddings_ = take(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
@@ -84,7 +85,7 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
 }
 
 at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
-                                  const at::Tensor& input_pos, int64_t context_len) {
+                                  const at::Tensor& input_pos, int64_t context_len, int64_t slot) {
   const LayerWeights& w = layers_[layer];
   const int64_t B = x.size(0), T = x.size(1), hd = spec_.head_dim;
   const int64_t q_dim = spec_.n_head * hd, kv_dim = spec_.n_local_heads * hd;
@@ -92,9 +93,9 @@ at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::
   at::Tensor q = apply_rope(qkv[0].view({B, T, spec_.n_head, hd}), rope_rows).transpose(1, 2);
   at::Tensor k = apply_rope(qkv[1].view({B, T, spec_.n_local_heads, hd}), rope_rows).transpose(1, 2);
   at::Tensor v = qkv[2].view({B, T, spec_.n_local_heads, hd}).transpose(1, 2);
-  cache_.write(layer, input_pos, k, v);
+  cache_.write(layer, slot, input_pos, k, v);
 
-  at::Tensor keys = cache_.keys(layer, context_len), values = cache_.values(layer, context_len);
+  at::Tensor keys = cache_.keys(layer, slot, context_len), values = cache_.values(layer, slot, context_len);
   const int64_t group = spec_.n_head / spec_.n_local_heads;  // query head h reads KV head h / group
   if (group > 1) {
     keys = keys.repeat_interleave(group, 1);
@@ -110,13 +111,13 @@ at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x)
   return at::linear(at::silu(at::linear(x, w.w1)) * at::linear(x, w.w3), w.w2);
 }
 
-at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions) {
+at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions, int64_t slot) {
   const int64_t T = tokens.size(1), context_len = start_pos + T;
   at::Tensor input_pos = at::arange(start_pos, context_len, tokens.options().dtype(at::kLong));
   at::Tensor rope_rows = rope_.index_select(0, input_pos);
   at::Tensor x = at::embedding(tok_embeddings_, tokens);
   for (int64_t i = 0; i < spec_.n_layer; ++i) {
-    x = x + attention(i, rms_norm(x, layers_[i].attention_norm), rope_rows, input_pos, context_len);
+    x = x + attention(i, rms_norm(x, layers_[i].attention_norm), rope_rows, input_pos, context_len, slot);
     x = x + feed_forward(layers_[i], rms_norm(x, layers_[i].ffn_norm));
   }
   if (!all_positions) x = x.narrow(1, x.size(1) - 1, 1);

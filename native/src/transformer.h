@@ -20,12 +20,14 @@ struct LayerWeights {
 class Transformer {
  public:
   // Validates every tensor's presence and shape against spec, converts to options' dtype/device.
-  Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, int64_t max_seq_len);
+  // slots: independent sequences the KV cache holds (1, or the batch size for batched decoding).
+  Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, int64_t max_seq_len,
+              int64_t slots = 1);
 
-  // tokens: [B, T] int64, placed at positions start_pos .. start_pos+T-1 (the cache before
-  // start_pos must hold this sequence's keys/values). Returns fp32 logits [B, T, vocab]
-  // (all_positions) or [B, 1, vocab] (last position only).
-  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions);
+  // tokens: [1, T] int64 of the sequence in cache `slot`, placed at positions
+  // start_pos .. start_pos+T-1 (the slot must hold its keys/values before start_pos). Returns
+  // fp32 logits [1, T, vocab] (all_positions) or [1, 1, vocab] (last position only).
+  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions, int64_t slot = 0);
 
   const ModelSpec& spec() const { return spec_; }
   // Weights and cache, read by the fused decode step (decode_step.h).
@@ -41,7 +43,7 @@ class Transformer {
  private:
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   at::Tensor attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
-                       const at::Tensor& input_pos, int64_t context_len);
+                       const at::Tensor& input_pos, int64_t context_len, int64_t slot);
   at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
 
   ModelSpec spec_;

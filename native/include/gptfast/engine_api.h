@@ -46,6 +46,7 @@ struct SamplingSpec {
 
 class TransformerSession;
 class SpeculativeState;
+class BatchState;
 
 // One loaded model with its static KV cache: prefill a prompt, then decode one token at a time.
 // Not thread-safe: one generation at a time per engine (the Java Engine serialises calls).
@@ -63,7 +64,8 @@ class TransformerEngine {
   TransformerEngine(const TransformerEngine&) = delete;
   TransformerEngine& operator=(const TransformerEngine&) = delete;
 
-  // Validates and applies sampling parameters; seeds the engine's own generator.
+  // Validates and applies sampling parameters for the next generation; seeds the engine's own
+  // generator and clears suppressed tokens.
   void set_sampling(const SamplingSpec& sampling);
   // Tokens excluded from sampling until the next call (n = 0 clears), e.g. EOS before a
   // minimum number of new tokens.
@@ -115,6 +117,39 @@ class SpeculativeDecoder {
   TransformerEngine& target_;
   TransformerEngine& draft_;
   std::unique_ptr<SpeculativeState> state_;
+};
+
+// Continuous batching: one model, a KV cache with max_batch independent slots, and a decode step
+// that advances any set of active slots together (one token each; the weights are read once
+// for all of them). Sequences start (prefill) and finish between steps, so new requests join a
+// running batch without waiting for it to drain. Each slot has its own sampler and seed.
+// Not thread-safe: one thread drives it.
+class BatchedEngine {
+ public:
+  BatchedEngine(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+                const std::string& dtype, const std::string& device, int threads, int max_seq_len, int max_batch);
+  ~BatchedEngine();
+  BatchedEngine(const BatchedEngine&) = delete;
+  BatchedEngine& operator=(const BatchedEngine&) = delete;
+
+  // Sampling parameters and seed for the next sequence in a free slot (clears its suppression).
+  void set_sampling(int slot, const SamplingSpec& sampling);
+  // Tokens the slot may not sample until the next call (n = 0 clears).
+  void suppress_tokens(int slot, const int32_t* ids, int n);
+  // Prefills the prompt into the free slot; returns the first token.
+  int start(int slot, const int32_t* tokens, int n_tokens);
+  // One step for n distinct active slots: feeds tokens[i] to slots[i], writes the next tokens.
+  void step(const int32_t* slots, const int32_t* tokens, int n, int32_t* next);
+  // Frees a slot for the next sequence.
+  void release(int slot);
+
+  int max_batch() const;
+  int max_seq_len() const;
+  int position(int slot) const;  // tokens in the slot's cache
+  std::string describe() const;
+
+ private:
+  std::unique_ptr<BatchState> state_;
 };
 
 }  // namespace gptfast

@@ -40,24 +40,45 @@ public final class Engine implements AutoCloseable {
         this.configSource = source;
     }
 
-    public static Engine load(EngineOptions options) {
-        Path file = CheckpointFormat.resolveFile(options.checkpoint());
-        CheckpointFormat format = CheckpointFormat.detect(file);
-        ConfigResolver.Resolved resolved = ConfigResolver.resolve(file, options.config());
-        Path tokenizerPath = options.tokenizer() != null ? options.tokenizer()
-                : file.toAbsolutePath().getParent().resolve("tokenizer.model");
-        if (!Files.isRegularFile(tokenizerPath)) {
-            throw new GptFastException("tokenizer not found: " + tokenizerPath + " (pass --tokenizer)");
+    /** A checkpoint file, its format and architecture, and the tokenizer to use with it. */
+    record ResolvedModel(Path file, CheckpointFormat format, ConfigResolver.Resolved config, Path tokenizerPath) {
+        static ResolvedModel of(EngineOptions options) {
+            Path file = CheckpointFormat.resolveFile(options.checkpoint());
+            CheckpointFormat format = CheckpointFormat.detect(file);
+            ConfigResolver.Resolved resolved = ConfigResolver.resolve(file, options.config());
+            Path tokenizerPath = options.tokenizer() != null ? options.tokenizer()
+                    : file.toAbsolutePath().getParent().resolve("tokenizer.model");
+            if (!Files.isRegularFile(tokenizerPath)) {
+                throw new GptFastException("tokenizer not found: " + tokenizerPath + " (pass --tokenizer)");
+            }
+            return new ResolvedModel(file, format, resolved, tokenizerPath);
         }
-        Tokenizer tokenizer = new SentencePieceTokenizer(tokenizerPath);
+
+        /** The tokenizer, checked against the model's vocabulary; the caller closes it. */
+        Tokenizer openTokenizer() {
+            Tokenizer tokenizer = new SentencePieceTokenizer(tokenizerPath);
+            try {
+                checkVocab(tokenizer, config.config());
+                return tokenizer;
+            } catch (RuntimeException e) {
+                tokenizer.close();
+                throw e;
+            }
+        }
+    }
+
+    public static Engine load(EngineOptions options) {
+        ResolvedModel model = ResolvedModel.of(options);
+        Tokenizer tokenizer = model.openTokenizer();
         GptFastNative.TransformerEngine target = null, draft = null;
         try {
-            checkVocab(tokenizer, resolved.config());
-            target = loadNative(file.toString(), format.nativeName, resolved.config(), options, options.maxSeqLen());
+            target = loadNative(model.file().toString(), model.format().nativeName, model.config().config(), options,
+                    options.maxSeqLen());
             if (options.speculative()) {
-                draft = loadDraft(options, resolved.config(), tokenizerPath, target.max_seq_len());
+                draft = loadDraft(options, model.config().config(), model.tokenizerPath(), target.max_seq_len());
             }
-            return new Engine(target, draft, options.speculateK(), tokenizer, resolved.config(), resolved.source());
+            return new Engine(target, draft, options.speculateK(), tokenizer, model.config().config(),
+                    model.config().source());
         } catch (RuntimeException e) {
             if (draft != null) draft.close();
             if (target != null) target.close();
@@ -131,7 +152,7 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    private static void checkVocab(Tokenizer tokenizer, ModelConfig config) {
+    static void checkVocab(Tokenizer tokenizer, ModelConfig config) {
         if (tokenizer.vocabSize() > config.vocabSize()) {
             throw new GptFastException("tokenizer has " + tokenizer.vocabSize() + " pieces but the model's vocab_size is "
                     + config.vocabSize() + " (wrong tokenizer for this checkpoint?)");
@@ -167,37 +188,26 @@ public final class Engine implements AutoCloseable {
     public synchronized GenerationResult generate(int[] promptIds, GenerationParams params, TokenListener listener,
                                                   CancellationToken cancel) {
         ensureOpen();
-        if (promptIds == null || promptIds.length == 0) throw new GptFastException("prompt is empty: at least BOS is needed");
-        int contextLength = target.max_seq_len();
-        if (promptIds.length > contextLength) {
-            throw new GptFastException("prompt has " + promptIds.length + " tokens, more than the context length "
-                    + contextLength);
-        }
         if (speculative != null && params.usesPenalties()) {
             throw new GptFastException("repetition/presence/frequency penalties are not supported with speculative decoding");
         }
-        Run run = new Run(promptIds, params, listener, cancel, contextLength);
-        long start = System.nanoTime();
+        GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, target.max_seq_len(),
+                ids -> target.suppress_tokens(ids, ids.length));
         long rounds0 = 0, proposed0 = 0, accepted0 = 0;
         try (GptFastNative.SamplingSpec sampling = samplingSpec(params)) {
             target.set_sampling(sampling);
             run.updateSuppression();
-            int next;
-            if (speculative != null) {
-                rounds0 = speculative.rounds();
-                proposed0 = speculative.proposed();
-                accepted0 = speculative.accepted();
-                next = speculative.prefill(promptIds, promptIds.length);
-            } else {
-                next = target.prefill(promptIds, promptIds.length);
-            }
-            run.firstToken = System.nanoTime();
             if (speculative == null) {
+                int next = target.prefill(promptIds, promptIds.length);
                 while (!run.accept(next)) {
                     run.updateSuppression();
                     next = target.decode(next);
                 }
             } else {
+                rounds0 = speculative.rounds();
+                proposed0 = speculative.proposed();
+                accepted0 = speculative.accepted();
+                int next = speculative.prefill(promptIds, promptIds.length);
                 int[] round = new int[speculateK + 1];
                 boolean done = run.accept(next);
                 while (!done) {
@@ -209,77 +219,15 @@ public final class Engine implements AutoCloseable {
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
-        long end = System.nanoTime();
-        GenerationStats stats = new GenerationStats(promptIds.length, run.count, (run.firstToken - start) / 1e6,
-                (end - run.firstToken) / 1e6,
-                speculative == null ? 0 : speculative.rounds() - rounds0,
-                speculative == null ? 0 : speculative.proposed() - proposed0,
-                speculative == null ? 0 : speculative.accepted() - accepted0);
-        if (!run.textUpToDate) run.text.update();
-        return new GenerationResult(promptIds.clone(), Arrays.copyOf(run.generated, run.count), run.text.completion(),
-                run.reason, stats);
+        return speculative == null ? run.result(0, 0, 0)
+                : run.result(speculative.rounds() - rounds0, speculative.proposed() - proposed0,
+                        speculative.accepted() - accepted0);
     }
 
-    private static GptFastNative.SamplingSpec samplingSpec(GenerationParams p) {
+    static GptFastNative.SamplingSpec samplingSpec(GenerationParams p) {
         return new GptFastNative.SamplingSpec().temperature(p.temperature()).top_k(p.topK()).top_p(p.topP())
                 .repetition_penalty(p.repetitionPenalty()).presence_penalty(p.presencePenalty())
                 .frequency_penalty(p.frequencyPenalty()).seed(p.seed());
-    }
-
-    /** The bookkeeping of one generation: tokens, text, stop conditions, min-token suppression. */
-    private final class Run {
-        final GenerationParams params;
-        final TokenListener listener;
-        final CancellationToken cancel;
-        final StreamingDetokenizer text;
-        final int[] generated;
-        final boolean needText;
-        final int[] stopIds;
-        int count;
-        long firstToken;
-        boolean suppressing;
-        boolean textUpToDate = true;
-        GenerationResult.StopReason reason;
-
-        Run(int[] promptIds, GenerationParams params, TokenListener listener, CancellationToken cancel, int contextLength) {
-            this.params = params;
-            this.listener = listener;
-            this.cancel = cancel;
-            this.text = new StreamingDetokenizer(tokenizer, Arrays.copyOfRange(promptIds, 1, promptIds.length),
-                    params.stopSequences());
-            // the last position can still be sampled from, so the context allows one token more
-            this.generated = new int[Math.min(params.maxNewTokens(), contextLength - promptIds.length + 1)];
-            this.needText = listener != null || !params.stopSequences().isEmpty();
-            this.stopIds = params.effectiveStopTokens(tokenizer.eosId(), tokenizer.bosId());
-        }
-
-        /** Stop tokens are suppressed natively until min_new_tokens were generated. */
-        void updateSuppression() {
-            boolean want = count < params.minNewTokens();
-            if (want == suppressing) return;
-            suppressing = want;
-            int[] ids = want ? stopIds : new int[0];
-            target.suppress_tokens(ids, ids.length);
-        }
-
-        /** Records a token, streams its text; returns true when generation ends with it. */
-        boolean accept(int token) {
-            generated[count++] = token;
-            if (params.isStopToken(token, tokenizer.eosId(), tokenizer.bosId())) {
-                reason = GenerationResult.StopReason.STOP_TOKEN;
-            } else {
-                text.append(token);
-                textUpToDate = needText;
-                if (needText && text.update()) reason = GenerationResult.StopReason.STOP_SEQUENCE;
-            }
-            if (reason == null) {
-                if (count == params.maxNewTokens()) reason = GenerationResult.StopReason.MAX_NEW_TOKENS;
-                else if (count == generated.length) reason = GenerationResult.StopReason.CONTEXT_FULL;
-                else if (cancel.isCancelled()) reason = GenerationResult.StopReason.CANCELLED;
-            }
-            if (listener != null) listener.onToken(token, reason != null ? text.takeRest() : text.takeFinalText());
-            return reason != null;
-        }
     }
 
     /** fp32 logits of every prompt position, [n][vocab]; resets the KV cache. */

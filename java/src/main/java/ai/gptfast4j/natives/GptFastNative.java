@@ -110,6 +110,29 @@ public final class GptFastNative {
         public native long accepted();
     }
 
+    /** Continuous batching: one model, a KV cache slot per sequence (see engine_api.h). */
+    @Namespace("gptfast")
+    public static class BatchedEngine extends Pointer {
+        static { load(); }
+        public BatchedEngine(String checkpointPath, String format, ModelSpec model, String dtype, String device,
+                             int threads, int maxSeqLen, int maxBatch) {
+            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, maxBatch);
+        }
+        private native void allocate(@StdString String checkpointPath, @StdString String format,
+                                     @Const @ByRef ModelSpec model, @StdString String dtype,
+                                     @StdString String device, int threads, int maxSeqLen, int maxBatch);
+
+        public native void set_sampling(int slot, @Const @ByRef SamplingSpec sampling);
+        public native void suppress_tokens(int slot, @Const int[] ids, int n);
+        public native int start(int slot, @Const int[] tokens, int nTokens);
+        public native void step(@Const int[] slots, @Const int[] tokens, int n, int[] next);
+        public native void release(int slot);
+        public native int max_batch();
+        public native int max_seq_len();
+        @Name("position") public native int slotPosition(int slot);
+        public native @StdString String describe();
+    }
+
     /** SentencePiece processor over UTF-8 byte buffers (see tokenizer_api.h). */
     @Namespace("gptfast")
     public static class SentencePieceTokenizer extends Pointer {
