@@ -35,6 +35,9 @@ final class ServeBenchCommand implements Callable<Integer> {
     @Option(names = "--workers", defaultValue = "1", description = "engines in the server (default: ${DEFAULT-VALUE})")
     int workers;
 
+    @Option(names = "--batch-size", defaultValue = "1", description = "continuous batching batch size; 1 = worker pool (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
     @Option(names = "--clients", split = ",", defaultValue = "1,4,16", description = "client counts (default: ${DEFAULT-VALUE})")
     List<Integer> clients;
 
@@ -66,6 +69,7 @@ final class ServeBenchCommand implements Callable<Integer> {
         b.architectureConfig = model.config;
         b.dtype = model.dtype;
         b.maxWorkers = workers;
+        b.batchSize = batchSize;
         b.queueSize = Math.max(64, Collections.max(clients));
         b.maxNewTokensCap = Math.max(1024, maxNewTokens);
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
@@ -79,9 +83,10 @@ final class ServeBenchCommand implements Callable<Integer> {
                 System.out.printf("%-8d %8d %6d %7d %8.2f %8.1f %10.0f %9.1f %9.1f%n", c, r.sent, r.ok, r.failed,
                         r.wallSeconds, r.ok / r.wallSeconds, r.tokens / r.wallSeconds, r.percentile(50), r.percentile(99));
             }
-            System.out.printf("(%s, %d worker(s), max_new_tokens %d, temperature %.1f, non-streaming /v1/completions "
-                    + "over loopback; %d CPU cores visible)%n", model.checkpoint, workers, maxNewTokens, temperature,
-                    Runtime.getRuntime().availableProcessors());
+            System.out.printf("(%s, %s, max_new_tokens %d, temperature %.1f, non-streaming /v1/completions "
+                    + "over loopback; %d CPU cores visible)%n", model.checkpoint,
+                    batchSize > 1 ? "continuous batching, batch " + batchSize : workers + " worker(s)", maxNewTokens,
+                    temperature, Runtime.getRuntime().availableProcessors());
         }
         return 0;
     }

@@ -36,6 +36,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--workers", description = "engines (concurrent generations); default: maxWorkers from --config, else 1")
     Integer workers;
 
+    @Option(names = "--batch-size", description = "continuous batching: sequences one engine decodes together "
+            + "(default: batchSize from --config, else 1 = a pool of --workers batch-1 engines)")
+    Integer batchSize;
+
     @Option(names = "--threads", description = "intra-op threads per engine (default: cores / workers)")
     Integer threads;
 
@@ -108,6 +112,7 @@ final class ServeCommand implements Callable<Integer> {
             b.maxWorkers = workers;
             b.minWorkers = Math.min(b.minWorkers, workers);
         }
+        if (batchSize != null) b.batchSize = batchSize;
         if (threads != null) b.threadsPerWorker = threads;
         if (queueSize != null) b.queueSize = queueSize;
         if (maxBodyBytes != null) b.maxBodyBytes = maxBodyBytes;

@@ -42,7 +42,8 @@ public final class GptServer implements AutoCloseable {
     private GptServer(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader) {
         this.config = config;
         config.notes().forEach(n -> LOG.warn("{}", n));
-        this.scheduler = new WorkerPoolScheduler(config, engineLoader, metrics);
+        this.scheduler = config.batchSize() > 1 ? new BatchingScheduler(config, metrics)
+                : new WorkerPoolScheduler(config, engineLoader, metrics);
         metrics.bind(scheduler);
         this.streamer = new TokenStreamer(metrics, config.requestTimeoutSeconds());
         this.app = Javalin.create(c -> {

@@ -216,9 +216,15 @@ public record ServeConfig(
                     + "each worker runs the whole model in this process (no tensor/pipeline parallelism yet)");
             if (minWorkers != maxWorkers) all.add("minWorkers " + minWorkers + " accepted; the pool is fixed at "
                     + "maxWorkers = " + maxWorkers + " engines (no autoscaling)");
-            if (batchSize > 1 || maxBatchDelayMs > 0) all.add("batchSize " + batchSize + " / maxBatchDelay "
-                    + maxBatchDelayMs + " ms accepted; requests are not batched yet: each worker decodes one "
-                    + "sequence (continuous batching is future work)");
+            if (batchSize < 1 || batchSize > 256) throw new GptFastException("batchSize must be in [1, 256], got " + batchSize);
+            if (batchSize > 1 && speculative) {
+                throw new GptFastException("batchSize > 1 (continuous batching) cannot be combined with "
+                        + "handler.speculative yet; use one or the other");
+            }
+            if (batchSize > 1 && maxWorkers > 1) all.add("maxWorkers " + maxWorkers + " ignored with batchSize "
+                    + batchSize + ": one engine decodes the whole batch");
+            if (maxBatchDelayMs > 0) all.add("maxBatchDelay " + maxBatchDelayMs + " ms not needed: with batchSize > 1 "
+                    + "requests join the running batch between decode steps (continuous batching)");
             if (!deviceIds.isEmpty() && !"gpu".equals(deviceType)) all.add("deviceIds " + deviceIds
                     + " ignored with deviceType \"" + deviceType + "\"");
             String name = modelName != null ? modelName : defaultName(checkpoint);

@@ -81,7 +81,7 @@ final class TorchServeApi {
         d.put("runtime", "java");
         d.put("minWorkers", config.minWorkers());
         d.put("maxWorkers", config.maxWorkers());
-        d.put("batchSize", 1);
+        d.put("batchSize", config.batchSize());
         d.put("maxBatchDelay", config.maxBatchDelayMs());
         d.put("responseTimeout", config.requestTimeoutSeconds());
         d.put("loadedAtStartup", true);

@@ -1,5 +1,14 @@
 package ai.gptfast4j.serve;
 
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.Future;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.Map;
+import java.util.List;
+import java.util.ArrayList;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -60,5 +69,46 @@ final class ServeTestSupport {
             if (line.startsWith(series + " ")) return Double.parseDouble(line.substring(series.length() + 1).trim());
         }
         return 0;
+    }
+
+    /**
+     * Sends `requests` greedy requests (24 new tokens; TorchServe JSON, TorchServe chunked and OpenAI
+     * routes in turn) from `clients` concurrent clients, cycling over the prompts of `expected`;
+     * returns one line per request that failed or whose text differs from `expected`.
+     */
+    static List<String> hammer(int port, Map<String, String> expected, int requests, int clients) throws Exception {
+        String[] prompts = expected.keySet().toArray(new String[0]);
+        AtomicInteger next = new AtomicInteger();
+        List<String> failures = new CopyOnWriteArrayList<>();
+        ExecutorService pool = Executors.newFixedThreadPool(clients);
+        List<Future<?>> futures = new ArrayList<>();
+        for (int c = 0; c < clients; c++) {
+            futures.add(pool.submit(() -> {
+                int i;
+                while ((i = next.getAndIncrement()) < requests) {
+                    String p = prompts[i % prompts.length];
+                    try {
+                        String text;
+                        if (i % 2 == 0) {
+                            HttpResponse<String> r = post(port, "/predictions/stories260K", "{\"prompt\":\"" + p
+                                    + "\",\"max_new_tokens\":24,\"temperature\":0,\"stream\":" + (i % 4 == 0) + "}");
+                            if (r.statusCode() != 200) { failures.add(i + ": " + r.statusCode() + " " + r.body()); continue; }
+                            text = i % 4 == 0 ? r.body() : json(r).get("generated_text").asText();
+                        } else {
+                            HttpResponse<String> r = post(port, "/v1/completions", "{\"prompt\":\"" + p
+                                    + "\",\"max_tokens\":24,\"temperature\":0}");
+                            if (r.statusCode() != 200) { failures.add(i + ": " + r.statusCode() + " " + r.body()); continue; }
+                            text = json(r).get("choices").get(0).get("text").asText();
+                        }
+                        if (!text.equals(expected.get(p))) failures.add(i + ": wrong text " + text);
+                    } catch (Exception e) {
+                        failures.add(i + ": " + e);
+                    }
+                }
+            }));
+        }
+        for (Future<?> f : futures) f.get(120, TimeUnit.SECONDS);
+        pool.shutdown();
+        return failures;
     }
 }

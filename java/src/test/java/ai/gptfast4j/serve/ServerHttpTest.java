@@ -254,39 +254,8 @@ class ServerHttpTest {
         Map<String, String> expected = new ConcurrentHashMap<>();
         for (String p : prompts) expected.put(p, direct(p, 24));
         String before = get(port, "/metrics").body();
-        AtomicInteger next = new AtomicInteger();
-        List<String> failures = new CopyOnWriteArrayList<>();
-        AtomicInteger ok = new AtomicInteger();
-        ExecutorService clients = Executors.newFixedThreadPool(16);
-        List<Future<?>> futures = new ArrayList<>();
-        for (int c = 0; c < 16; c++) {
-            futures.add(clients.submit(() -> {
-                int i;
-                while ((i = next.getAndIncrement()) < 200) {
-                    String p = prompts[i % prompts.length];
-                    try {
-                        String text;
-                        if (i % 2 == 0) {
-                            HttpResponse<String> r = post(port, "/predictions/stories260K", "{\"prompt\":\"" + p
-                                    + "\",\"max_new_tokens\":24,\"temperature\":0,\"stream\":" + (i % 4 == 0) + "}");
-                            if (r.statusCode() != 200) { failures.add(i + ": " + r.statusCode() + " " + r.body()); continue; }
-                            text = i % 4 == 0 ? r.body() : json(r).get("generated_text").asText();
-                        } else {
-                            HttpResponse<String> r = post(port, "/v1/completions", "{\"prompt\":\"" + p
-                                    + "\",\"max_tokens\":24,\"temperature\":0}");
-                            if (r.statusCode() != 200) { failures.add(i + ": " + r.statusCode() + " " + r.body()); continue; }
-                            text = json(r).get("choices").get(0).get("text").asText();
-                        }
-                        if (!text.equals(expected.get(p))) failures.add(i + ": wrong text " + text);
-                        else ok.incrementAndGet();
-                    } catch (Exception e) {
-                        failures.add(i + ": " + e);
-                    }
-                }
-            }));
-        }
-        for (Future<?> f : futures) f.get(120, TimeUnit.SECONDS);
-        clients.shutdown();
+        List<String> failures = ServeTestSupport.hammer(port, expected, 200, 16);
+        AtomicInteger ok = new AtomicInteger(200 - failures.size());
         assertTrue(failures.isEmpty(), failures.size() + " failed, e.g. " + failures.subList(0, Math.min(5, failures.size())));
         assertEquals(200, ok.get());
         String after = get(port, "/metrics").body();
