@@ -45,6 +45,18 @@ public final class BatchedGenerator implements AutoCloseable {
         }
     }
 
+    /** Seeded random weights of the given architecture (for benchmarks), with the given tokenizer. */
+    public static BatchedGenerator random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
+                                          int maxBatch) {
+        Engine.checkVocab(tokenizer, config);
+        try (GptFastNative.ModelSpec spec = config.toNative()) {
+            return new BatchedGenerator(new GptFastNative.BatchedEngine(Long.toString(seed), "random", spec,
+                    options.dtype(), options.device(), options.threads(), options.maxSeqLen(), maxBatch), tokenizer, config);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+    }
+
     /** One sequence of the batch. */
     public static final class Sequence {
         private final int slot;

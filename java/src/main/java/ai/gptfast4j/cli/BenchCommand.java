@@ -47,6 +47,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "speculate_k values to compare (default: ${DEFAULT-VALUE})")
     List<Integer> kValues;
 
+    @Option(names = "--batch-sizes", split = ",",
+            description = "also measure continuous-batching decode: total tok/s with this many sequences decoding together")
+    List<Integer> batchSizes;
+
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})")
     float temperature;
 
@@ -108,7 +112,67 @@ final class BenchCommand implements Callable<Integer> {
         }
         System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %d CPU cores visible%s)%n", runs, warmup,
                 temperature, Runtime.getRuntime().availableProcessors(), speculative ? "; draft: " + draftLabel() : "");
+        if (batchSizes != null) benchBatches();
         return 0;
+    }
+
+    /** Total decode tok/s of b sequences decoding together (BatchedGenerator), per batch size. */
+    private void benchBatches() {
+        System.out.printf("%n%-24s %7s %6s %12s %14s %16s%n", "model", "threads", "batch", "new/seq", "total tok/s",
+                "per-seq tok/s");
+        for (int t : threads) {
+            for (int b : batchSizes) {
+                if (b < 1) throw new GptFastException("batch sizes must be positive, got " + b);
+                List<Double> rates = new ArrayList<>();
+                try (ai.gptfast4j.BatchedGenerator gen = loadBatched(t, b)) {
+                    for (int run = 0; run < warmup + runs; run++) {
+                        List<ai.gptfast4j.BatchedGenerator.Sequence> seqs = new ArrayList<>();
+                        GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
+                                .maxNewTokens(newTokens).stopTokens(-1).build();
+                        for (int i = 0; i < b; i++) {
+                            int[] ids = batchPrompt(gen, i);
+                            seqs.add(gen.start(ids, params, null, new CancellationToken()));
+                        }
+                        long t0 = System.nanoTime();
+                        int steps = 0;
+                        while (gen.active() > 0) {
+                            gen.step();
+                            steps++;
+                        }
+                        double seconds = (System.nanoTime() - t0) / 1e9;
+                        System.err.printf("  batch %d run %d/%d: %.1f tok/s%n", b, run + 1, warmup + runs, steps * b / seconds);
+                        if (run >= warmup) rates.add(steps * b / seconds);
+                    }
+                }
+                double[] a = rates.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+                double med = a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+                System.out.printf("%-24s %7d %6d %12d %14.1f %16.1f%n", label(), t, b, newTokens, med, med / b);
+            }
+        }
+        System.out.printf("(continuous-batching decode after prefill, medians of %d runs)%n", runs);
+    }
+
+    private int[] batchPrompt(ai.gptfast4j.BatchedGenerator gen, int i) {
+        Random rnd = new Random(42 + i);
+        int[] ids = new int[promptTokens];
+        ids[0] = gen.tokenizer().bosId();
+        for (int j = 1; j < ids.length; j++) ids[j] = 3 + rnd.nextInt(gen.config().vocabSize() - 3);
+        return ids;
+    }
+
+    private ai.gptfast4j.BatchedGenerator loadBatched(int threadCount, int batch) {
+        if (randomName == null) return ai.gptfast4j.BatchedGenerator.load(model.engineOptions(threadCount), batch);
+        ModelConfig config = ConfigResolver.fromName(ConfigResolver.matchName(randomName));
+        int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
+        var tokenizer = new SentencePieceTokenizer(model.tokenizer);
+        try {
+            EngineOptions options = new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device,
+                    threadCount, cache);
+            return ai.gptfast4j.BatchedGenerator.random(config, 1234, tokenizer, options, batch);
+        } catch (RuntimeException e) {
+            tokenizer.close();
+            throw e;
+        }
     }
 
     private void row(String params, int t, int promptLength, String k, Medians m, double speedup) {
