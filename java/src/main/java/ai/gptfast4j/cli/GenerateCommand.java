@@ -84,7 +84,12 @@ final class GenerateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        // progress for big checkpoints; a missing one gets just its one-line error
+        if (java.nio.file.Files.exists(options.checkpoint())) System.err.printf("loading %s ...%n", options.checkpoint());
+        long loadStart = System.nanoTime();
         try (Engine engine = Engine.load(options)) {
+            System.err.printf("loaded in %.2f s (%s; config: %s)%n", (System.nanoTime() - loadStart) / 1e9,
+                    engine.describe(), engine.configSource());
             if (json) {
                 GenerationResult r = engine.generate(prompt, params, null);
                 out.println(toJson(r));
