@@ -7,8 +7,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,21 +18,16 @@ import org.slf4j.LoggerFactory;
  */
 public final class BatchingScheduler implements RequestScheduler {
     private static final Logger LOG = LoggerFactory.getLogger(BatchingScheduler.class);
-    private static final int RETRY_AFTER_SECONDS = 1;
-
     private final BatchedGenerator generator;
-    private final BlockingQueue<GenerationJob> queue;
-    private final int capacity;
+    private final JobQueue queue;
     private final ServerMetrics metrics;
     private final Map<BatchedGenerator.Sequence, GenerationJob> running = new HashMap<>();  // loop thread only
     private final Thread loop;
     private final String description;
     private volatile int active;
-    private volatile boolean closed;
 
     public BatchingScheduler(ServeConfig config, ServerMetrics metrics) {
-        this.capacity = config.queueSize();
-        this.queue = new ArrayBlockingQueue<>(capacity);
+        this.queue = new JobQueue(config.queueSize(), metrics);
         this.metrics = metrics;
         EngineOptions options = new EngineOptions(config.checkpoint(), config.tokenizer(), config.architectureConfig(),
                 config.dtype(), config.deviceFor(0), config.threadsPerWorker(), 0);
@@ -48,20 +41,11 @@ public final class BatchingScheduler implements RequestScheduler {
 
     @Override
     public GenerationJob submit(GenerationRequest request) {
-        if (closed) {
-            throw new ApiException(503, "server_error", "shutting_down", "the server is shutting down", RETRY_AFTER_SECONDS);
-        }
-        GenerationJob job = new GenerationJob(request);
-        if (!queue.offer(job)) {
-            metrics.rejected("queue_full");
-            throw new ApiException(503, "server_error", "queue_full", "server busy: the request queue is full ("
-                    + capacity + " waiting); retry later", RETRY_AFTER_SECONDS);
-        }
-        return job;
+        return queue.submit(request);
     }
 
     private void run() {
-        while (!closed) {
+        while (!queue.isClosed()) {
             try {
                 admit();
             } catch (InterruptedException e) {
@@ -92,12 +76,8 @@ public final class BatchingScheduler implements RequestScheduler {
     /** Fills free slots from the queue; waits for a job only when nothing is running. */
     private void admit() throws InterruptedException {
         while (generator.hasFreeSlot()) {
-            GenerationJob job = running.isEmpty() ? queue.take() : queue.poll();
+            GenerationJob job = queue.next(running.isEmpty());
             if (job == null) return;
-            if (job.isCancelled()) {
-                job.fail(new ApiException(499, "cancelled", "cancelled", "request cancelled before it started"));
-                continue;
-            }
             job.markStarted();
             try {
                 GenerationRequest r = job.request();
@@ -120,7 +100,7 @@ public final class BatchingScheduler implements RequestScheduler {
     }
 
     @Override public int queueDepth() { return queue.size(); }
-    @Override public int queueCapacity() { return capacity; }
+    @Override public int queueCapacity() { return queue.capacity(); }
     @Override public int activeGenerations() { return active; }
     @Override public int workers() { return 1; }
 
@@ -131,13 +111,8 @@ public final class BatchingScheduler implements RequestScheduler {
 
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        List<GenerationJob> waiting = new ArrayList<>();
-        queue.drainTo(waiting);
-        for (GenerationJob j : waiting) {
-            j.fail(new ApiException(503, "server_error", "shutting_down", "the server is shutting down", RETRY_AFTER_SECONDS));
-        }
+        if (queue.isClosed()) return;
+        queue.close();
         loop.interrupt();
         try {
             loop.join(15_000);

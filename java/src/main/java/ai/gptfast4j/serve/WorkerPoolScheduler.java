@@ -4,8 +4,6 @@ import ai.gptfast4j.Engine;
 import ai.gptfast4j.GenerationResult;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.function.Function;
@@ -20,21 +18,16 @@ import org.slf4j.LoggerFactory;
  */
 public final class WorkerPoolScheduler implements RequestScheduler {
     private static final Logger LOG = LoggerFactory.getLogger(WorkerPoolScheduler.class);
-    private static final int RETRY_AFTER_SECONDS = 1;
-
-    private final BlockingQueue<GenerationJob> queue;
-    private final int capacity;
+    private final JobQueue queue;
     private final List<GptHandler> handlers = new ArrayList<>();
     private final List<Thread> threads = new ArrayList<>();
     private final AtomicReferenceArray<GenerationJob> running;
     private final AtomicInteger active = new AtomicInteger();
     private final ServerMetrics metrics;
-    private volatile boolean closed;
 
     /** Loads maxWorkers engines with the loader (see {@link GptHandler#GptHandler(Function)}) and starts the workers. */
     public WorkerPoolScheduler(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader, ServerMetrics metrics) {
-        this.capacity = config.queueSize();
-        this.queue = new ArrayBlockingQueue<>(capacity);
+        this.queue = new JobQueue(config.queueSize(), metrics);
         this.metrics = metrics;
         this.running = new AtomicReferenceArray<>(config.maxWorkers());
         try {
@@ -58,30 +51,17 @@ public final class WorkerPoolScheduler implements RequestScheduler {
 
     @Override
     public GenerationJob submit(GenerationRequest request) {
-        if (closed) {
-            throw new ApiException(503, "server_error", "shutting_down", "the server is shutting down", RETRY_AFTER_SECONDS);
-        }
-        GenerationJob job = new GenerationJob(request);
-        if (!queue.offer(job)) {
-            metrics.rejected("queue_full");
-            throw new ApiException(503, "server_error", "queue_full", "server busy: the request queue is full ("
-                    + capacity + " waiting); retry later", RETRY_AFTER_SECONDS);
-        }
-        return job;
+        return queue.submit(request);
     }
 
     private void work(int id) {
         GptHandler handler = handlers.get(id);
-        while (!closed) {
+        while (!queue.isClosed()) {
             GenerationJob job;
             try {
-                job = queue.take();
+                job = queue.next(true);
             } catch (InterruptedException e) {
                 return;
-            }
-            if (job.isCancelled()) {
-                job.fail(new ApiException(499, "cancelled", "cancelled", "request cancelled before it started"));
-                continue;
             }
             running.set(id, job);
             active.incrementAndGet();
@@ -101,7 +81,7 @@ public final class WorkerPoolScheduler implements RequestScheduler {
     }
 
     @Override public int queueDepth() { return queue.size(); }
-    @Override public int queueCapacity() { return capacity; }
+    @Override public int queueCapacity() { return queue.capacity(); }
     @Override public int activeGenerations() { return active.get(); }
     @Override public int workers() { return handlers.size(); }
 
@@ -116,13 +96,8 @@ public final class WorkerPoolScheduler implements RequestScheduler {
 
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        List<GenerationJob> waiting = new ArrayList<>();
-        queue.drainTo(waiting);
-        for (GenerationJob j : waiting) {
-            j.fail(new ApiException(503, "server_error", "shutting_down", "the server is shutting down", RETRY_AFTER_SECONDS));
-        }
+        if (queue.isClosed()) return;
+        queue.close();
         threads.forEach(Thread::interrupt); // wakes idle workers; a running generation finishes first
         for (int i = 0; i < threads.size(); i++) {
             try {
