@@ -30,15 +30,33 @@ void rope(float* v, int64_t heads, int64_t head_dim, const float* table_row) {
   }
 }
 
-// out[t] = weight · in[t] for the first n rows of in/out.
+// out[t] = weight · in[t] for the first n rows of in/out; fp32 or bf16 weights.
 void project(const at::Tensor& weight, const at::Tensor& in, at::Tensor& out, int64_t n) {
-  matmul_rows(weight.data_ptr<float>(), in.data_ptr<float>(), out.data_ptr<float>(), weight.size(0), weight.size(1), n);
+  if (weight.scalar_type() == at::kBFloat16) {
+    matmul_rows(reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>()), in.data_ptr<float>(),
+                out.data_ptr<float>(), weight.size(0), weight.size(1), n);
+  } else {
+    matmul_rows(weight.data_ptr<float>(), in.data_ptr<float>(), out.data_ptr<float>(), weight.size(0),
+                weight.size(1), n);
+  }
+}
+
+// Row `row` of an fp32 or bf16 matrix, as fp32.
+void copy_row(const at::Tensor& matrix, int64_t row, float* out) {
+  const int64_t cols = matrix.size(1);
+  if (matrix.scalar_type() == at::kBFloat16) {
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(matrix.data_ptr<at::BFloat16>()) + row * cols;
+    for (int64_t i = 0; i < cols; ++i) out[i] = bf16_to_float(src[i]);
+  } else {
+    std::copy_n(matrix.data_ptr<float>() + row * cols, cols, out);
+  }
 }
 
 }  // namespace
 
 bool FusedDecodeStep::supports(const Transformer& model) {
-  return model.options().dtype() == at::kFloat && model.options().device().is_cpu();
+  const auto dtype = model.options().dtype();
+  return (dtype == at::kFloat || dtype == at::kBFloat16) && model.options().device().is_cpu();
 }
 
 FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens)
@@ -58,6 +76,11 @@ FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens)
   scores_ = at::empty({T * spec_.n_head, model.max_seq_len()}, f32);
   slot0_.assign(T, 0);
   positions_.assign(T, 0);
+  for (int64_t l = 0; l < spec_.n_layer; ++l) {  // norm weights as fp32, once
+    attention_norms_.push_back(model.layer(l).attention_norm.to(at::kFloat).contiguous());
+    ffn_norms_.push_back(model.layer(l).ffn_norm.to(at::kFloat).contiguous());
+  }
+  final_norm_ = model.norm().to(at::kFloat).contiguous();
 }
 
 void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n) {
@@ -127,11 +150,11 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
   float* xb = xb_.data_ptr<float>();
   const float* table = model_.rope().data_ptr<float>();  // [max_seq, hd/2, 2]
   for (int64_t t = 0; t < n; ++t) {
-    std::copy_n(model_.tok_embeddings().data_ptr<float>() + int64_t(tokens[t]) * dim, dim, x + t * dim);
+    copy_row(model_.tok_embeddings(), tokens[t], x + t * dim);
   }
   for (int64_t l = 0; l < spec_.n_layer; ++l) {
     const LayerWeights& w = model_.layer(l);
-    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, w.attention_norm.data_ptr<float>(), xb + t * dim, dim, eps);
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, attention_norms_[l].data_ptr<float>(), xb + t * dim, dim, eps);
     project(w.wqkv, xb_, qkv_, n);
     for (int64_t t = 0; t < n; ++t) {
       float* q = qkv_.data_ptr<float>() + t * qkv_width;
@@ -143,7 +166,7 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
     const float* proj = proj_.data_ptr<float>();
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
 
-    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, w.ffn_norm.data_ptr<float>(), xb + t * dim, dim, eps);
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, ffn_norms_[l].data_ptr<float>(), xb + t * dim, dim, eps);
     project(w.w1, xb_, h1_, n);
     project(w.w3, xb_, h3_, n);
     float* h1 = h1_.data_ptr<float>();
@@ -152,7 +175,7 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
     project(w.w2, h1_, proj_, n);
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
   }
-  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, model_.norm().data_ptr<float>(), xb + t * dim, dim, eps);
+  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, final_norm_.data_ptr<float>(), xb + t * dim, dim, eps);
   project(model_.output(), xb_, logits_, n);
   return logits_.data_ptr<float>();
 }

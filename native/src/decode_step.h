@@ -17,7 +17,8 @@ namespace gptfast {
 
 class FusedDecodeStep {
  public:
-  // True when the model's weights are fp32 on CPU (other dtypes/devices use Transformer::forward).
+  // True for fp32 or bf16 weights on CPU (other devices use Transformer::forward). bf16 weights
+  // are widened to fp32 as they are read; activations and the KV cache stay fp32.
   static bool supports(const Transformer& model);
 
   // max_tokens: most tokens per call (1 + the largest speculate_k to verify).
@@ -39,6 +40,8 @@ class FusedDecodeStep {
   const int64_t max_tokens_;
   // Per-token rows: [max_tokens, width].
   at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_, scores_;
+  std::vector<at::Tensor> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
+  at::Tensor final_norm_;
   std::vector<int32_t> slot0_;     // run() for one sequence: all slot 0
   std::vector<int64_t> positions_;
 };

@@ -9,7 +9,16 @@
 
 namespace gptfast {
 
-// x: [n_vectors, cols], y: [n_vectors, rows].
+// x: [n_vectors, cols], y: [n_vectors, rows]. Weights fp32, or bf16 (raw uint16 bits, widened to
+// fp32 as they are read: half the memory traffic, fp32 arithmetic).
 void matmul_rows(const float* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
+void matmul_rows(const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
+
+inline float bf16_to_float(uint16_t bits) {
+  const uint32_t wide = uint32_t(bits) << 16;
+  float f;
+  __builtin_memcpy(&f, &wide, sizeof(f));
+  return f;
+}
 
 }  // namespace gptfast

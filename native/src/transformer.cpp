@@ -54,7 +54,10 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
                          int64_t slots)
     : spec_((check_spec(spec), spec)),
       options_(options),
-      cache_(spec.n_layer, slots, spec.n_local_heads, max_seq_len, spec.head_dim, options) {
+      // On CPU the cache is fp32 whatever the weights: the fused decode step reads it directly
+      // and keeps activations in fp32 (bf16 weights are widened on the fly).
+      cache_(spec.n_layer, slots, spec.n_local_heads, max_seq_len, spec.head_dim,
+             options.device().is_cpu() ? options.dtype(at::kFloat) : options) {
   const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
   const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
   tok_embeddings_ = take(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
@@ -93,9 +96,10 @@ at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::
   at::Tensor q = apply_rope(qkv[0].view({B, T, spec_.n_head, hd}), rope_rows).transpose(1, 2);
   at::Tensor k = apply_rope(qkv[1].view({B, T, spec_.n_local_heads, hd}), rope_rows).transpose(1, 2);
   at::Tensor v = qkv[2].view({B, T, spec_.n_local_heads, hd}).transpose(1, 2);
-  cache_.write(layer, slot, input_pos, k, v);
+  cache_.write(layer, slot, input_pos, k.to(cache_.dtype()), v.to(cache_.dtype()));
 
-  at::Tensor keys = cache_.keys(layer, slot, context_len), values = cache_.values(layer, slot, context_len);
+  at::Tensor keys = cache_.keys(layer, slot, context_len).to(q.scalar_type());
+  at::Tensor values = cache_.values(layer, slot, context_len).to(q.scalar_type());
   const int64_t group = spec_.n_head / spec_.n_local_heads;  // query head h reads KV head h / group
   if (group > 1) {
     keys = keys.repeat_interleave(group, 1);

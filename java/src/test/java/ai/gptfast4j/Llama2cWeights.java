@@ -65,6 +65,17 @@ final class Llama2cWeights {
         return new Llama2cWeights(ByteBuffer.wrap(Files.readAllBytes(file)));
     }
 
+    /** The same checkpoint with every weight rounded to bfloat16 (round to nearest even), as fp32. */
+    static Llama2cWeights readRoundedToBf16(Path file) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int at = 28; at + 4 <= b.capacity(); at += 4) {
+            int bits = Float.floatToRawIntBits(b.getFloat(at));
+            bits = (bits + 0x7FFF + ((bits >>> 16) & 1)) & 0xFFFF0000;
+            b.putFloat(at, Float.intBitsToFloat(bits));
+        }
+        return new Llama2cWeights(b.rewind());
+    }
+
     private float[][] perLayer(FloatBuffer f, int n) {
         float[][] out = new float[nLayers][];
         for (int l = 0; l < nLayers; l++) out[l] = take(f, n);
