@@ -91,11 +91,12 @@ public final class BatchedGenerator implements AutoCloseable {
 
     public Sequence start(String prompt, GenerationParams params, TokenListener listener, CancellationToken cancel) {
         if (prompt == null) throw new GptFastException("prompt is null");
-        int[] body = tokenizer.encode(prompt);
-        int[] ids = new int[body.length + 1];
-        ids[0] = tokenizer.bosId();
-        System.arraycopy(body, 0, ids, 1, body.length);
-        return start(ids, params, listener, cancel);
+        return start(promptTokens(prompt), params, listener, cancel);
+    }
+
+    /** BOS followed by the SentencePiece encoding of text. */
+    public int[] promptTokens(String text) {
+        return Engine.promptTokens(tokenizer, text);
     }
 
     /**

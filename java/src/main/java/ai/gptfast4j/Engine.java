@@ -172,6 +172,10 @@ public final class Engine implements AutoCloseable {
 
     /** BOS followed by the SentencePiece encoding of text. */
     public int[] promptTokens(String text) {
+        return promptTokens(tokenizer, text);
+    }
+
+    static int[] promptTokens(Tokenizer tokenizer, String text) {
         int[] body = tokenizer.encode(text);
         int[] ids = new int[body.length + 1];
         ids[0] = tokenizer.bosId();

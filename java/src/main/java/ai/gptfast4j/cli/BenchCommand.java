@@ -144,8 +144,7 @@ final class BenchCommand implements Callable<Integer> {
                         if (run >= warmup) rates.add(steps * b / seconds);
                     }
                 }
-                double[] a = rates.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-                double med = a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+                double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
                 System.out.printf("%-24s %7d %6d %12d %14.1f %16.1f%n", label(), t, b, newTokens, med, med / b);
             }
         }
@@ -153,22 +152,34 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private int[] batchPrompt(ai.gptfast4j.BatchedGenerator gen, int i) {
-        Random rnd = new Random(42 + i);
-        int[] ids = new int[promptTokens];
-        ids[0] = gen.tokenizer().bosId();
-        for (int j = 1; j < ids.length; j++) ids[j] = 3 + rnd.nextInt(gen.config().vocabSize() - 3);
-        return ids;
+        return prompt != null ? gen.promptTokens(prompt) : randomIds(gen.config().vocabSize(), gen.tokenizer().bosId(), 42 + i);
     }
 
     private ai.gptfast4j.BatchedGenerator loadBatched(int threadCount, int batch) {
         if (randomName == null) return ai.gptfast4j.BatchedGenerator.load(model.engineOptions(threadCount), batch);
-        ModelConfig config = ConfigResolver.fromName(ConfigResolver.matchName(randomName));
+        ModelConfig config = randomConfig();
+        return withTokenizer(tokenizer -> ai.gptfast4j.BatchedGenerator.random(config, 1234, tokenizer,
+                randomOptions(config, threadCount, 1), batch));
+    }
+
+    private ModelConfig randomConfig() {
+        String key = ConfigResolver.matchName(randomName);
+        if (key == null) throw new GptFastException("no GPT-Fast config named '" + randomName + "'; known: " + ConfigResolver.names());
+        return ConfigResolver.fromName(key);
+    }
+
+    // EngineOptions wants a checkpoint path; for random weights it only labels the run.
+    private EngineOptions randomOptions(ModelConfig config, int threadCount, int k) {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
+        return new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device, threadCount, cache,
+                null, null, k);
+    }
+
+    /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
+    private <T> T withTokenizer(java.util.function.Function<ai.gptfast4j.Tokenizer, T> build) {
         var tokenizer = new SentencePieceTokenizer(model.tokenizer);
         try {
-            EngineOptions options = new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device,
-                    threadCount, cache);
-            return ai.gptfast4j.BatchedGenerator.random(config, 1234, tokenizer, options, batch);
+            return build.apply(tokenizer);
         } catch (RuntimeException e) {
             tokenizer.close();
             throw e;
@@ -211,28 +222,21 @@ final class BenchCommand implements Callable<Integer> {
                     : base.withDraft(model.draftCheckpoint, model.draftConfig, k);
             return Engine.load(options);
         }
-        String key = ConfigResolver.matchName(randomName);
-        if (key == null) throw new GptFastException("no GPT-Fast config named '" + randomName + "'; known: " + ConfigResolver.names());
-        ModelConfig config = ConfigResolver.fromName(key);
-        int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
-        var tokenizer = new SentencePieceTokenizer(model.tokenizer);
-        try {
-            // EngineOptions wants a checkpoint path; for random weights it only labels the run
-            EngineOptions options = new EngineOptions(Path.of(key), model.tokenizer, null, model.dtype, model.device,
-                    threadCount, cache, null, null, Math.max(k, 1));
-            return Engine.random(config, 1234, tokenizer, options, k == 0 ? 0 : draftLayers);
-        } catch (RuntimeException e) {
-            tokenizer.close();
-            throw e;
-        }
+        ModelConfig config = randomConfig();
+        return withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
+                Math.max(k, 1)), k == 0 ? 0 : draftLayers));
     }
 
     private int[] promptIds(Engine engine) {
-        if (prompt != null) return engine.promptTokens(prompt);
-        Random rnd = new Random(42);
+        return prompt != null ? engine.promptTokens(prompt) : randomIds(engine.config().vocabSize(), engine.tokenizer().bosId(), 42);
+    }
+
+    /** BOS then --prompt-tokens - 1 seeded random ids (skipping the special ids 0..2). */
+    private int[] randomIds(int vocab, int bos, long seed) {
+        Random rnd = new Random(seed);
         int[] ids = new int[promptTokens];
-        ids[0] = engine.tokenizer().bosId();
-        for (int i = 1; i < ids.length; i++) ids[i] = 3 + rnd.nextInt(engine.config().vocabSize() - 3);
+        ids[0] = bos;
+        for (int i = 1; i < ids.length; i++) ids[i] = 3 + rnd.nextInt(vocab - 3);
         return ids;
     }
 
@@ -249,7 +253,11 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static double median(List<GenerationStats> stats, ToDoubleFunction<GenerationStats> f) {
-        double[] a = stats.stream().mapToDouble(f).toArray();
+        return median(stats.stream().mapToDouble(f).toArray());
+    }
+
+    private static double median(double[] values) {
+        double[] a = values.clone();
         Arrays.sort(a);
         return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
     }
