@@ -30,7 +30,6 @@ class FusedDecodeStep {
   // General form: token t goes to cache slot slots[t] at position positions[t] and attends to
   // that slot's positions 0..positions[t] (tokens of one slot must come in position order).
   const float* run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n);
-  int64_t max_tokens() const { return max_tokens_; }
 
  private:
   void attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);

@@ -35,7 +35,6 @@ class KVCache {
   float* key_data(int64_t layer, int64_t slot) { return keys_[layer].data_ptr<float>() + slot * slot_stride(); }
   float* value_data(int64_t layer, int64_t slot) { return values_[layer].data_ptr<float>() + slot * slot_stride(); }
   int64_t max_seq_len() const { return keys_.empty() ? 0 : keys_[0].size(2); }
-  int64_t slots() const { return keys_.empty() ? 0 : keys_[0].size(0); }
   at::ScalarType dtype() const { return keys_[0].scalar_type(); }
 
  private:

@@ -43,11 +43,6 @@ public record ModelConfig(
         return 2L * vocabSize * dim + nLayer * (attention + ffn + 2L * dim) + dim;
     }
 
-    public ModelConfig withBlockSize(int newBlockSize) {
-        return new ModelConfig(dim, nLayer, nHead, nLocalHeads, headDim, intermediateSize, vocabSize,
-                newBlockSize, ropeBase, normEps, ropeScalingFactor, ropeLowFreqFactor, ropeHighFreqFactor,
-                ropeOriginalMaxPosition);
-    }
 
     GptFastNative.ModelSpec toNative() {
         return new GptFastNative.ModelSpec()
