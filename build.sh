@@ -113,7 +113,7 @@ build_java() {
 
 run_tests() {
   step "native tests (GoogleTest via ctest)"
-  (cd "$ROOT/build/native" && ctest --output-on-failure)
+  (cd "$ROOT/build/native" && ctest --output-on-failure --no-tests=error)
   step "Java tests (JUnit via Maven Surefire)"
   (cd "$ROOT" && mvn -B test)
 }

@@ -73,9 +73,6 @@ FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens)
   h1_ = at::empty({T, spec_.intermediate_size}, f32);
   h3_ = at::empty({T, spec_.intermediate_size}, f32);
   logits_ = at::empty({T, spec_.vocab_size}, f32);
-  scores_ = at::empty({T * spec_.n_head, model.max_seq_len()}, f32);
-  slot0_.assign(T, 0);
-  positions_.assign(T, 0);
   for (int64_t l = 0; l < spec_.n_layer; ++l) {  // norm weights as fp32, once
     attention_norms_.push_back(model.layer(l).attention_norm.to(at::kFloat).contiguous());
     ffn_norms_.push_back(model.layer(l).ffn_norm.to(at::kFloat).contiguous());
@@ -103,9 +100,10 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
   }
   const float scale = 1.0f / std::sqrt(float(hd));
   float* out = attn_out_.data_ptr<float>();
-  float* scores_all = scores_.data_ptr<float>();
   const float* q_all = qkv_.data_ptr<float>();
   // One task per (token, head); split across threads only with enough work (~32K multiply-adds).
+  // Softmax is computed online (running max and sum, output rescaled when the max grows), so
+  // no score buffer per task is needed whatever the context length.
   const int64_t grain = std::max<int64_t>(1, 32768 / (longest * hd * 2));
   at::parallel_for(0, n * n_head, grain, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
@@ -115,33 +113,31 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
       const float* qh = q_all + t * qkv_width + h * hd;
       const float* kh = keys + (h / group) * max_seq * hd;  // query head h reads KV head h / group
       const float* vh = values + (h / group) * max_seq * hd;
-      float* scores = scores_all + task * max_seq;
-      float max_score = -INFINITY;
+      float* oh = out + t * q_dim + h * hd;
+      std::fill_n(oh, hd, 0.0f);
+      float max_score = -INFINITY, total = 0;
       for (int64_t s = 0; s <= last; ++s) {
         float dot = 0;
         for (int64_t i = 0; i < hd; ++i) dot += qh[i] * kh[s * hd + i];
-        scores[s] = dot * scale;
-        max_score = std::max(max_score, scores[s]);
-      }
-      float total = 0;
-      for (int64_t s = 0; s <= last; ++s) total += scores[s] = std::exp(scores[s] - max_score);
-      float* oh = out + t * q_dim + h * hd;
-      std::fill_n(oh, hd, 0.0f);
-      for (int64_t s = 0; s <= last; ++s) {
-        const float p = scores[s] / total;
+        dot *= scale;
+        if (dot > max_score) {
+          const float shrink = std::exp(max_score - dot);  // 0 for the first key
+          total *= shrink;
+          for (int64_t i = 0; i < hd; ++i) oh[i] *= shrink;
+          max_score = dot;
+        }
+        const float p = std::exp(dot - max_score);
+        total += p;
         for (int64_t i = 0; i < hd; ++i) oh[i] += p * vh[s * hd + i];
       }
+      const float inv = 1.0f / total;
+      for (int64_t i = 0; i < hd; ++i) oh[i] *= inv;
     }
   });
 }
 
-const float* FusedDecodeStep::run(const int32_t* tokens, int64_t n, int64_t pos) {
-  if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
-  for (int64_t t = 0; t < n; ++t) positions_[t] = pos + t;
-  return run(tokens, slot0_.data(), positions_.data(), n);
-}
-
-const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n) {
+const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n,
+                                  const int32_t* logit_rows, int64_t n_logits) {
   if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
   const int64_t dim = spec_.dim, hd = spec_.head_dim, ffn = spec_.intermediate_size;
   const int64_t q_dim = int64_t(spec_.n_head) * hd, qkv_width = q_dim + 2 * int64_t(spec_.n_local_heads) * hd;
@@ -175,8 +171,11 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
     project(w.w2, h1_, proj_, n);
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
   }
-  for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, final_norm_.data_ptr<float>(), xb + t * dim, dim, eps);
-  project(model_.output(), xb_, logits_, n);
+  if (n_logits < 0 || n_logits > n) throw Error("fused step: n_logits must be in [0, n]");
+  for (int64_t r = 0; r < n_logits; ++r) {  // packed: row r of xb is token logit_rows[r]
+    rms_norm(x + logit_rows[r] * dim, final_norm_.data_ptr<float>(), xb + r * dim, dim, eps);
+  }
+  if (n_logits > 0) project(model_.output(), xb_, logits_, n_logits);
   return logits_.data_ptr<float>();
 }
 

@@ -1,6 +1,6 @@
-// Fused decode for fp32 on CPU: one token (plain decoding), a few tokens of one sequence at
-// consecutive positions (a speculative verify pass), or one token from each of several
-// sequences in their own cache slots (batched decoding). The path through generic ATen ops costs ~60 dispatcher calls per
+// Fused step for fp32/bf16 weights on CPU: any mix of tokens from cache slots at their
+// positions (one decode token, a speculative verify pass, a short prompt chunk, one token of
+// each sequence of a batch; see Model::forward). The path through generic ATen ops costs ~60 dispatcher calls per
 // layer, and ATen's small-M GEMM repacks the weights, so here a step is plain loops for
 // RMSNorm, RoPE, attention and SwiGLU plus one multi-vector product per weight matrix that
 // reads each weight row once (matvec.h), writing into buffers allocated once. No allocation
@@ -21,15 +21,15 @@ class FusedDecodeStep {
   // are widened to fp32 as they are read; activations and the KV cache stay fp32.
   static bool supports(const Transformer& model);
 
-  // max_tokens: most tokens per call (1 + the largest speculate_k to verify).
+  // max_tokens: most tokens per call.
   FusedDecodeStep(Transformer& model, int64_t max_tokens);
 
-  // Runs tokens[0..n) of the sequence in cache slot 0 at positions pos..pos+n-1 (the cache must
-  // hold positions < pos); returns fp32 logits [n, vocab], valid until the next call.
-  const float* run(const int32_t* tokens, int64_t n, int64_t pos);
-  // General form: token t goes to cache slot slots[t] at position positions[t] and attends to
-  // that slot's positions 0..positions[t] (tokens of one slot must come in position order).
-  const float* run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n);
+  // Token t goes to cache slot slots[t] at position positions[t] and attends to that slot's
+  // positions 0..positions[t] (tokens of one slot must come in position order). Returns fp32
+  // logits [n_logits, vocab] of the tokens logit_rows[0..n_logits) (increasing), valid until the
+  // next call; the output head runs for those rows only.
+  const float* run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n,
+                   const int32_t* logit_rows, int64_t n_logits);
 
  private:
   void attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);
@@ -38,11 +38,9 @@ class FusedDecodeStep {
   const ModelSpec& spec_;
   const int64_t max_tokens_;
   // Per-token rows: [max_tokens, width].
-  at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_, scores_;
+  at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
   std::vector<at::Tensor> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
   at::Tensor final_norm_;
-  std::vector<int32_t> slot0_;     // run() for one sequence: all slot 0
-  std::vector<int64_t> positions_;
 };
 
 }  // namespace gptfast

@@ -18,7 +18,7 @@ void require(bool ok, const std::string& message) {
 
 }  // namespace
 
-void Sampler::configure(const SamplingSpec& s, int vocab_size) {
+void check_sampling(const SamplingSpec& s) {
   require(std::isfinite(s.temperature) && s.temperature >= 0,
           "temperature must be a finite number >= 0, got " + std::to_string(s.temperature));
   require(s.top_k >= 0, "top_k must be >= 0 (0 = whole vocabulary), got " + std::to_string(s.top_k));
@@ -29,6 +29,10 @@ void Sampler::configure(const SamplingSpec& s, int vocab_size) {
           "presence_penalty must be in [-2, 2], got " + std::to_string(s.presence_penalty));
   require(std::isfinite(s.frequency_penalty) && std::abs(s.frequency_penalty) <= 2,
           "frequency_penalty must be in [-2, 2], got " + std::to_string(s.frequency_penalty));
+}
+
+void Sampler::configure(const SamplingSpec& s, int vocab_size) {
+  check_sampling(s);
   require(vocab_size > 0, "vocabulary is empty");
   spec_ = s;
   vocab_ = vocab_size;

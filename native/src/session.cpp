@@ -1,129 +1,229 @@
 #include "session.h"
 
-#include <cstdlib>
+#include <algorithm>
+#include <sstream>
+#include <string>
+
+#include "speculative_sampling.h"
 
 namespace gptfast {
 
 namespace {
 
-at::ScalarType parse_dtype(const std::string& dtype) {
-  if (dtype == "fp32" || dtype == "float32") return at::kFloat;
-  if (dtype == "bf16" || dtype == "bfloat16") return at::kBFloat16;
-  throw Error("unknown dtype '" + dtype + "' (expected fp32 or bf16)");
-}
-
-at::Device parse_device(const std::string& device) {
-  at::Device d(at::kCPU);
-  try {
-    d = at::Device(device);
-  } catch (const c10::Error&) {
-    throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
-  }
-  if (d.is_cuda() && !at::hasCUDA()) {
-    throw Error("device '" + device + "' requested, but this libtorch build has no CUDA support");
-  }
-  if (!d.is_cpu() && !d.is_cuda()) throw Error("unsupported device '" + device + "'");
-  return d;
-}
+std::string str(int64_t v) { return std::to_string(v); }
 
 }  // namespace
 
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
-  if (format == "pth") {
-    StateDict w = load_pth(path);
-    merge_qkv(w, spec.n_layer);
-    return w;
+SessionState::SessionState(const std::string& path, const std::string& format, const ModelSpec& spec,
+                           const RuntimeSpec& runtime, int slots, int prefill_chunk)
+    : prefill_chunk_(checked_prefill_chunk(prefill_chunk)),
+      target_(path, format, spec, runtime, slots),
+      slots_(target_.slots()) {
+  for (Slot& s : slots_) {
+    s.tokens.assign(max_seq_len() + 1, 0);
+    s.logits.assign(vocab(), 0.0f);
+    s.sampler.configure(SamplingSpec{}, vocab());
   }
-  if (format == "safetensors") return load_safetensors(path, spec);
-  if (format == "llama2c") return load_llama2c(path, spec);
-  if (format == "random") return random_weights(spec, path);
-  throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
+  segments_.resize(slots_.size());
+  seen_.assign(slots_.size(), 0);
 }
 
-int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
-  if (runtime.max_seq_len < 0) throw Error("max_seq_len must be >= 0");
-  const int64_t len = runtime.max_seq_len == 0 ? spec.block_size : runtime.max_seq_len;
-  if (len > spec.block_size) {
-    throw Error("max_seq_len " + std::to_string(len) + " exceeds the model's block_size " +
-                std::to_string(spec.block_size));
+void SessionState::load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k) {
+  if (draft_) throw Error("a draft model is already loaded");
+  checked_speculate_k(max_k);
+  for (const Slot& s : slots_) {
+    if (s.active) throw Error("load the draft model before starting sequences");
   }
-  return len;
-}
-
-bool use_fused_decode(const Transformer& model) {
-  // GPTFAST_FUSED_DECODE=0 forces the generic ATen decode path (for comparisons and debugging).
-  const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
-  return FusedDecodeStep::supports(model) && !(fused && std::string(fused) == "0");
-}
-
-at::TensorOptions tensor_options(const RuntimeSpec& runtime) {
-  return at::TensorOptions().dtype(parse_dtype(runtime.dtype)).device(parse_device(runtime.device));
-}
-
-int64_t fused_batch_limit(const ModelSpec& spec) {
-  const int64_t per_layer = int64_t(spec.dim) * (spec.n_head + 2 * spec.n_local_heads) * spec.head_dim +
-                            int64_t(spec.n_head) * spec.head_dim * spec.dim + 3 * int64_t(spec.dim) * spec.intermediate_size;
-  const int64_t weights = spec.n_layer * per_layer + 2 * int64_t(spec.vocab_size) * spec.dim;
-  return weights <= TransformerSession::kFusedBatchMaxWeights ? TransformerSession::kMaxFusedTokens : 1;
-}
-
-TransformerSession::TransformerSession(const std::string& path, const std::string& format,
-                                       const ModelSpec& spec, const RuntimeSpec& runtime)
-    : runtime_(runtime),
-      model_(spec, load_checkpoint(path, format, spec), tensor_options(runtime), cache_length(spec, runtime)) {
-  if (use_fused_decode(model_)) {
-    fused_.emplace(model_, kMaxFusedTokens);
-    fused_batch_limit_ = fused_batch_limit(spec);
+  if (spec.vocab_size != vocab()) {
+    throw Error("draft model vocabulary (" + str(spec.vocab_size) + ") differs from the target's (" + str(vocab()) +
+                "): they must share a tokenizer");
   }
-  sampler_.configure(SamplingSpec{}, spec.vocab_size);
+  RuntimeSpec runtime = target_.runtime();
+  runtime.max_seq_len = int(max_seq_len());  // the draft caches the same positions
+  draft_.emplace(path, format, spec, runtime, slots());
+  max_k_ = max_k;
+  for (Slot& s : slots_) {
+    s.tokens.assign(max_seq_len() + max_k + 1, 0);  // room for the proposals after the last token
+    s.logits.assign(int64_t(max_k + 1) * vocab(), 0.0f);
+    s.draft_logits.assign(vocab(), 0.0f);
+    s.q.assign(int64_t(max_k) * vocab(), 0.0f);
+  }
+  p_.assign(int64_t(max_k + 1) * vocab(), 0.0f);
+  residual_.assign(vocab(), 0.0f);
 }
 
-void TransformerSession::check_prompt(const int32_t* tokens, int n) const {
+SessionState::Slot& SessionState::slot_at(int slot) {
+  if (slot < 0 || slot >= slots()) throw Error("slot " + str(slot) + " is outside [0, " + str(slots()) + ")");
+  return slots_[slot];
+}
+
+const SessionState::Slot& SessionState::slot_at(int slot) const {
+  return const_cast<SessionState*>(this)->slot_at(slot);
+}
+
+void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n) {
+  Slot& s = slot_at(slot);
+  if (s.active) throw Error("slot " + str(slot) + " is busy");
+  check_prompt(prompt, n);
+  if (speculate_k != 0 && max_k_ == 0) {
+    throw Error("speculate_k " + str(speculate_k) + " needs a draft model, and none is loaded");
+  }
+  if (speculate_k < 0 || speculate_k > max_k_) {
+    throw Error("speculate_k must be in [0, " + str(max_k_) + "] (the draft was loaded for at most " + str(max_k_) +
+                "), got " + str(speculate_k));
+  }
+  s.sampler.configure(sampling, vocab());
+  if (speculate_k > 0 && s.sampler.uses_history()) {
+    throw Error("repetition/presence/frequency penalties are not supported with speculative decoding");
+  }
+  std::copy_n(prompt, n, s.tokens.begin());
+  s.len = n;
+  s.pos = s.draft_pos = 0;
+  s.k = speculate_k;
+  s.rounds = s.proposed = s.accepted = 0;
+  s.sampler.reset_history(prompt, n);
+  s.active = true;
+}
+
+void SessionState::check_prompt(const int32_t* tokens, int n) const {
   if (n <= 0) throw Error("prompt is empty: at least one token (BOS) is needed");
   if (n > max_seq_len()) {
-    throw Error("prompt has " + std::to_string(n) + " tokens, more than the context length " +
-                std::to_string(max_seq_len()));
+    throw Error("prompt has " + str(n) + " tokens, more than the context length " + str(max_seq_len()));
   }
-  for (int i = 0; i < n; ++i) check_token(tokens[i]);
+  for (int i = 0; i < n; ++i) target_.check_token(tokens[i]);
 }
 
-void TransformerSession::check_token(int32_t token) const {
-  if (token < 0 || token >= vocab()) {
-    throw Error("token id " + std::to_string(token) + " is outside the vocabulary [0, " +
-                std::to_string(vocab()) + ")");
+void SessionState::suppress(int slot, const int32_t* ids, int n) { slot_at(slot).sampler.set_suppressed(ids, n); }
+
+void SessionState::append(Slot& s, int32_t token) {
+  s.tokens[s.len++] = token;
+  s.sampler.record_generated(token);
+}
+
+void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts) {
+  if (n < 1 || n > this->slots()) throw Error("a step takes 1.." + str(this->slots()) + " slots, got " + str(n));
+  if (stride < max_tokens_per_step()) {
+    throw Error("step output stride must be >= " + str(max_tokens_per_step()) + ", got " + str(stride));
+  }
+  std::fill(seen_.begin(), seen_.end(), 0);
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slot_at(slots[i]);
+    if (!s.active) throw Error("slot " + str(slots[i]) + " has no sequence (start it first)");
+    if (seen_[slots[i]]++) throw Error("slot " + str(slots[i]) + " appears twice in one step");
+    if (s.len > max_seq_len()) throw Error("slot " + str(slots[i]) + ": context is full (" + str(max_seq_len()) + " tokens)");
+  }
+  // Plan: what each slot feeds. A speculative round needs both caches within one chunk of the
+  // last token; near the end of the context k shrinks (0: a plain step).
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slots_[slots[i]];
+    const int64_t remaining = s.len - s.pos;
+    const int64_t chunk = prefill_chunk_ == 0 ? s.len : prefill_chunk_;
+    s.k_step = 0;
+    if (s.k > 0 && remaining <= chunk && s.len - s.draft_pos <= chunk) {
+      s.k_step = int(std::min<int64_t>(s.k, max_seq_len() - s.len));
+    }
+    s.feed = s.k_step > 0 ? remaining : std::min(remaining, chunk);
+  }
+  if (draft_) draft_pass(slots, n);
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slots_[slots[i]];
+    const bool completes = s.pos + s.feed == s.len;
+    segments_[i] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
+                           completes ? s.k_step + 1 : 0, s.logits.data()};
+  }
+  target_.forward(segments_.data(), n);
+  const int64_t V = vocab();
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slots_[slots[i]];
+    int32_t* o = out + int64_t(i) * stride;
+    counts[i] = 0;
+    s.pos += s.feed;
+    if (s.pos < s.len) continue;  // still prefilling its prompt
+    if (s.k_step == 0) {
+      o[0] = s.sampler.sample(s.logits.data());
+      append(s, o[0]);
+      counts[i] = 1;
+      continue;
+    }
+    for (int r = 0; r <= s.k_step; ++r) s.sampler.distribution(s.logits.data() + r * V, p_.data() + r * V);
+    int kept = 0;
+    const int64_t old_len = s.len;
+    const int m = accept_or_resample(p_.data(), s.q.data(), s.tokens.data() + old_len, s.k_step, int(V),
+                                     s.sampler.random(), residual_.data(), o, &kept);
+    for (int j = 0; j < m; ++j) append(s, o[j]);
+    // Both caches keep the last token and the accepted proposals; later entries are stale and
+    // get overwritten before they are read.
+    s.pos = old_len + kept;
+    s.draft_pos = std::min(s.draft_pos, old_len + kept);
+    s.rounds += 1;
+    s.proposed += s.k_step;
+    s.accepted += kept;
+    counts[i] = m;
   }
 }
 
-at::Tensor TransformerSession::forward(const int32_t* tokens, int n, bool all_positions) {
-  if (position_ + n > max_seq_len()) {
-    throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
+// The draft's part of a step: speculative slots that are still prefilling feed it their prompt
+// (up to the token before the last), the others catch up to their last token and then propose
+// k_step tokens one position at a time, all slots together per position.
+void SessionState::draft_pass(const int32_t* slots, int n) {
+  int count = 0;
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slots_[slots[i]];
+    if (s.k == 0) continue;
+    if (s.k_step > 0) {
+      segments_[count++] = Segment{slots[i], s.tokens.data() + s.draft_pos, int32_t(s.len - s.draft_pos), s.draft_pos,
+                                   1, s.draft_logits.data()};
+      s.draft_pos = s.len;
+      continue;
+    }
+    const int64_t chunk = prefill_chunk_ == 0 ? s.len : prefill_chunk_;
+    const int64_t end = std::min(s.len - 1, s.draft_pos + chunk);
+    if (end <= s.draft_pos) continue;
+    segments_[count++] = Segment{slots[i], s.tokens.data() + s.draft_pos, int32_t(end - s.draft_pos), s.draft_pos,
+                                 0, nullptr};
+    s.draft_pos = end;
   }
-  if (fused_ && n <= fused_batch_limit_) {
-    const float* logits = fused_->run(tokens, n, position_);
-    position_ += n;
-    const int64_t first = all_positions ? 0 : n - 1;
-    return at::from_blob(const_cast<float*>(logits) + first * vocab(), {n - first, vocab()}, at::kFloat);
+  const int64_t V = vocab();
+  for (int j = 0; count > 0; ++j) {
+    draft_->forward(segments_.data(), count);
+    count = 0;
+    for (int i = 0; i < n; ++i) {
+      Slot& s = slots_[slots[i]];
+      if (s.k_step <= j) continue;
+      float* q = s.q.data() + j * V;  // the distribution proposal d_{j+1} is drawn from
+      s.sampler.distribution(s.draft_logits.data(), q);
+      const int64_t at = s.len + j;
+      s.tokens[at] = s.sampler.draw(q);
+      if (j + 1 < s.k_step) {  // the draft never needs its own last proposal
+        segments_[count++] = Segment{slots[i], s.tokens.data() + at, 1, at, 1, s.draft_logits.data()};
+        s.draft_pos = at + 1;
+      }
+    }
   }
-  at::Tensor ids = at::from_blob(const_cast<int32_t*>(tokens), {1, n}, at::kInt).to(model_.options().dtype(at::kLong));
-  at::Tensor logits = model_.forward(ids, position_, all_positions).cpu().contiguous().view({-1, vocab()});
-  position_ += n;
-  return logits;
 }
 
-const float* TransformerSession::step(int32_t token) {
-  if (!fused_) {
-    last_logits_ = forward(&token, 1, false);
-    return last_logits_.data_ptr<float>();
-  }
-  if (position_ >= max_seq_len()) throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
-  const float* logits = fused_->run(&token, 1, position_);
-  position_ += 1;
-  return logits;
+void SessionState::release(int slot) {
+  Slot& s = slot_at(slot);
+  s.active = false;
+  s.len = s.pos = s.draft_pos = 0;
 }
 
-void TransformerSession::rewind(int64_t position) {
-  if (position < 0 || position > position_) throw Error("cannot rewind to position " + std::to_string(position));
-  position_ = position;
+void SessionState::prompt_logits(const int32_t* tokens, int n, float* out) {
+  int free = -1;
+  for (int i = 0; i < slots() && free < 0; ++i) {
+    if (!slots_[i].active) free = i;
+  }
+  if (free < 0) throw Error("every slot is busy: prompt logits need a free slot");
+  check_prompt(tokens, n);
+  const Segment all{free, tokens, n, 0, n, out};
+  target_.forward(&all, 1);
+}
+
+std::string SessionState::describe() const {
+  std::ostringstream out;
+  out << target_.describe() << " prefill_chunk=" << prefill_chunk_;
+  if (draft_) out << " | draft: " << draft_->describe() << " max_speculate_k=" << max_k_;
+  return out.str();
 }
 
 }  // namespace gptfast

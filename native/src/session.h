@@ -1,73 +1,76 @@
-// One loaded model with its cache position and sampler: the state behind TransformerEngine.
-// forward() runs any number of tokens through the batched ATen graph; step() runs one token
-// through the fused decode step when the model supports it. Both advance the position.
+// The state behind the public Session: the target model (and an optional draft) with one KV
+// cache slot per sequence, and per slot the tokens so far, cache positions, sampler and
+// speculative statistics. step() decides what each slot feeds next and runs one forward pass of
+// the draft (per draft position) and one of the target over all slots together.
+//
+// Per slot, tokens[0..len) are the prompt and every token returned so far; the last one is not
+// in any cache yet. The target cache holds tokens[0..pos), the draft cache tokens[0..draft_pos).
+// A step feeds the target tokens[pos..len) (at most prefill_chunk at a time while a prompt is
+// long) and samples a new token once the feed reaches len: prefill and decode are the same.
+// A speculative slot first lets the draft catch up on tokens[draft_pos..len) and propose d_1..d_k,
+// writes them at tokens[len..len+k), and the target scores tokens[pos..len+k) in the same pass.
 #pragma once
 
-#include <ATen/ATen.h>
-
+#include <memory>
 #include <optional>
-#include <string>
+#include <vector>
 
-#include "decode_step.h"
+#include "model.h"
 #include "sampler.h"
-#include "transformer.h"
 
 namespace gptfast {
 
-struct RuntimeSpec {
-  std::string dtype, device;
-  int threads = 0, max_seq_len = 0;
-};
-
-// Shared by the sessions: checkpoint loading, dtype/device, cache length, fused-path choice.
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec);
-at::TensorOptions tensor_options(const RuntimeSpec& runtime);
-int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime);
-bool use_fused_decode(const Transformer& model);
-// Most tokens per fused call for a model of this size (see kFusedBatchMaxWeights).
-int64_t fused_batch_limit(const ModelSpec& spec);
-
-class TransformerSession {
+class SessionState {
  public:
-  // Most tokens one fused call handles (a verify pass for speculate_k <= 15, short prompts).
-  static constexpr int64_t kMaxFusedTokens = 16;
-  // Above this many weights, several tokens go through ATen's GEMM instead: on a 126M-weight
-  // model (2 vCPU EPYC, one thread) one fused token took 15.5 ms and five 52 ms, while ATen took
-  // 29 ms for one and 44 ms for five. Below it, ATen's per-op overhead dominates.
-  static constexpr int64_t kFusedBatchMaxWeights = 16'000'000;
+  SessionState(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
+               int slots, int prefill_chunk);
 
-  TransformerSession(const std::string& path, const std::string& format, const ModelSpec& spec,
-                     const RuntimeSpec& runtime);
+  void load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k);
+  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n);
+  void suppress(int slot, const int32_t* ids, int n);
+  void step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts);
+  void release(int slot);
+  void prompt_logits(const int32_t* tokens, int n, float* out);
 
-  void check_prompt(const int32_t* tokens, int n) const;
-  void check_token(int32_t token) const;
-
-  // Runs tokens at positions position()..position()+n-1 and advances; returns fp32 CPU logits
-  // [n, vocab] (all_positions) or [1, vocab]. A few tokens (a speculative verify) go through
-  // the fused step, longer prompts through the batched ATen graph. The result may view an
-  // internal buffer: use it before the next call.
-  at::Tensor forward(const int32_t* tokens, int n, bool all_positions);
-  // Runs one token at position() and advances; returns its logits, valid until the next call.
-  const float* step(int32_t token);
-  // Moves the position back (cache entries past it become stale and are overwritten later).
-  void rewind(int64_t position);
-
-  int64_t position() const { return position_; }
-  int64_t max_seq_len() const { return model_.max_seq_len(); }
-  int vocab() const { return model_.spec().vocab_size; }
-  const ModelSpec& spec() const { return model_.spec(); }
-  const RuntimeSpec& runtime() const { return runtime_; }
-  bool fused() const { return fused_.has_value(); }
-  Sampler& sampler() { return sampler_; }
+  int slots() const { return int(slots_.size()); }
+  int64_t max_seq_len() const { return target_.max_seq_len(); }
+  int vocab() const { return target_.vocab(); }
+  int max_speculate_k() const { return max_k_; }
+  int max_tokens_per_step() const { return max_k_ + 1; }
+  int64_t position(int slot) const { return slot_at(slot).pos; }
+  int64_t rounds(int slot) const { return slot_at(slot).rounds; }
+  int64_t proposed(int slot) const { return slot_at(slot).proposed; }
+  int64_t accepted(int slot) const { return slot_at(slot).accepted; }
+  std::string describe() const;
 
  private:
-  RuntimeSpec runtime_;
-  Transformer model_;
-  std::optional<FusedDecodeStep> fused_;  // fp32 CPU fast path for one-token steps
-  int64_t fused_batch_limit_ = 1;         // most tokens per fused forward() call
-  Sampler sampler_;
-  at::Tensor last_logits_;  // keeps step()'s result alive on the ATen path
-  int64_t position_ = 0;
+  struct Slot {
+    bool active = false;
+    std::vector<int32_t> tokens;  // max_seq_len + max_k + 1: no allocation per step
+    int64_t len = 0, pos = 0, draft_pos = 0;
+    int k = 0;        // speculate_k of the sequence, 0 = plain
+    int k_step = 0;   // draft tokens proposed in the current step
+    int64_t feed = 0; // target tokens fed in the current step
+    Sampler sampler;
+    std::vector<float> logits;        // target logits of this step, [(max_k + 1), vocab]
+    std::vector<float> draft_logits;  // [vocab]
+    std::vector<float> q;             // draft distributions, [max_k, vocab]
+    int64_t rounds = 0, proposed = 0, accepted = 0;
+  };
+  Slot& slot_at(int slot);
+  const Slot& slot_at(int slot) const;
+  void check_prompt(const int32_t* tokens, int n) const;
+  void draft_pass(const int32_t* slots, int n);
+  void append(Slot& s, int32_t token);
+
+  int prefill_chunk_;  // checked before the model loads
+  Model target_;
+  std::optional<Model> draft_;
+  int max_k_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<Segment> segments_;  // sized once
+  std::vector<uint8_t> seen_;
+  std::vector<float> p_, residual_;  // target distributions and resampling scratch of one slot
 };
 
 }  // namespace gptfast

@@ -115,7 +115,7 @@ at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x)
   return at::linear(at::silu(at::linear(x, w.w1)) * at::linear(x, w.w3), w.w2);
 }
 
-at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions, int64_t slot) {
+at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot) {
   const int64_t T = tokens.size(1), context_len = start_pos + T;
   at::Tensor input_pos = at::arange(start_pos, context_len, tokens.options().dtype(at::kLong));
   at::Tensor rope_rows = rope_.index_select(0, input_pos);
@@ -124,7 +124,8 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, boo
     x = x + attention(i, rms_norm(x, layers_[i].attention_norm), rope_rows, input_pos, context_len, slot);
     x = x + feed_forward(layers_[i], rms_norm(x, layers_[i].ffn_norm));
   }
-  if (!all_positions) x = x.narrow(1, x.size(1) - 1, 1);
+  if (n_logits == 0) return at::Tensor();
+  x = x.narrow(1, x.size(1) - n_logits, n_logits);
   return at::linear(rms_norm(x, norm_), output_).to(at::kFloat);
 }
 

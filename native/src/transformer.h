@@ -20,14 +20,15 @@ struct LayerWeights {
 class Transformer {
  public:
   // Validates every tensor's presence and shape against spec, converts to options' dtype/device.
-  // slots: independent sequences the KV cache holds (1, or the batch size for batched decoding).
+  // slots: independent sequences the KV cache holds.
   Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, int64_t max_seq_len,
-              int64_t slots = 1);
+              int64_t slots);
 
   // tokens: [1, T] int64 of the sequence in cache `slot`, placed at positions
   // start_pos .. start_pos+T-1 (the slot must hold its keys/values before start_pos). Returns
-  // fp32 logits [1, T, vocab] (all_positions) or [1, 1, vocab] (last position only).
-  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, bool all_positions, int64_t slot = 0);
+  // fp32 logits [1, n_logits, vocab] of the last n_logits positions (undefined for 0: the
+  // output head is skipped, as for a prompt chunk that is not the last).
+  at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot);
 
   const ModelSpec& spec() const { return spec_; }
   // Weights and cache, read by the fused decode step (decode_step.h).

@@ -1,11 +1,12 @@
 // The decode hot path must not allocate: after warm-up, one-token steps through the public
-// engine API run with a counting CPU allocator installed and must request zero bytes. The fused
+// session API run with a counting CPU allocator installed and must request zero bytes. The fused
 // path (fp32 and bf16 weights) is held to that; the generic ATen path is measured for contrast.
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <vector>
 
 #include "gptfast/engine_api.h"
 
@@ -42,26 +43,30 @@ gptfast::ModelSpec small_llama() {
   return s;
 }
 
-// Counts CPU allocations made by `steps` decode calls after a prefill and two warm-up steps.
-int64_t allocations_per_decode(const std::string& dtype, int steps) {
-  gptfast::TransformerEngine engine("7", "random", small_llama(), dtype, "cpu", 1, 0);
+// Counts CPU allocations made by `steps` decode steps of `slots` sequences decoding together,
+// after their prompts and two warm-up steps.
+int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1) {
+  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0);
   gptfast::SamplingSpec sampling;
   sampling.temperature = 0.8f;
   sampling.top_k = 20;
   sampling.top_p = 0.9f;
   sampling.repetition_penalty = 1.1f;
-  sampling.seed = 1;
-  engine.set_sampling(sampling);
   const int32_t prompt[] = {1, 17, 42, 99};
-  int token = engine.prefill(prompt, 4);
-  token = engine.decode(token);
-  token = engine.decode(token);
+  std::vector<int32_t> ids(slots), out(slots * session.max_tokens_per_step()), counts(slots);
+  for (int i = 0; i < slots; ++i) {
+    sampling.seed = i;
+    session.start(i, sampling, 0, prompt, 4);
+    ids[i] = i;
+  }
+  auto step = [&] { session.step(ids.data(), slots, out.data(), session.max_tokens_per_step(), counts.data()); };
+  for (int i = 0; i < 3; ++i) step();  // prompt, then two warm-up tokens
   // SetCPUAllocator ignores a priority lower than the current one: always go up.
   static uint8_t priority = 100;
   c10::Allocator* base = c10::GetCPUAllocator();
   CountingAllocator counting(base);
   c10::SetCPUAllocator(&counting, ++priority);
-  for (int i = 0; i < steps; ++i) token = engine.decode(token);
+  for (int i = 0; i < steps; ++i) step();
   c10::SetCPUAllocator(base, ++priority);
   return counting.count();
 }
@@ -74,6 +79,10 @@ TEST(DecodeAllocation, Fp32DecodeAllocatesNothing) {
 
 TEST(DecodeAllocation, Bf16DecodeAllocatesNothing) {
   EXPECT_EQ(allocations_per_decode("bf16", 50), 0);
+}
+
+TEST(DecodeAllocation, BatchedFp32DecodeAllocatesNothing) {
+  EXPECT_EQ(allocations_per_decode("fp32", 20, 3), 0);
 }
 
 TEST(DecodeAllocation, CounterSeesTheAtenPathAllocate) {

@@ -44,112 +44,79 @@ struct SamplingSpec {
   int64_t seed = 0;
 };
 
-class TransformerSession;
-class SpeculativeState;
-class BatchState;
+// Throws if a sampling parameter is out of range, with a message naming it. The one check of
+// these ranges: sessions run it when a sequence starts, and Java calls it when parameters are
+// built, so that a bad request fails before it is queued.
+void check_sampling(const SamplingSpec& sampling);
 
-// One loaded model with its static KV cache: prefill a prompt, then decode one token at a time.
-// Not thread-safe: one generation at a time per engine (the Java Engine serialises calls).
-class TransformerEngine {
+// Throws if a session option is out of range: dtype, device (and whether this build has it),
+// threads >= 0, max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
+// [1, 64]. The one check of these: a Session runs it before reading any weights, and Java runs
+// it when options are built, so that bad arguments fail at once.
+void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
+                   int prefill_chunk, int speculate_k);
+
+class SessionState;
+
+// One loaded model (and optionally a draft model for speculative decoding) with a static KV cache
+// of `slots` independent sequences: the whole engine. Batch is a dimension: one slot is plain
+// single-sequence generation, several slots are continuous batching, and each slot may decode
+// speculatively or plainly. A sequence is started in a free slot with its prompt; each step()
+// then advances every listed slot by what it needs next (a prefill chunk, one decode token, or
+// a speculative draft/verify round) through one forward pass of the target model over all of
+// them; the next tokens come back per slot. Not thread-safe: one thread drives a session.
+class Session {
  public:
   // format: "pth" (GPT-Fast torch.save state dict), "safetensors" (a file or an index.json),
   // "llama2c" (llama2.c .bin, legacy or v1), "random" (seeded random weights, for benchmarks;
   // checkpoint_path is then the seed). dtype: "fp32" or "bf16". device: "cpu", or "cuda[:N]"
-  // with a CUDA libtorch. threads: 0 keeps libtorch's default. max_seq_len: KV cache length,
-  // 0 means the model's block_size.
-  TransformerEngine(const std::string& checkpoint_path, const std::string& format,
-                    const ModelSpec& model, const std::string& dtype, const std::string& device,
-                    int threads, int max_seq_len);
-  ~TransformerEngine();
-  TransformerEngine(const TransformerEngine&) = delete;
-  TransformerEngine& operator=(const TransformerEngine&) = delete;
+  // with a CUDA libtorch. threads: 0 keeps libtorch's default. max_seq_len: KV cache length per
+  // slot, 0 means the model's block_size. slots: sequences decoded together, 1..256.
+  // prefill_chunk: most prompt tokens a slot feeds per step (0 = the whole prompt at once), so a
+  // long prompt joining a running batch does not stall the other sequences.
+  Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+          const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
+          int prefill_chunk);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
-  // Validates and applies sampling parameters for the next generation; seeds the engine's own
-  // generator and clears suppressed tokens.
-  void set_sampling(const SamplingSpec& sampling);
-  // Tokens excluded from sampling until the next call (n = 0 clears), e.g. EOS before a
+  // Loads a draft model (same dtype, device, slots and cache length; same vocabulary) so that
+  // sequences can decode speculatively with up to max_speculate_k (1..64) draft tokens per round.
+  void load_draft(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+                  int max_speculate_k);
+
+  // Starts a sequence in a free slot: sampling parameters and seed, speculate_k (0 = plain
+  // decoding; 1..max_speculate_k = speculative, which needs a draft and no penalties), and the
+  // prompt, which the following steps prefill. Clears the slot's suppressed tokens.
+  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens);
+  // Tokens the slot may not sample until the next call (n = 0 clears), e.g. stop tokens before a
   // minimum number of new tokens.
-  void suppress_tokens(const int32_t* ids, int n);
-
-  // Resets the cache, runs the whole prompt in one pass, returns the first sampled token.
-  int prefill(const int32_t* tokens, int n_tokens);
-  // Appends one token at the next position and returns the token sampled after it.
-  int decode(int32_t token);
-  // Resets the cache, runs the prompt, writes fp32 logits of every position to out[n*vocab].
+  void suppress_tokens(int slot, const int32_t* ids, int n);
+  // Advances n distinct active slots by one step each. Writes slot slots[i]'s new tokens to
+  // out[i*stride ..] and their number to counts[i]: 0 while the slot's prompt is still being
+  // prefilled, 1 for a plain step, 1..k+1 for a speculative round. stride >= max_tokens_per_step().
+  void step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts);
+  // Frees a slot for the next sequence (any time, e.g. when its client went away).
+  void release(int slot);
+  // Runs the prompt through a free slot (then frees it again) and writes the fp32 logits of
+  // every position to out[n_tokens * vocab].
   void prompt_logits(const int32_t* tokens, int n_tokens, float* out);
 
-  int position() const;     // tokens now in the cache
-  int max_seq_len() const;  // cache length
+  int slots() const;
+  int max_seq_len() const;  // cache length per slot
   int vocab_size() const;
+  int max_speculate_k() const;      // 0 without a draft
+  int max_tokens_per_step() const;  // most tokens one step returns for a slot
+  int position(int slot) const;     // tokens in the slot's cache
+  // Speculative statistics of the slot's current (or last) sequence.
+  int64_t rounds(int slot) const;    // verify passes
+  int64_t proposed(int slot) const;  // draft tokens proposed
+  int64_t accepted(int slot) const;  // draft tokens accepted
   std::string describe() const;
 
  private:
-  friend class SpeculativeDecoder;
-  std::unique_ptr<TransformerSession> session_;
-};
-
-// Speculative decoding: the draft proposes k tokens one at a time (its own KV cache), the target
-// scores all k+1 positions in one pass, and native accept/reject keeps exactly the target's
-// distribution: draft token x is accepted with probability min(1, p(x)/q(x)); the first rejected
-// position is resampled from normalize(max(0, p - q)); if all k are accepted a bonus token is
-// sampled from the target. Both caches are rewound to the accepted prefix (later entries are
-// overwritten before they are ever read). Sampling parameters and the generator are the target's;
-// penalties are not supported here. Both engines must outlive this object.
-class SpeculativeDecoder {
- public:
-  SpeculativeDecoder(TransformerEngine& target, TransformerEngine& draft, int k);
-  ~SpeculativeDecoder();
-  SpeculativeDecoder(const SpeculativeDecoder&) = delete;
-  SpeculativeDecoder& operator=(const SpeculativeDecoder&) = delete;
-
-  // Prefills both models with the prompt; returns the first token, sampled from the target.
-  int prefill(const int32_t* tokens, int n_tokens);
-  // One round after `last_token` (the last token returned, not yet in either cache): writes the
-  // 1..k+1 new tokens to out (capacity >= k+1) and returns how many. Near the end of the context
-  // k shrinks; 0 means the context is full.
-  int step(int32_t last_token, int32_t* out, int capacity);
-
-  int64_t rounds() const;    // verify passes so far (since construction)
-  int64_t proposed() const;  // draft tokens proposed
-  int64_t accepted() const;  // draft tokens accepted
-
- private:
-  TransformerEngine& target_;
-  TransformerEngine& draft_;
-  std::unique_ptr<SpeculativeState> state_;
-};
-
-// Continuous batching: one model, a KV cache with max_batch independent slots, and a decode step
-// that advances any set of active slots together (one token each; the weights are read once
-// for all of them). Sequences start (prefill) and finish between steps, so new requests join a
-// running batch without waiting for it to drain. Each slot has its own sampler and seed.
-// Not thread-safe: one thread drives it.
-class BatchedEngine {
- public:
-  BatchedEngine(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
-                const std::string& dtype, const std::string& device, int threads, int max_seq_len, int max_batch);
-  ~BatchedEngine();
-  BatchedEngine(const BatchedEngine&) = delete;
-  BatchedEngine& operator=(const BatchedEngine&) = delete;
-
-  // Sampling parameters and seed for the next sequence in a free slot (clears its suppression).
-  void set_sampling(int slot, const SamplingSpec& sampling);
-  // Tokens the slot may not sample until the next call (n = 0 clears).
-  void suppress_tokens(int slot, const int32_t* ids, int n);
-  // Prefills the prompt into the free slot; returns the first token.
-  int start(int slot, const int32_t* tokens, int n_tokens);
-  // One step for n distinct active slots: feeds tokens[i] to slots[i], writes the next tokens.
-  void step(const int32_t* slots, const int32_t* tokens, int n, int32_t* next);
-  // Frees a slot for the next sequence.
-  void release(int slot);
-
-  int max_batch() const;
-  int max_seq_len() const;
-  int position(int slot) const;  // tokens in the slot's cache
-  std::string describe() const;
-
- private:
-  std::unique_ptr<BatchState> state_;
+  std::unique_ptr<SessionState> state_;
 };
 
 }  // namespace gptfast

@@ -4,13 +4,22 @@ import ai.gptfast4j.natives.GptFastNative;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
- * A loaded model and tokenizer: generate text from a prompt, token by token, with streaming.
- * The transformer, KV cache, sampling and speculative accept/reject run natively; this class
- * orchestrates the loop. One generation runs at a time per engine (calls are serialised);
- * close() frees native memory.
+ * A loaded model and tokenizer: generates text from prompts, token by token, with streaming.
+ * One engine decodes up to {@link EngineOptions#batchSize()} sequences together (one KV cache
+ * slot each; 1 is plain single-sequence generation), and each sequence may decode speculatively
+ * with the draft model (if one is loaded) or plainly. The transformer, KV cache, sampling and
+ * speculative accept/reject run natively in one session; this class orchestrates sequences and
+ * streams their text.
+ *
+ * <p>Two ways to drive it: {@link #generate} runs one sequence to its end (advancing any other
+ * active sequence too); {@link #start} / {@link #step} let one thread run a continuous batch,
+ * where sequences join and leave between steps. Calls are serialised on the engine; listeners
+ * run on the calling thread. close() frees native memory.
  *
  * <pre>{@code
  * try (Engine engine = Engine.load(EngineOptions.of(Path.of("model.pth")))) {
@@ -21,23 +30,29 @@ import java.util.Arrays;
  * }</pre>
  */
 public final class Engine implements AutoCloseable {
-    private final GptFastNative.TransformerEngine target;
-    private final GptFastNative.TransformerEngine draft;          // null without speculation
-    private final GptFastNative.SpeculativeDecoder speculative;   // null without speculation
-    private final int speculateK;
+    private final GptFastNative.Session session;
     private final Tokenizer tokenizer;
     private final ModelConfig config;
     private final String configSource;
+    private final int speculateK;  // a sequence's default k; 0 without a draft
+    private final Sequence[] slots;
+    private final int stride;
+    private final int[] laneSlots, laneOut, laneCounts;
+    private final List<Sequence> lanes = new ArrayList<>();
 
-    private Engine(GptFastNative.TransformerEngine target, GptFastNative.TransformerEngine draft, int speculateK,
-                   Tokenizer tokenizer, ModelConfig config, String source) {
-        this.target = target;
-        this.draft = draft;
+    private Engine(GptFastNative.Session session, int speculateK, Tokenizer tokenizer, ModelConfig config,
+                   String source) {
+        this.session = session;
         this.speculateK = speculateK;
-        this.speculative = draft == null ? null : nativeCall(() -> new GptFastNative.SpeculativeDecoder(target, draft, speculateK));
         this.tokenizer = tokenizer;
         this.config = config;
         this.configSource = source;
+        int n = session.slots();
+        this.slots = new Sequence[n];
+        this.stride = session.max_tokens_per_step();
+        this.laneSlots = new int[n];
+        this.laneOut = new int[n * stride];
+        this.laneCounts = new int[n];
     }
 
     /** A checkpoint file, its format and architecture, and the tokenizer to use with it. */
@@ -70,38 +85,32 @@ public final class Engine implements AutoCloseable {
     public static Engine load(EngineOptions options) {
         ResolvedModel model = ResolvedModel.of(options);
         Tokenizer tokenizer = model.openTokenizer();
-        GptFastNative.TransformerEngine target = null, draft = null;
+        GptFastNative.Session session = null;
         try {
-            target = loadNative(model.file().toString(), model.format().nativeName, model.config().config(), options,
-                    options.maxSeqLen());
-            if (options.speculative()) {
-                draft = loadDraft(options, model.config().config(), model.tokenizerPath(), target.max_seq_len());
-            }
-            return new Engine(target, draft, options.speculateK(), tokenizer, model.config().config(),
-                    model.config().source());
+            session = openSession(model.file().toString(), model.format().nativeName, model.config().config(), options);
+            if (options.speculative()) loadDraft(session, options, model.config().config(), model.tokenizerPath());
+            return new Engine(session, options.speculative() ? options.speculateK() : 0, tokenizer,
+                    model.config().config(), model.config().source());
         } catch (RuntimeException e) {
-            if (draft != null) draft.close();
-            if (target != null) target.close();
+            if (session != null) session.close();
             tokenizer.close();
             throw GptFastException.fromNative(e);
         }
     }
 
     /** The draft must share the target's vocabulary (and tokenizer file, where it has its own). */
-    private static GptFastNative.TransformerEngine loadDraft(EngineOptions options, ModelConfig targetConfig,
-                                                             Path tokenizerPath, int contextLength) {
+    private static void loadDraft(GptFastNative.Session session, EngineOptions options, ModelConfig targetConfig,
+                                  Path tokenizerPath) {
         Path file = CheckpointFormat.resolveFile(options.draftCheckpoint());
         ModelConfig draftConfig = ConfigResolver.resolve(file, options.draftConfig()).config();
-        if (draftConfig.vocabSize() != targetConfig.vocabSize()) {
-            throw new GptFastException("draft model " + file + " has vocab_size " + draftConfig.vocabSize()
-                    + " but the target has " + targetConfig.vocabSize() + ": speculative decoding needs a shared tokenizer");
-        }
         Path draftTokenizer = file.toAbsolutePath().getParent().resolve("tokenizer.model");
         if (Files.isRegularFile(draftTokenizer) && !sameFile(draftTokenizer, tokenizerPath)) {
             throw new GptFastException("draft model's tokenizer " + draftTokenizer + " differs from the target's "
                     + tokenizerPath + ": speculative decoding needs a shared tokenizer");
         }
-        return loadNative(file.toString(), CheckpointFormat.detect(file).nativeName, draftConfig, options, contextLength);
+        try (GptFastNative.ModelSpec spec = draftConfig.toNative()) {
+            session.load_draft(file.toString(), CheckpointFormat.detect(file).nativeName, spec, options.speculateK());
+        }
     }
 
     private static boolean sameFile(Path a, Path b) {
@@ -120,21 +129,21 @@ public final class Engine implements AutoCloseable {
     public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
                                 int draftLayers) {
         checkVocab(tokenizer, config);
-        GptFastNative.TransformerEngine target = loadNative(Long.toString(seed), "random", config, options,
-                options.maxSeqLen());
-        GptFastNative.TransformerEngine draft = null;
+        GptFastNative.Session session = openSession(Long.toString(seed), "random", config, options);
         try {
             if (draftLayers > 0) {
                 ModelConfig truncated = new ModelConfig(config.dim(), draftLayers, config.nHead(), config.nLocalHeads(),
                         config.headDim(), config.intermediateSize(), config.vocabSize(), config.blockSize(),
                         config.ropeBase(), config.normEps(), config.ropeScalingFactor(), config.ropeLowFreqFactor(),
                         config.ropeHighFreqFactor(), config.ropeOriginalMaxPosition());
-                draft = loadNative(Long.toString(seed), "random", truncated, options, target.max_seq_len());
+                try (GptFastNative.ModelSpec spec = truncated.toNative()) {
+                    session.load_draft(Long.toString(seed), "random", spec, options.speculateK());
+                }
             }
-            return new Engine(target, draft, options.speculateK(), tokenizer, config, "random weights, seed " + seed);
+            return new Engine(session, draftLayers > 0 ? options.speculateK() : 0, tokenizer, config,
+                    "random weights, seed " + seed);
         } catch (RuntimeException e) {
-            if (draft != null) draft.close();
-            target.close();
+            session.close();
             throw GptFastException.fromNative(e);
         }
     }
@@ -143,10 +152,10 @@ public final class Engine implements AutoCloseable {
         return random(config, seed, tokenizer, options, 0);
     }
 
-    private static GptFastNative.TransformerEngine loadNative(String path, String format, ModelConfig config,
-                                                              EngineOptions o, int maxSeqLen) {
+    private static GptFastNative.Session openSession(String path, String format, ModelConfig config, EngineOptions o) {
         try (GptFastNative.ModelSpec spec = config.toNative()) {
-            return new GptFastNative.TransformerEngine(path, format, spec, o.dtype(), o.device(), o.threads(), maxSeqLen);
+            return new GptFastNative.Session(path, format, spec, o.dtype(), o.device(), o.threads(), o.maxSeqLen(),
+                    o.batchSize(), o.prefillChunk());
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
@@ -159,6 +168,25 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** One sequence: its slot while it runs, its result once finished. */
+    public static final class Sequence {
+        private final int slot;
+        private final GenerationRun run;
+        private final CancellationToken cancel;
+        private GenerationResult result;
+
+        private Sequence(int slot, GenerationRun run, CancellationToken cancel) {
+            this.slot = slot;
+            this.run = run;
+            this.cancel = cancel;
+        }
+
+        public boolean finished() { return result != null; }
+
+        /** The result once finished, else null. */
+        public GenerationResult result() { return result; }
+    }
+
     public GenerationResult generate(String prompt, GenerationParams params, TokenListener listener) {
         return generate(prompt, params, listener, new CancellationToken());
     }
@@ -166,12 +194,24 @@ public final class Engine implements AutoCloseable {
     /** Encodes the prompt with BOS first, then generates; see {@link #generate(int[], GenerationParams, TokenListener, CancellationToken)}. */
     public GenerationResult generate(String prompt, GenerationParams params, TokenListener listener,
                                      CancellationToken cancel) {
-        if (prompt == null) throw new GptFastException("prompt is null");
         return generate(promptTokens(prompt), params, listener, cancel);
     }
 
-    /** BOS followed by the SentencePiece encoding of text. */
+    /**
+     * Runs one sequence to its end: a stop token, a stop sequence, max_new_tokens, a full context or
+     * cancellation. Each token is passed to the listener (if not null) as soon as it is accepted;
+     * with a null listener and no stop sequences no text is decoded until the end.
+     */
+    public synchronized GenerationResult generate(int[] promptIds, GenerationParams params, TokenListener listener,
+                                                  CancellationToken cancel) {
+        Sequence s = start(promptIds, params, listener, cancel);
+        while (!s.finished()) step();
+        return s.result();
+    }
+
+    /** BOS followed by the tokenizer's encoding of text. */
     public int[] promptTokens(String text) {
+        if (text == null) throw new GptFastException("prompt is null");
         return promptTokens(tokenizer, text);
     }
 
@@ -183,101 +223,137 @@ public final class Engine implements AutoCloseable {
         return ids;
     }
 
+    public Sequence start(String prompt, GenerationParams params, TokenListener listener, CancellationToken cancel) {
+        return start(promptTokens(prompt), params, listener, cancel);
+    }
+
     /**
-     * Prefills the prompt ids, then decodes (speculatively when a draft model is loaded) until a
-     * stop token, a stop sequence, max_new_tokens, a full context or cancellation. Each token is
-     * passed to the listener (if not null) as soon as it is accepted; with a null listener and no
-     * stop sequences no text is decoded until the end.
+     * Puts a new sequence in a free slot; the following steps prefill its prompt (in chunks) and
+     * then decode it.
+     *
+     * @throws GptFastException when no slot is free or the input is bad
      */
-    public synchronized GenerationResult generate(int[] promptIds, GenerationParams params, TokenListener listener,
-                                                  CancellationToken cancel) {
+    public synchronized Sequence start(int[] promptIds, GenerationParams params, TokenListener listener,
+                                       CancellationToken cancel) {
         ensureOpen();
-        if (speculative != null && params.usesPenalties()) {
-            throw new GptFastException("repetition/presence/frequency penalties are not supported with speculative decoding");
-        }
-        GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, target.max_seq_len(),
-                ids -> target.suppress_tokens(ids, ids.length));
-        long rounds0 = 0, proposed0 = 0, accepted0 = 0;
-        try (GptFastNative.SamplingSpec sampling = samplingSpec(params)) {
-            target.set_sampling(sampling);
-            run.updateSuppression();
-            if (speculative == null) {
-                int next = target.prefill(promptIds, promptIds.length);
-                while (!run.accept(next)) {
-                    run.updateSuppression();
-                    next = target.decode(next);
-                }
-            } else {
-                rounds0 = speculative.rounds();
-                proposed0 = speculative.proposed();
-                accepted0 = speculative.accepted();
-                int next = speculative.prefill(promptIds, promptIds.length);
-                int[] round = new int[speculateK + 1];
-                boolean done = run.accept(next);
-                while (!done) {
-                    run.updateSuppression();
-                    int n = speculative.step(next, round, round.length);
-                    for (int i = 0; i < n && !done; i++) done = run.accept(next = round[i]);
-                }
-            }
+        if (promptIds == null) throw new GptFastException("prompt is null");
+        int slot = freeSlot();
+        if (slot < 0) throw new GptFastException("all " + slots.length + " batch slots are busy");
+        int k = params.speculateK() != null ? params.speculateK()
+                : params.usesPenalties() ? 0 : speculateK;  // penalties need plain decoding
+        try (GptFastNative.SamplingSpec sampling = params.toNative()) {
+            session.start(slot, sampling, k, promptIds, promptIds.length);
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
-        return speculative == null ? run.result(0, 0, 0)
-                : run.result(speculative.rounds() - rounds0, speculative.proposed() - proposed0,
-                        speculative.accepted() - accepted0);
+        GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, session.max_seq_len(),
+                ids -> session.suppress_tokens(slot, ids, ids.length));
+        Sequence s = new Sequence(slot, run, cancel);
+        slots[slot] = s;
+        return s;
     }
 
-    static GptFastNative.SamplingSpec samplingSpec(GenerationParams p) {
-        return new GptFastNative.SamplingSpec().temperature(p.temperature()).top_k(p.topK()).top_p(p.topP())
-                .repetition_penalty(p.repetitionPenalty()).presence_penalty(p.presencePenalty())
-                .frequency_penalty(p.frequencyPenalty()).seed(p.seed());
+    /**
+     * Advances every active sequence by one step (a prompt chunk, a token, or a speculative round
+     * of several tokens); returns those that finished with it.
+     */
+    public synchronized List<Sequence> step() {
+        ensureOpen();
+        List<Sequence> done = new ArrayList<>();
+        lanes.clear();
+        for (Sequence s : slots) {
+            if (s == null) continue;
+            if (s.cancel.isCancelled()) {  // also while a long prompt is still being prefilled
+                s.run.stop(GenerationResult.StopReason.CANCELLED);
+                finish(s);
+                done.add(s);
+                continue;
+            }
+            s.run.updateSuppression();
+            laneSlots[lanes.size()] = s.slot;
+            lanes.add(s);
+        }
+        if (lanes.isEmpty()) return done;
+        try {
+            session.step(laneSlots, lanes.size(), laneOut, stride, laneCounts);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+        for (int i = 0; i < lanes.size(); i++) {
+            Sequence s = lanes.get(i);
+            boolean end = false;
+            for (int j = 0; j < laneCounts[i] && !end; j++) end = s.run.accept(laneOut[i * stride + j]);
+            if (end) {
+                finish(s);
+                done.add(s);
+            }
+        }
+        return done;
     }
 
-    /** fp32 logits of every prompt position, [n][vocab]; resets the KV cache. */
+    /** Ends a sequence now (e.g. its client went away) and frees its slot. */
+    public synchronized void abort(Sequence s) {
+        if (s.finished()) return;
+        s.run.stop(GenerationResult.StopReason.CANCELLED);
+        finish(s);
+    }
+
+    private void finish(Sequence s) {
+        s.result = s.run.result(session.rounds(s.slot), session.proposed(s.slot), session.accepted(s.slot));
+        slots[s.slot] = null;
+        session.release(s.slot);
+    }
+
+    private int freeSlot() {
+        for (int i = 0; i < slots.length; i++) if (slots[i] == null) return i;
+        return -1;
+    }
+
+    /** fp32 logits of every prompt position, [n][vocab] (needs a free slot). */
     public synchronized float[][] promptLogits(int[] promptIds) {
         ensureOpen();
         int vocab = config.vocabSize();
         float[] flat = new float[promptIds.length * vocab];
-        nativeCall(() -> {
-            target.prompt_logits(promptIds, promptIds.length, flat);
-            return null;
-        });
+        try {
+            session.prompt_logits(promptIds, promptIds.length, flat);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
         float[][] rows = new float[promptIds.length][];
         for (int i = 0; i < rows.length; i++) rows[i] = Arrays.copyOfRange(flat, i * vocab, (i + 1) * vocab);
         return rows;
     }
 
-    private static <T> T nativeCall(java.util.function.Supplier<T> call) {
-        try {
-            return call.get();
-        } catch (RuntimeException e) {
-            throw GptFastException.fromNative(e);
-        }
-    }
-
     public Tokenizer tokenizer() { return tokenizer; }
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
-    public int contextLength() { return target.max_seq_len(); }
-    public boolean isSpeculative() { return speculative != null; }
+    public int contextLength() { return session.max_seq_len(); }
+    public boolean isSpeculative() { return speculateK > 0; }
     public int speculateK() { return speculateK; }
+    /** Sequences this engine decodes together. */
+    public int batchSize() { return slots.length; }
 
-    /** One line: architecture, cache, dtype, device, threads (and the draft, if any). */
+    public synchronized int active() {
+        int n = 0;
+        for (Sequence s : slots) if (s != null) n++;
+        return n;
+    }
+
+    public synchronized boolean hasFreeSlot() { return freeSlot() >= 0; }
+
+    /** One line: architecture, cache, slots, dtype, device, threads (and the draft, if any). */
     public String describe() {
         ensureOpen();
-        return target.describe() + (draft == null ? "" : " | draft: " + draft.describe() + " k=" + speculateK);
+        return session.describe() + (speculateK > 0 ? " speculate_k=" + speculateK : "");
     }
 
     private void ensureOpen() {
-        if (target.isNull()) throw new GptFastException("engine is closed");
+        if (session.isNull()) throw new GptFastException("engine is closed");
     }
 
     @Override
     public synchronized void close() {
-        if (speculative != null) speculative.close();
-        if (draft != null) draft.close();
-        target.close();
+        session.close();
         tokenizer.close();
     }
 }

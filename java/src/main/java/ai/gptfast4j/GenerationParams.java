@@ -1,48 +1,56 @@
 package ai.gptfast4j;
 
+import ai.gptfast4j.natives.GptFastNative;
 import java.util.Arrays;
 import java.util.List;
 
 /**
- * How to generate. Immutable; build with {@link #builder()}. Validated on build, so a bad value
- * fails before any work starts. Logit processing runs natively in this order: repetition
- * penalty (prompt + generated), presence/frequency penalties (generated), temperature, top-k,
- * top-p; temperature 0 is greedy.
+ * How to generate. Immutable; build with {@link #builder()}; defaults are {@link Defaults}.
+ * Validated on build, so a bad value fails before any work starts (the sampling ranges by the
+ * native check that the engine itself applies). Logit processing runs natively in this order:
+ * repetition penalty (prompt + generated), presence/frequency penalties (generated),
+ * temperature, top-k, top-p; temperature 0 is greedy.
  *
  * @param stopTokens ids that end generation (kept as the last generated token); null means the
  *                   tokenizer's EOS and BOS (a sampled BOS starts a new document, which is how
  *                   llama2.c-trained models such as TinyStories end a story)
  * @param minNewTokens stop tokens are suppressed until this many tokens were generated
  * @param stopSequences texts that end generation; the completion is cut before the match
+ * @param speculateK draft tokens per speculative round for this sequence: 0 = plain decoding,
+ *                   null = the engine's k when it has a draft model and no penalty is used
  */
 public record GenerationParams(int maxNewTokens, int minNewTokens, float temperature, int topK, float topP,
                                float repetitionPenalty, float presencePenalty, float frequencyPenalty,
-                               long seed, int[] stopTokens, List<String> stopSequences) {
+                               long seed, int[] stopTokens, List<String> stopSequences, Integer speculateK) {
 
     public GenerationParams {
         if (maxNewTokens <= 0) throw new GptFastException("max_new_tokens must be positive, got " + maxNewTokens);
         if (minNewTokens < 0 || minNewTokens > maxNewTokens) {
             throw new GptFastException("min_new_tokens must be in [0, max_new_tokens], got " + minNewTokens);
         }
-        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
-            throw new GptFastException("temperature must be a finite number >= 0, got " + temperature);
-        }
-        if (topK < 0) throw new GptFastException("top_k must be >= 0 (0 = no top-k), got " + topK);
-        if (!(topP > 0 && topP <= 1)) throw new GptFastException("top_p must be in (0, 1], got " + topP);
-        if (!(repetitionPenalty > 0) || Float.isInfinite(repetitionPenalty)) {
-            throw new GptFastException("repetition_penalty must be a finite number > 0, got " + repetitionPenalty);
-        }
-        if (!(Math.abs(presencePenalty) <= 2)) {
-            throw new GptFastException("presence_penalty must be in [-2, 2], got " + presencePenalty);
-        }
-        if (!(Math.abs(frequencyPenalty) <= 2)) {
-            throw new GptFastException("frequency_penalty must be in [-2, 2], got " + frequencyPenalty);
+        try (GptFastNative.SamplingSpec spec = toNative(temperature, topK, topP, repetitionPenalty, presencePenalty,
+                frequencyPenalty, seed)) {
+            GptFastNative.checkSampling(spec);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
         }
         stopTokens = stopTokens == null ? null : stopTokens.clone();
         stopSequences = stopSequences == null ? List.of() : List.copyOf(stopSequences);
         for (String s : stopSequences) {
             if (s.isEmpty()) throw new GptFastException("stop sequences must not be empty");
         }
+    }
+
+    /** The native form of the sampling parameters; the caller closes it. */
+    GptFastNative.SamplingSpec toNative() {
+        return toNative(temperature, topK, topP, repetitionPenalty, presencePenalty, frequencyPenalty, seed);
+    }
+
+    private static GptFastNative.SamplingSpec toNative(float temperature, int topK, float topP, float repetitionPenalty,
+                                                       float presencePenalty, float frequencyPenalty, long seed) {
+        return new GptFastNative.SamplingSpec().temperature(temperature).top_k(topK).top_p(topP)
+                .repetition_penalty(repetitionPenalty).presence_penalty(presencePenalty)
+                .frequency_penalty(frequencyPenalty).seed(seed);
     }
 
     public static Builder builder() {
@@ -81,21 +89,22 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
                 + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
                 + ", frequencyPenalty=" + frequencyPenalty + ", seed=" + seed
                 + ", stopTokens=" + (stopTokens == null ? "EOS,BOS" : Arrays.toString(stopTokens))
-                + ", stopSequences=" + stopSequences + "]";
+                + ", stopSequences=" + stopSequences + ", speculateK=" + speculateK + "]";
     }
 
     public static final class Builder {
-        private int maxNewTokens = 200;
+        private int maxNewTokens = Defaults.MAX_NEW_TOKENS;
         private int minNewTokens = 0;
-        private float temperature = 0.8f;
-        private int topK = 200;
-        private float topP = 1f;
-        private float repetitionPenalty = 1f;
-        private float presencePenalty = 0f;
-        private float frequencyPenalty = 0f;
-        private long seed = 0;
+        private float temperature = Defaults.TEMPERATURE;
+        private int topK = Defaults.TOP_K;
+        private float topP = Defaults.TOP_P;
+        private float repetitionPenalty = Defaults.REPETITION_PENALTY;
+        private float presencePenalty = Defaults.PRESENCE_PENALTY;
+        private float frequencyPenalty = Defaults.FREQUENCY_PENALTY;
+        private long seed = Defaults.SEED;
         private int[] stopTokens;
         private List<String> stopSequences = List.of();
+        private Integer speculateK;
 
         public Builder maxNewTokens(int v) { maxNewTokens = v; return this; }
         public Builder minNewTokens(int v) { minNewTokens = v; return this; }
@@ -110,10 +119,12 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         public Builder stopTokens(int... ids) { stopTokens = ids; return this; }
         public Builder stopSequences(List<String> texts) { stopSequences = texts; return this; }
         public Builder greedy() { temperature = 0; return this; }
+        /** Draft tokens per round (0 = plain decoding); not called means the engine's choice. */
+        public Builder speculateK(Integer k) { speculateK = k; return this; }
 
         public GenerationParams build() {
             return new GenerationParams(maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty,
-                    presencePenalty, frequencyPenalty, seed, stopTokens, stopSequences);
+                    presencePenalty, frequencyPenalty, seed, stopTokens, stopSequences, speculateK);
         }
     }
 }

@@ -4,8 +4,7 @@ import java.util.Arrays;
 import java.util.function.Consumer;
 
 /**
- * The bookkeeping of one generation, shared by {@link Engine} and {@link BatchedGenerator}:
- * tokens, streamed text, stop conditions (stop token, stop sequence, max_new_tokens, full
+ * The bookkeeping of one sequence of an {@link Engine}: tokens, streamed text, stop conditions (stop token, stop sequence, max_new_tokens, full
  * context, cancellation), min_new_tokens suppression and timings.
  */
 final class GenerationRun {
@@ -28,11 +27,7 @@ final class GenerationRun {
 
     GenerationRun(Tokenizer tokenizer, int[] promptIds, GenerationParams params, TokenListener listener,
                   CancellationToken cancel, int contextLength, Consumer<int[]> suppressor) {
-        if (promptIds == null || promptIds.length == 0) throw new GptFastException("prompt is empty: at least BOS is needed");
-        if (promptIds.length > contextLength) {
-            throw new GptFastException("prompt has " + promptIds.length + " tokens, more than the context length "
-                    + contextLength);
-        }
+        // the prompt was checked natively when the sequence started
         this.promptIds = promptIds.clone();
         this.params = params;
         this.tokenizer = tokenizer;
@@ -86,8 +81,9 @@ final class GenerationRun {
 
     GenerationResult result(long rounds, long proposed, long accepted) {
         long end = System.nanoTime();
-        GenerationStats stats = new GenerationStats(promptIds.length, count, (firstTokenNanos - startNanos) / 1e6,
-                (end - firstTokenNanos) / 1e6, rounds, proposed, accepted);
+        long first = count > 0 ? firstTokenNanos : end;  // cancelled before its first token
+        GenerationStats stats = new GenerationStats(promptIds.length, count, (first - startNanos) / 1e6,
+                (end - first) / 1e6, rounds, proposed, accepted);
         if (!textUpToDate) text.update();
         return new GenerationResult(promptIds.clone(), Arrays.copyOf(generated, count), text.completion(), reason, stats);
     }

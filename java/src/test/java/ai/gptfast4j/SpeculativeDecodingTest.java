@@ -133,13 +133,23 @@ class SpeculativeDecodingTest {
                 + " \"n_local_heads\": 4, \"intermediate_size\": 172, \"vocab_size\": 600, \"block_size\": 512}");
         e = assertThrows(GptFastException.class, () -> Engine.load(EngineOptions.of(SharedData.storiesPth())
                 .withDraft(truncated, config, 4)));
-        assertTrue(e.getMessage().contains("vocab_size 600"), e.getMessage());
+        assertTrue(e.getMessage().contains("vocabulary (600)"), e.getMessage());
 
-        assertThrows(GptFastException.class, () -> EngineOptions.of(SharedData.storiesPth()).withDraft(truncated, null, 0));
+        e = assertThrows(GptFastException.class, () -> EngineOptions.of(SharedData.storiesPth()).withDraft(truncated, null, 0));
+        assertTrue(e.getMessage().contains("speculate_k"), e.getMessage());
         try (Engine engine = speculative(truncated, 3)) {
+            // asked for explicitly, speculation with penalties is refused ...
             e = assertThrows(GptFastException.class, () -> engine.generate("Once",
-                    GenerationParams.builder().repetitionPenalty(1.2f).build(), null));
+                    GenerationParams.builder().repetitionPenalty(1.2f).speculateK(3).build(), null));
             assertTrue(e.getMessage().contains("penalties"), e.getMessage());
+            e = assertThrows(GptFastException.class, () -> engine.generate("Once",
+                    GenerationParams.builder().speculateK(4).build(), null));
+            assertTrue(e.getMessage().contains("speculate_k must be in [0, 3]"), e.getMessage());
+            // ... and by default a sequence with penalties decodes plainly
+            GenerationResult plain = engine.generate("Once",
+                    GenerationParams.builder().repetitionPenalty(1.2f).maxNewTokens(10).build(), null);
+            assertEquals(0, plain.stats().verifyRounds());
+            assertEquals(10, plain.generatedTokens().length);
         }
     }
 }

@@ -95,7 +95,7 @@ final class BenchCommand implements Callable<Integer> {
             Medians plain;
             int promptLength;
             String params;
-            try (Engine engine = load(t, 0)) {
+            try (Engine engine = load(t, 0, 1)) {
                 int[] ids = promptIds(engine);
                 promptLength = ids.length;
                 params = millions(engine.config());
@@ -104,7 +104,7 @@ final class BenchCommand implements Callable<Integer> {
             row(params, t, promptLength, "-", plain, 1.0);
             if (!speculative) continue;
             for (int k : kValues) {
-                try (Engine engine = load(t, k)) {
+                try (Engine engine = load(t, k, 1)) {
                     Medians m = measure(engine, promptIds(engine), t, "k=" + k);
                     row(params, t, promptLength, Integer.toString(k), m, m.decode / plain.decode);
                 }
@@ -116,32 +116,29 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Total decode tok/s of b sequences decoding together (BatchedGenerator), per batch size. */
+    /** Total decode tok/s of b sequences decoding together in one engine, per batch size. */
     private void benchBatches() {
         System.out.printf("%n%-24s %7s %6s %12s %14s %16s%n", "model", "threads", "batch", "new/seq", "total tok/s",
                 "per-seq tok/s");
         for (int t : threads) {
             for (int b : batchSizes) {
-                if (b < 1) throw new GptFastException("batch sizes must be positive, got " + b);
                 List<Double> rates = new ArrayList<>();
-                try (ai.gptfast4j.BatchedGenerator gen = loadBatched(t, b)) {
+                try (Engine engine = load(t, 0, b)) {
                     for (int run = 0; run < warmup + runs; run++) {
-                        List<ai.gptfast4j.BatchedGenerator.Sequence> seqs = new ArrayList<>();
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).build();
+                        List<Engine.Sequence> seqs = new ArrayList<>();
                         for (int i = 0; i < b; i++) {
-                            int[] ids = batchPrompt(gen, i);
-                            seqs.add(gen.start(ids, params, null, new CancellationToken()));
+                            seqs.add(engine.start(batchPrompt(engine, i), params, null, new CancellationToken()));
                         }
+                        engine.step();  // the prompts, and each sequence's first token
                         long t0 = System.nanoTime();
-                        int steps = 0;
-                        while (gen.active() > 0) {
-                            gen.step();
-                            steps++;
-                        }
+                        while (engine.active() > 0) engine.step();
                         double seconds = (System.nanoTime() - t0) / 1e9;
-                        System.err.printf("  batch %d run %d/%d: %.1f tok/s%n", b, run + 1, warmup + runs, steps * b / seconds);
-                        if (run >= warmup) rates.add(steps * b / seconds);
+                        int decoded = 0;
+                        for (Engine.Sequence s : seqs) decoded += s.result().generatedTokens().length - 1;
+                        System.err.printf("  batch %d run %d/%d: %.1f tok/s%n", b, run + 1, warmup + runs, decoded / seconds);
+                        if (run >= warmup) rates.add(decoded / seconds);
                     }
                 }
                 double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
@@ -151,15 +148,9 @@ final class BenchCommand implements Callable<Integer> {
         System.out.printf("(continuous-batching decode after prefill, medians of %d runs)%n", runs);
     }
 
-    private int[] batchPrompt(ai.gptfast4j.BatchedGenerator gen, int i) {
-        return prompt != null ? gen.promptTokens(prompt) : randomIds(gen.config().vocabSize(), gen.tokenizer().bosId(), 42 + i);
-    }
-
-    private ai.gptfast4j.BatchedGenerator loadBatched(int threadCount, int batch) {
-        if (randomName == null) return ai.gptfast4j.BatchedGenerator.load(model.engineOptions(threadCount), batch);
-        ModelConfig config = randomConfig();
-        return withTokenizer(tokenizer -> ai.gptfast4j.BatchedGenerator.random(config, 1234, tokenizer,
-                randomOptions(config, threadCount, 1), batch));
+    private int[] batchPrompt(Engine engine, int i) {
+        return prompt != null ? engine.promptTokens(prompt)
+                : randomIds(engine.config().vocabSize(), engine.tokenizer().bosId(), 42 + i);
     }
 
     private ModelConfig randomConfig() {
@@ -169,10 +160,11 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     // EngineOptions wants a checkpoint path; for random weights it only labels the run.
-    private EngineOptions randomOptions(ModelConfig config, int threadCount, int k) {
+    private EngineOptions randomOptions(ModelConfig config, int threadCount, int k, int batch) {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
+        EngineOptions base = model.engineOptions(threadCount);
         return new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device, threadCount, cache,
-                null, null, k);
+                null, null, k, batch, base.prefillChunk());
     }
 
     /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
@@ -213,18 +205,16 @@ final class BenchCommand implements Callable<Integer> {
                 median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify));
     }
 
-    private Engine load(int threadCount, int k) {
+    /** An engine with batch slots; k > 0 adds the draft (--draft-checkpoint or --draft-layers). */
+    private Engine load(int threadCount, int k, int batch) {
         if (randomName == null) {
-            EngineOptions base = model.engineOptions(threadCount);
-            EngineOptions options = k == 0
-                    ? new EngineOptions(base.checkpoint(), base.tokenizer(), base.config(), base.dtype(), base.device(),
-                            threadCount, base.maxSeqLen())
-                    : base.withDraft(model.draftCheckpoint, model.draftConfig, k);
-            return Engine.load(options);
+            EngineOptions base = model.engineOptions(threadCount).withBatchSize(batch);
+            return Engine.load(k == 0 ? base.withDraft(null, null, base.speculateK())
+                    : base.withDraft(model.draftCheckpoint, model.draftConfig, k));
         }
         ModelConfig config = randomConfig();
         return withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
-                Math.max(k, 1)), k == 0 ? 0 : draftLayers));
+                Math.max(k, 1), batch), k == 0 ? 0 : draftLayers));
     }
 
     private int[] promptIds(Engine engine) {

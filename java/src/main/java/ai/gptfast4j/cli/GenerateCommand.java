@@ -1,5 +1,6 @@
 package ai.gptfast4j.cli;
 
+import ai.gptfast4j.Defaults;
 import ai.gptfast4j.Engine;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GenerationResult;
@@ -23,25 +24,25 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", required = true, description = "prompt text (BOS is prepended)")
     String prompt;
 
-    @Option(names = "--max-new-tokens", defaultValue = "200", description = "default: ${DEFAULT-VALUE}")
+    @Option(names = "--max-new-tokens", defaultValue = "" + Defaults.MAX_NEW_TOKENS, description = "default: ${DEFAULT-VALUE}")
     int maxNewTokens;
 
-    @Option(names = "--temperature", defaultValue = "0.8", description = "0 = greedy (default: ${DEFAULT-VALUE})")
+    @Option(names = "--temperature", defaultValue = "" + Defaults.TEMPERATURE, description = "0 = greedy (default: ${DEFAULT-VALUE})")
     float temperature;
 
-    @Option(names = "--top-k", defaultValue = "200", description = "0 = whole vocabulary (default: ${DEFAULT-VALUE})")
+    @Option(names = "--top-k", defaultValue = "" + Defaults.TOP_K, description = "0 = whole vocabulary (default: ${DEFAULT-VALUE})")
     int topK;
 
-    @Option(names = "--top-p", defaultValue = "1.0", description = "nucleus sampling mass, (0, 1] (default: ${DEFAULT-VALUE})")
+    @Option(names = "--top-p", defaultValue = "" + Defaults.TOP_P, description = "nucleus sampling mass, (0, 1] (default: ${DEFAULT-VALUE})")
     float topP;
 
-    @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "> 1 discourages repeats (default: ${DEFAULT-VALUE})")
+    @Option(names = "--repetition-penalty", defaultValue = "" + Defaults.REPETITION_PENALTY, description = "> 1 discourages repeats (default: ${DEFAULT-VALUE})")
     float repetitionPenalty;
 
-    @Option(names = "--presence-penalty", defaultValue = "0", description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
+    @Option(names = "--presence-penalty", defaultValue = "" + Defaults.PRESENCE_PENALTY, description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
     float presencePenalty;
 
-    @Option(names = "--frequency-penalty", defaultValue = "0", description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
+    @Option(names = "--frequency-penalty", defaultValue = "" + Defaults.FREQUENCY_PENALTY, description = "in [-2, 2] (default: ${DEFAULT-VALUE})")
     float frequencyPenalty;
 
     @Option(names = "--min-new-tokens", defaultValue = "0", description = "stop tokens are suppressed before this many")
@@ -50,10 +51,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop", description = "stop sequence (repeatable); the output ends before it")
     List<String> stopSequences;
 
-    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seed", defaultValue = "" + Defaults.SEED, description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--threads", defaultValue = "0", description = "intra-op threads (default: libtorch's choice)")
+    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "intra-op threads (default: libtorch's choice)")
     int threads;
 
     @Option(names = "--stop-token", split = ",", description = "ids that end generation (default: EOS and BOS)")

@@ -1,5 +1,6 @@
 package ai.gptfast4j.cli;
 
+import ai.gptfast4j.Defaults;
 import ai.gptfast4j.EngineOptions;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -16,10 +17,10 @@ final class ModelOptionsMixin {
             + "GPT-Fast's name table, or the llama2.c header)")
     Path config;
 
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", defaultValue = Defaults.DTYPE, description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu (default) or cuda[:N] with a CUDA build")
+    @Option(names = "--device", defaultValue = Defaults.DEVICE, description = "cpu (default) or cuda[:N] with a CUDA build")
     String device;
 
     @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context)")
@@ -31,11 +32,16 @@ final class ModelOptionsMixin {
     @Option(names = "--draft-config", description = "model config JSON of the draft (default: resolved like --config)")
     Path draftConfig;
 
-    @Option(names = "--speculate-k", defaultValue = "5", description = "draft tokens per verify step (default: ${DEFAULT-VALUE})")
+    @Option(names = "--speculate-k", defaultValue = "" + Defaults.SPECULATE_K,
+            description = "draft tokens per verify step (default: ${DEFAULT-VALUE})")
     int speculateK;
+
+    @Option(names = "--prefill-chunk", description = "most prompt tokens a sequence prefills per step, so long prompts "
+            + "interleave with other sequences' decoding; 0 = whole prompt (default: " + Defaults.PREFILL_CHUNK + ")")
+    Integer prefillChunk;
 
     EngineOptions engineOptions(int threads) {
         return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint,
-                draftConfig, speculateK);
+                draftConfig, speculateK, Defaults.BATCH_SIZE, prefillChunk != null ? prefillChunk : Defaults.PREFILL_CHUNK);
     }
 }

@@ -36,8 +36,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--workers", description = "engines (concurrent generations); default: maxWorkers from --config, else 1")
     Integer workers;
 
-    @Option(names = "--batch-size", description = "continuous batching: sequences one engine decodes together "
-            + "(default: batchSize from --config, else 1 = a pool of --workers batch-1 engines)")
+    @Option(names = "--batch-size", description = "sequences each engine decodes together (continuous batching; "
+            + "default: batchSize from --config, else 1)")
     Integer batchSize;
 
     @Option(names = "--threads", description = "intra-op threads per engine (default: cores / workers)")
@@ -113,6 +113,12 @@ final class ServeCommand implements Callable<Integer> {
             b.minWorkers = Math.min(b.minWorkers, workers);
         }
         if (batchSize != null) b.batchSize = batchSize;
+        if (model.prefillChunk != null) b.prefillChunk = model.prefillChunk;
+        if (model.draftCheckpoint != null) {
+            b.speculative = true;
+            b.draftModel = model.draftCheckpoint;
+            b.speculateK = model.speculateK;
+        }
         if (threads != null) b.threadsPerWorker = threads;
         if (queueSize != null) b.queueSize = queueSize;
         if (maxBodyBytes != null) b.maxBodyBytes = maxBodyBytes;

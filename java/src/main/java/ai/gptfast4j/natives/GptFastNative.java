@@ -71,65 +71,51 @@ public final class GptFastNative {
         public native long seed();                 public native SamplingSpec seed(long v);
     }
 
-    /** A loaded model with its static KV cache (see engine_api.h). Not thread-safe. */
+    /** Throws if a sampling parameter is out of range (the one check of these ranges). */
+    @Name("gptfast::check_sampling")
+    public static native void checkSampling(@Const @ByRef SamplingSpec sampling);
+
+    /** Throws if a session option is out of range (the one check of these ranges, see engine_api.h). */
+    @Name("gptfast::check_options")
+    public static native void checkOptions(@StdString String dtype, @StdString String device, int threads,
+                                           int maxSeqLen, int slots, int prefillChunk, int speculateK);
+
+    static { load(); }
+
+    /**
+     * A loaded model (and optional draft) with a KV cache slot per sequence; each step advances
+     * any set of slots by a prefill chunk, a decode token or a speculative round (see
+     * engine_api.h). Not thread-safe.
+     */
     @Namespace("gptfast")
-    public static class TransformerEngine extends Pointer {
+    public static class Session extends Pointer {
         static { load(); }
-        public TransformerEngine(String checkpointPath, String format, ModelSpec model, String dtype,
-                                 String device, int threads, int maxSeqLen) {
-            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen);
+        public Session(String checkpointPath, String format, ModelSpec model, String dtype, String device,
+                       int threads, int maxSeqLen, int slots, int prefillChunk) {
+            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, slots, prefillChunk);
         }
         private native void allocate(@StdString String checkpointPath, @StdString String format,
                                      @Const @ByRef ModelSpec model, @StdString String dtype,
-                                     @StdString String device, int threads, int maxSeqLen);
+                                     @StdString String device, int threads, int maxSeqLen, int slots,
+                                     int prefillChunk);
 
-        public native void set_sampling(@Const @ByRef SamplingSpec sampling);
-        public native void suppress_tokens(@Const int[] ids, int n);
-        public native int prefill(@Const int[] tokens, int nTokens);
-        public native int decode(int token);
+        public native void load_draft(@StdString String checkpointPath, @StdString String format,
+                                      @Const @ByRef ModelSpec model, int maxSpeculateK);
+        public native void start(int slot, @Const @ByRef SamplingSpec sampling, int speculateK,
+                                 @Const int[] prompt, int nTokens);
+        public native void suppress_tokens(int slot, @Const int[] ids, int n);
+        public native void step(@Const int[] slots, int n, int[] out, int stride, int[] counts);
+        public native void release(int slot);
         public native void prompt_logits(@Const int[] tokens, int nTokens, float[] out);
-        @Name("position") public native int cachePosition();
+        public native int slots();
         public native int max_seq_len();
         public native int vocab_size();
-        public native @StdString String describe();
-    }
-
-    /** Speculative decoding over a target and a draft engine (see engine_api.h). */
-    @Namespace("gptfast")
-    public static class SpeculativeDecoder extends Pointer {
-        static { load(); }
-        public SpeculativeDecoder(TransformerEngine target, TransformerEngine draft, int k) {
-            allocate(target, draft, k);
-        }
-        private native void allocate(@ByRef TransformerEngine target, @ByRef TransformerEngine draft, int k);
-
-        public native int prefill(@Const int[] tokens, int nTokens);
-        public native int step(int lastToken, int[] out, int capacity);
-        public native long rounds();
-        public native long proposed();
-        public native long accepted();
-    }
-
-    /** Continuous batching: one model, a KV cache slot per sequence (see engine_api.h). */
-    @Namespace("gptfast")
-    public static class BatchedEngine extends Pointer {
-        static { load(); }
-        public BatchedEngine(String checkpointPath, String format, ModelSpec model, String dtype, String device,
-                             int threads, int maxSeqLen, int maxBatch) {
-            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, maxBatch);
-        }
-        private native void allocate(@StdString String checkpointPath, @StdString String format,
-                                     @Const @ByRef ModelSpec model, @StdString String dtype,
-                                     @StdString String device, int threads, int maxSeqLen, int maxBatch);
-
-        public native void set_sampling(int slot, @Const @ByRef SamplingSpec sampling);
-        public native void suppress_tokens(int slot, @Const int[] ids, int n);
-        public native int start(int slot, @Const int[] tokens, int nTokens);
-        public native void step(@Const int[] slots, @Const int[] tokens, int n, int[] next);
-        public native void release(int slot);
-        public native int max_batch();
-        public native int max_seq_len();
+        public native int max_speculate_k();
+        public native int max_tokens_per_step();
         @Name("position") public native int slotPosition(int slot);
+        public native long rounds(int slot);
+        public native long proposed(int slot);
+        public native long accepted(int slot);
         public native @StdString String describe();
     }
 

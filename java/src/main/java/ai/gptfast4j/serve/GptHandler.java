@@ -24,8 +24,8 @@ import org.slf4j.LoggerFactory;
  * ({@code {"prompt" or "data": text, "max_new_tokens", "temperature", "top_k"}}, as the GPT-Fast
  * example handler reads them), {@link #inference} generates (streaming each token's text to a
  * listener when asked), {@link #postprocess} answers {@code {"generated_text": ...}}.
- * {@link #handle} runs all three. One handler is one worker: it owns one batch-1 engine and runs
- * one generation at a time.
+ * {@link #handle} runs all three. One handler is one worker: it owns one engine with batchSize
+ * slots ({@link EngineScheduler} drives it; {@link #inference} runs one request at a time).
  */
 public final class GptHandler implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(GptHandler.class);
@@ -79,7 +79,7 @@ public final class GptHandler implements AutoCloseable {
 
     private static EngineOptions options(ServeConfig c, String device, int threads) {
         EngineOptions o = new EngineOptions(c.checkpoint(), c.tokenizer(), c.architectureConfig(), c.dtype(), device,
-                threads, 0);
+                threads, 0).withBatchSize(c.batchSize()).withPrefillChunk(c.prefillChunk());
         return c.speculative() ? o.withDraft(c.draftModel(), null, c.speculateK()) : o;
     }
 

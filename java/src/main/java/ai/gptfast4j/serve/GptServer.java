@@ -42,8 +42,7 @@ public final class GptServer implements AutoCloseable {
     private GptServer(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader) {
         this.config = config;
         config.notes().forEach(n -> LOG.warn("{}", n));
-        this.scheduler = config.batchSize() > 1 ? new BatchingScheduler(config, metrics)
-                : new WorkerPoolScheduler(config, engineLoader, metrics);
+        this.scheduler = new EngineScheduler(config, engineLoader, metrics);
         metrics.bind(scheduler);
         this.streamer = new TokenStreamer(metrics, config.requestTimeoutSeconds());
         this.app = Javalin.create(c -> {

@@ -4,10 +4,8 @@ import java.util.List;
 
 /**
  * Where requests wait for and get generation capacity. The HTTP side only submits jobs and reads
- * them, so the way capacity is organised can change behind this interface: today
- * {@link WorkerPoolScheduler} (a pool of batch-1 engines fed by one bounded queue); a continuous
- * batching scheduler (one engine decoding a batch, admitting queued jobs between decode steps)
- * can replace it once the native engine has batched decode.
+ * them, so the way capacity is organised can change behind this interface; today it is
+ * {@link EngineScheduler}: workers engines with batch_size slots each, fed by one bounded queue.
  */
 public interface RequestScheduler extends AutoCloseable {
 

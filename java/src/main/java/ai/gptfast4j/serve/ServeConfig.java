@@ -1,5 +1,7 @@
 package ai.gptfast4j.serve;
 
+import ai.gptfast4j.Defaults;
+import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GptFastException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
@@ -25,7 +27,7 @@ public record ServeConfig(
         int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream,
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
-        int batchSize, int maxBatchDelayMs, List<String> notes) {
+        int batchSize, int prefillChunk, int maxBatchDelayMs, List<String> notes) {
 
     /** Top-level TorchServe keys we read or knowingly accept. */
     private static final Set<String> TOP_KEYS = Set.of("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay",
@@ -35,7 +37,7 @@ public record ServeConfig(
     private static final Set<String> HANDLER_KEYS = Set.of("model_path", "converted_ckpt_dir", "checkpoint_path",
             "tokenizer_path", "compile", "speculative", "draft_model_path", "draft_checkpoint_path", "speculate_k",
             "max_new_tokens", "max_new_tokens_cap", "temperature", "top_k", "stream", "threads", "dtype",
-            "model_config", "model_name");
+            "model_config", "model_name", "prefill_chunk");
 
     public static Builder builder() {
         return new Builder();
@@ -103,6 +105,7 @@ public record ServeConfig(
         if (h.has("max_new_tokens_cap")) b.maxNewTokensCap = y.integer(h, "max_new_tokens_cap");
         if (h.has("temperature")) b.defaultTemperature = (float) y.number(h, "temperature");
         if (h.has("top_k")) b.defaultTopK = y.integer(h, "top_k");
+        if (h.has("prefill_chunk")) b.prefillChunk = y.integer(h, "prefill_chunk");
         return b;
     }
 
@@ -156,27 +159,28 @@ public record ServeConfig(
         public Path tokenizer;
         public Path architectureConfig;
         public Path source;
-        public String dtype = "fp32";
+        // Defaults come from the one table (Defaults); TorchServe's handler streams by default.
+        public String dtype = Defaults.DTYPE;
         public String deviceType = "cpu";
         public List<Integer> deviceIds = List.of();
-        public int threadsPerWorker = 0;
-        public int minWorkers = 1;
-        public int maxWorkers = 1;
-        public int queueSize = 64;
-        /** Defaults of the seed handler: 50 new tokens, temperature 0.8, top_k 1 (stream defaults to true there). */
-        public int defaultMaxNewTokens = 50;
-        public float defaultTemperature = 0.8f;
-        public int defaultTopK = 1;
+        public int threadsPerWorker = Defaults.THREADS;
+        public int minWorkers = Defaults.WORKERS;
+        public int maxWorkers = Defaults.WORKERS;
+        public int queueSize = Defaults.QUEUE_SIZE;
+        public int defaultMaxNewTokens = Defaults.MAX_NEW_TOKENS;
+        public float defaultTemperature = Defaults.TEMPERATURE;
+        public int defaultTopK = Defaults.TOP_K;
         public boolean stream = true;
-        public int maxNewTokensCap = 1024;
-        public long maxBodyBytes = 1 << 20;
-        public int requestTimeoutSeconds = 300;
+        public int maxNewTokensCap = Defaults.MAX_NEW_TOKENS_CAP;
+        public long maxBodyBytes = Defaults.MAX_BODY_BYTES;
+        public int requestTimeoutSeconds = Defaults.REQUEST_TIMEOUT_SECONDS;
         public boolean compile;
         public boolean speculative;
         public Path draftModel;
-        public int speculateK = 8;
+        public int speculateK = Defaults.SPECULATE_K;
         public String parallelType;
-        public int batchSize = 1;
+        public int batchSize = Defaults.BATCH_SIZE;
+        public int prefillChunk = Defaults.PREFILL_CHUNK;
         public int maxBatchDelayMs = 0;
         final List<String> notes = new ArrayList<>();
 
@@ -192,14 +196,13 @@ public record ServeConfig(
                 throw new GptFastException("handler.max_new_tokens must be between 1 and the cap " + maxNewTokensCap
                         + ", got " + defaultMaxNewTokens);
             }
-            if (!(defaultTemperature >= 0) || Float.isInfinite(defaultTemperature)) {
-                throw new GptFastException("handler.temperature must be a finite number >= 0, got " + defaultTemperature);
+            try {  // the sampling defaults are checked by the one sampling check, naming the key
+                GenerationParams.builder().temperature(defaultTemperature).topK(defaultTopK).build();
+            } catch (GptFastException e) {
+                throw new GptFastException("handler: " + e.getMessage());
             }
-            if (defaultTopK < 0) throw new GptFastException("handler.top_k must be >= 0, got " + defaultTopK);
             if (maxBodyBytes < 1) throw new GptFastException("max body bytes must be >= 1, got " + maxBodyBytes);
             if (requestTimeoutSeconds < 1) throw new GptFastException("request timeout must be >= 1 s, got " + requestTimeoutSeconds);
-            if (threadsPerWorker < 0) throw new GptFastException("threads must be >= 0, got " + threadsPerWorker);
-            if (speculateK < 1 || speculateK > 64) throw new GptFastException("handler.speculate_k must be in [1, 64], got " + speculateK);
             if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
                 throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
             }
@@ -216,13 +219,6 @@ public record ServeConfig(
                     + "each worker runs the whole model in this process (no tensor/pipeline parallelism yet)");
             if (minWorkers != maxWorkers) all.add("minWorkers " + minWorkers + " accepted; the pool is fixed at "
                     + "maxWorkers = " + maxWorkers + " engines (no autoscaling)");
-            if (batchSize < 1 || batchSize > 256) throw new GptFastException("batchSize must be in [1, 256], got " + batchSize);
-            if (batchSize > 1 && speculative) {
-                throw new GptFastException("batchSize > 1 (continuous batching) cannot be combined with "
-                        + "handler.speculative yet; use one or the other");
-            }
-            if (batchSize > 1 && maxWorkers > 1) all.add("maxWorkers " + maxWorkers + " ignored with batchSize "
-                    + batchSize + ": one engine decodes the whole batch");
             if (maxBatchDelayMs > 0) all.add("maxBatchDelay " + maxBatchDelayMs + " ms not needed: with batchSize > 1 "
                     + "requests join the running batch between decode steps (continuous batching)");
             if (!deviceIds.isEmpty() && !"gpu".equals(deviceType)) all.add("deviceIds " + deviceIds
@@ -232,7 +228,7 @@ public record ServeConfig(
             return new ServeConfig(name, checkpoint, tokenizer, architectureConfig, source, dtype, deviceType,
                     List.copyOf(deviceIds), threadsPerWorker, minWorkers, maxWorkers, queueSize, defaultMaxNewTokens,
                     defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
-                    compile, speculative, draftModel, speculateK, parallelType, batchSize, maxBatchDelayMs,
+                    compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
                     List.copyOf(all));
         }
 

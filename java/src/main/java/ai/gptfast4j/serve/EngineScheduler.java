@@ -1,0 +1,150 @@
+package ai.gptfast4j.serve;
+
+import ai.gptfast4j.Engine;
+import ai.gptfast4j.GenerationResult;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * maxWorkers engines, each with batchSize sequence slots and its own thread, fed by one bounded
+ * queue (batch 1 is a pool of single-sequence workers; one worker is plain continuous batching).
+ * Between steps a worker admits queued jobs into its free slots (their prompts are prefilled in
+ * chunks and join the running batch); each step advances every active sequence; finished or
+ * cancelled sequences leave at once and free their slot. A full queue answers 503; a job
+ * cancelled while queued is skipped.
+ */
+public final class EngineScheduler implements RequestScheduler {
+    private static final Logger LOG = LoggerFactory.getLogger(EngineScheduler.class);
+    private final JobQueue queue;
+    private final ServerMetrics metrics;
+    private final List<GptHandler> handlers = new ArrayList<>();
+    private final List<Thread> threads = new ArrayList<>();
+    private final AtomicIntegerArray active;  // sequences per worker
+
+    /** Loads maxWorkers engines with the loader (see {@link GptHandler#GptHandler(Function)}) and starts the workers. */
+    public EngineScheduler(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader, ServerMetrics metrics) {
+        this.queue = new JobQueue(config.queueSize(), metrics);
+        this.metrics = metrics;
+        this.active = new AtomicIntegerArray(config.maxWorkers());
+        try {
+            for (int i = 0; i < config.maxWorkers(); i++) {
+                GptHandler h = new GptHandler(engineLoader);
+                h.initialize(new GptHandler.Context(config, i));
+                handlers.add(h);
+            }
+        } catch (RuntimeException e) {
+            handlers.forEach(GptHandler::close);
+            throw e;
+        }
+        for (int i = 0; i < handlers.size(); i++) {
+            int id = i;
+            Thread t = new Thread(() -> work(id), "gptfast-worker-" + i);
+            t.setDaemon(true);
+            threads.add(t);
+            t.start();
+        }
+    }
+
+    @Override
+    public GenerationJob submit(GenerationRequest request) {
+        return queue.submit(request);
+    }
+
+    private void work(int id) {
+        Engine engine = handlers.get(id).engine();
+        Map<Engine.Sequence, GenerationJob> running = new HashMap<>();
+        while (!queue.isClosed()) {
+            try {
+                admit(engine, running);
+            } catch (InterruptedException e) {
+                break;
+            }
+            if (!running.isEmpty()) {
+                try {
+                    for (Engine.Sequence s : engine.step()) finish(running, s);
+                } catch (Throwable t) {  // a native failure ends the worker's sequences, not the server
+                    LOG.error("worker {}: step failed", id, t);
+                    for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {
+                        engine.abort(e.getKey());
+                        metrics.generationFailed();
+                        e.getValue().fail(t);
+                    }
+                    running.clear();
+                }
+            }
+            active.set(id, running.size());
+        }
+        for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {  // shutting down
+            engine.abort(e.getKey());
+            e.getValue().complete(e.getKey().result());
+        }
+        active.set(id, 0);
+    }
+
+    /** Fills free slots from the queue; waits for a job only when nothing is running. */
+    private void admit(Engine engine, Map<Engine.Sequence, GenerationJob> running) throws InterruptedException {
+        while (engine.hasFreeSlot()) {
+            GenerationJob job = queue.next(running.isEmpty());
+            if (job == null) return;
+            job.markStarted();
+            try {
+                GenerationRequest r = job.request();
+                running.put(engine.start(r.prompt(), r.params(), job::onToken, job.cancellation()), job);
+            } catch (Throwable t) {
+                metrics.generationFailed();
+                job.fail(t);
+            }
+        }
+    }
+
+    private void finish(Map<Engine.Sequence, GenerationJob> running, Engine.Sequence s) {
+        GenerationJob job = running.remove(s);
+        GenerationResult r = s.result();
+        metrics.generationFinished(job, r);
+        job.complete(r);
+    }
+
+    @Override public int queueDepth() { return queue.size(); }
+    @Override public int queueCapacity() { return queue.capacity(); }
+    @Override public int workers() { return handlers.size(); }
+
+    @Override
+    public int activeGenerations() {
+        int n = 0;
+        for (int i = 0; i < active.length(); i++) n += active.get(i);
+        return n;
+    }
+
+    @Override
+    public List<WorkerStatus> workerStatus() {
+        List<WorkerStatus> out = new ArrayList<>();
+        for (int i = 0; i < handlers.size(); i++) {
+            out.add(new WorkerStatus(i, active.get(i) > 0, handlers.get(i).engine().describe() + " active=" + active.get(i)));
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        if (queue.isClosed()) return;
+        queue.close();
+        threads.forEach(Thread::interrupt);  // wakes idle workers; running sequences end at the next step
+        for (Thread t : threads) {
+            try {
+                t.join(15_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        for (int i = 0; i < handlers.size(); i++) {
+            if (threads.get(i).isAlive()) LOG.warn("worker {} did not stop; its engine is not freed", i);
+            else handlers.get(i).close();
+        }
+    }
+}
