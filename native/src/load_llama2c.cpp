@@ -6,6 +6,7 @@
 //          norms first, then embeddings, then the matrices.
 // llama2.c rotates adjacent pairs like GPT-Fast, so no q/k permutation is needed.
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <vector>
 
@@ -15,11 +16,48 @@ namespace gptfast {
 
 namespace {
 
-constexpr int32_t kMagicV1 = 0x616b3432;  // "ak42"
 
 struct Header {
   int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
 };
+
+// The one reader of the header: opens the file and leaves the stream at the first weight.
+struct Opened {
+  std::ifstream in;
+  Header h{};
+  bool v1 = false, shared_classifier = false;
+  int64_t file_size = 0;
+};
+
+Opened open_llama2c(const std::string& path) {
+  Opened o;
+  o.in.open(path, std::ios::binary | std::ios::ate);
+  if (!o.in) throw Error("cannot open checkpoint '" + path + "'");
+  o.file_size = o.in.tellg();
+  o.in.seekg(0);
+  int32_t first[2] = {0, 0};
+  if (o.file_size < 28 || !o.in.read(reinterpret_cast<char*>(first), 8)) {
+    throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
+  }
+  o.v1 = first[0] == kLlama2cMagic;
+  if (o.v1 && first[1] != 1) {
+    throw Error("llama2.c checkpoint '" + path + "' has export version " + std::to_string(first[1]) +
+                "; only fp32 versions 0 (legacy) and 1 are supported");
+  }
+  o.in.seekg(o.v1 ? 8 : 0);
+  o.in.read(reinterpret_cast<char*>(&o.h), sizeof(Header));
+  if (o.v1) {
+    uint8_t shared = 0;
+    o.in.read(reinterpret_cast<char*>(&shared), 1);
+    o.shared_classifier = shared != 0;
+    o.in.seekg(256);
+  } else {
+    o.shared_classifier = o.h.vocab_size > 0;
+  }
+  if (!o.in) throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
+  if (o.h.dim <= 0 || o.h.n_heads <= 0) throw Error("llama2.c checkpoint '" + path + "' has an invalid header");
+  return o;
+}
 
 class FloatReader {
  public:
@@ -80,33 +118,26 @@ void put_layers(StateDict& w, const at::Tensor& stacked, const std::string& suff
 
 }  // namespace
 
+ModelSpec llama2c_model(const std::string& path) {
+  const Header h = open_llama2c(path).h;
+  ModelSpec spec;  // rope_base and norm_eps keep their defaults: llama2.c's fixed values
+  spec.dim = h.dim;
+  spec.n_layer = h.n_layers;
+  spec.n_head = h.n_heads;
+  spec.n_local_heads = h.n_kv_heads;
+  spec.head_dim = h.dim / h.n_heads;
+  spec.intermediate_size = h.hidden_dim;
+  spec.vocab_size = std::abs(h.vocab_size);
+  spec.block_size = h.seq_len;
+  return spec;
+}
+
 StateDict load_llama2c(const std::string& path, const ModelSpec& spec) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error("cannot open checkpoint '" + path + "'");
-  const int64_t file_size = in.tellg();
-  in.seekg(0);
-  int32_t first[2] = {0, 0};
-  if (file_size < 28 || !in.read(reinterpret_cast<char*>(first), 8)) {
-    throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
-  }
-  const bool v1 = first[0] == kMagicV1;
-  if (v1 && first[1] != 1) {
-    throw Error("llama2.c checkpoint '" + path + "' has export version " +
-                std::to_string(first[1]) + "; only fp32 versions 0 (legacy) and 1 are supported");
-  }
-  Header h{};
-  bool shared_classifier;
-  in.seekg(v1 ? 8 : 0);
-  in.read(reinterpret_cast<char*>(&h), sizeof(Header));
-  if (v1) {
-    uint8_t shared = 0;
-    in.read(reinterpret_cast<char*>(&shared), 1);
-    shared_classifier = shared != 0;
-    in.seekg(256);
-  } else {
-    shared_classifier = h.vocab_size > 0;
-  }
-  if (!in) throw Error("llama2.c checkpoint '" + path + "' is too short for a header");
+  Opened o = open_llama2c(path);
+  std::ifstream& in = o.in;
+  const Header& h = o.h;
+  const bool v1 = o.v1, shared_classifier = o.shared_classifier;
+  const int64_t file_size = o.file_size;
   check_header(h, spec, path);
 
   const int64_t dim = h.dim, hidden = h.hidden_dim, L = h.n_layers, vocab = std::abs(h.vocab_size);

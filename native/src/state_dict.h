@@ -19,6 +19,8 @@ StateDict load_pth(const std::string& path);
 // Hugging Face safetensors: one file, or a model.safetensors.index.json naming the shards.
 // HF Llama names are renamed and q/k rows permuted to GPT-Fast's adjacent-pair RoPE layout.
 StateDict load_safetensors(const std::string& path, const ModelSpec& spec);
+// First int32 of a version-1 llama2.c export ("ak42" read little-endian).
+constexpr int32_t kLlama2cMagic = 0x616b3432;
 // llama2.c .bin: legacy 28-byte header or version 1 (magic "ak42"), fp32 weights.
 StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
 // Random weights of the right shapes (normal, std 0.02; norms 1), seeded by the decimal `seed`:

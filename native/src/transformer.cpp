@@ -29,7 +29,9 @@ at::Tensor take(StateDict& w, const std::string& name, std::vector<int64_t> shap
   return t.to(options).contiguous();
 }
 
-void check_spec(const ModelSpec& s) {
+}  // namespace
+
+void check_model(const ModelSpec& s) {
   auto positive = [](int v, const char* name) {
     if (v <= 0) throw Error(std::string("model config: ") + name + " must be positive, got " + std::to_string(v));
   };
@@ -45,14 +47,14 @@ void check_spec(const ModelSpec& s) {
     throw Error("model config: n_head " + std::to_string(s.n_head) + " is not a multiple of n_local_heads " +
                 std::to_string(s.n_local_heads));
   }
-  if (s.head_dim % 2 != 0) throw Error("model config: head_dim must be even for RoPE");
+  if (s.head_dim % 2 != 0) throw Error("model config: head_dim must be even for RoPE, got " + std::to_string(s.head_dim));
+  if (!(s.rope_base > 0) || !(s.norm_eps > 0)) throw Error("model config: rope_base and norm_eps must be positive");
 }
 
-}  // namespace
 
 Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, int64_t max_seq_len,
                          int64_t slots)
-    : spec_((check_spec(spec), spec)),
+    : spec_((check_model(spec), spec)),
       options_(options),
       // On CPU the cache is fp32 whatever the weights: the fused decode step reads it directly
       // and keeps activations in fp32 (bf16 weights are widened on the fly).

@@ -49,6 +49,20 @@ struct SamplingSpec {
 // built, so that a bad request fails before it is queued.
 void check_sampling(const SamplingSpec& sampling);
 
+// Throws if the architecture is inconsistent (non-positive sizes, n_head not a multiple of
+// n_local_heads, odd head_dim, ...), naming the field. The one check: loading runs it, and Java
+// runs it when a config is built.
+void check_model(const ModelSpec& model);
+
+// The format of a checkpoint file, by name and magic bytes: "pth" (torch.save zip),
+// "safetensors" (a file or an index.json) or "llama2c" (.bin, legacy or "ak42" v1). Throws
+// with what was expected if it is none of them.
+std::string checkpoint_format(const std::string& path);
+
+// The architecture in a llama2.c checkpoint's header (legacy or v1; RoPE base and norm eps are
+// llama2.c's fixed 10000 and 1e-5).
+ModelSpec llama2c_model(const std::string& path);
+
 // Throws if a session option is out of range: dtype, device (and whether this build has it),
 // threads >= 0, max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
 // [1, 64]. The one check of these: a Session runs it before reading any weights, and Java runs

@@ -1,12 +1,11 @@
 package ai.gptfast4j;
 
-import java.io.IOException;
-import java.io.InputStream;
+import ai.gptfast4j.natives.GptFastNative;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-/** The checkpoint file formats the native loaders read, told apart by name and magic bytes. */
+/** The checkpoint file formats the native loaders read (told apart natively, by name and magic bytes). */
 public enum CheckpointFormat {
     /** GPT-Fast model.pth: torch.save zip of a flat state dict. */
     PTH("pth"),
@@ -36,23 +35,15 @@ public enum CheckpointFormat {
                 + String.join(", ", DIRECTORY_CANDIDATES) + ")");
     }
 
+    /** By name and magic bytes, decided natively (where the loaders live). */
     public static CheckpointFormat detect(Path file) {
-        String name = file.getFileName().toString().toLowerCase();
-        if (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json")) return SAFETENSORS;
-        byte[] head = new byte[4];
-        int n;
-        try (InputStream in = Files.newInputStream(file)) {
-            n = in.readNBytes(head, 0, 4);
-        } catch (IOException e) {
-            throw new GptFastException("cannot read checkpoint " + file + ": " + e.getMessage(), e);
+        String name;
+        try {
+            name = GptFastNative.checkpointFormat(file.toString());
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
         }
-        if (n == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return PTH;
-        if (n == 4 && head[0] == '2' && head[1] == '4' && head[2] == 'k' && head[3] == 'a') return LLAMA2C; // "ak42" LE
-        if (name.endsWith(".bin")) return LLAMA2C;
-        if (name.endsWith(".pth") || name.endsWith(".pt")) {
-            throw new GptFastException("checkpoint " + file + " is not a torch.save zip archive (bad magic)");
-        }
-        throw new GptFastException("cannot tell the format of checkpoint " + file
-                + " (expected .pth, .safetensors, .safetensors.index.json or llama2.c .bin)");
+        for (CheckpointFormat f : values()) if (f.nativeName.equals(name)) return f;
+        throw new IllegalStateException("unknown native checkpoint format " + name);
     }
 }

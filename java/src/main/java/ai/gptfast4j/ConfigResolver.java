@@ -1,12 +1,10 @@
 package ai.gptfast4j;
 
+import ai.gptfast4j.natives.GptFastNative;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -161,24 +159,13 @@ public final class ConfigResolver {
         }
     }
 
-    /** llama2.c header: legacy 7 int32s, or magic "ak42" + version + the same 7 int32s. */
+    /** The architecture in a llama2.c header (read natively, by the loader's own parser). */
     public static ModelConfig fromLlama2cHeader(Path file) {
-        ByteBuffer header = ByteBuffer.allocate(36).order(ByteOrder.LITTLE_ENDIAN);
-        try (FileChannel ch = FileChannel.open(file)) {
-            while (header.hasRemaining() && ch.read(header) > 0) { /* fill */ }
-        } catch (IOException e) {
-            throw new GptFastException("cannot read checkpoint " + file + ": " + e.getMessage(), e);
+        try (GptFastNative.ModelSpec spec = GptFastNative.llama2cModel(file.toString())) {
+            return ModelConfig.fromNative(spec);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
         }
-        if (header.position() < 28) throw new GptFastException("llama2.c checkpoint " + file + " is too short for a header");
-        header.flip();
-        int offset = header.getInt(0) == 0x616b3432 ? 8 : 0;
-        if (offset == 8 && header.limit() < 36) throw new GptFastException("llama2.c checkpoint " + file + " is too short for a header");
-        int dim = header.getInt(offset), hidden = header.getInt(offset + 4), layers = header.getInt(offset + 8);
-        int heads = header.getInt(offset + 12), kvHeads = header.getInt(offset + 16);
-        int vocab = Math.abs(header.getInt(offset + 20)), seqLen = header.getInt(offset + 24);
-        if (heads <= 0 || dim <= 0) throw new GptFastException("llama2.c checkpoint " + file + " has an invalid header");
-        return new ModelConfig(dim, layers, heads, kvHeads, dim / heads, hidden, vocab, seqLen,
-                10000f, 1e-5f, 0f, 1f, 4f, 8192);
     }
 
     private static float scalingFactor(JsonNode scaling) {

@@ -15,25 +15,19 @@ public record ModelConfig(
         int ropeOriginalMaxPosition) {
 
     public ModelConfig {
-        requirePositive("dim", dim);
-        requirePositive("n_layer", nLayer);
-        requirePositive("n_head", nHead);
-        requirePositive("n_local_heads", nLocalHeads);
-        requirePositive("head_dim", headDim);
-        requirePositive("intermediate_size", intermediateSize);
-        requirePositive("vocab_size", vocabSize);
-        requirePositive("block_size", blockSize);
-        if (nHead % nLocalHeads != 0) {
-            throw new GptFastException("model config: n_head " + nHead
-                    + " is not a multiple of n_local_heads " + nLocalHeads);
-        }
-        if (!(ropeBase > 0) || !(normEps > 0)) {
-            throw new GptFastException("model config: rope_base and norm_eps must be positive");
+        try (GptFastNative.ModelSpec spec = toNative(dim, nLayer, nHead, nLocalHeads, headDim, intermediateSize,
+                vocabSize, blockSize, ropeBase, normEps, ropeScalingFactor, ropeLowFreqFactor, ropeHighFreqFactor,
+                ropeOriginalMaxPosition)) {
+            GptFastNative.checkModel(spec);  // the native check the loader runs, naming the field
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
         }
     }
 
-    private static void requirePositive(String name, int value) {
-        if (value <= 0) throw new GptFastException("model config: " + name + " must be positive, got " + value);
+    static ModelConfig fromNative(GptFastNative.ModelSpec s) {
+        return new ModelConfig(s.dim(), s.n_layer(), s.n_head(), s.n_local_heads(), s.head_dim(), s.intermediate_size(),
+                s.vocab_size(), s.block_size(), s.rope_base(), s.norm_eps(), s.rope_scaling_factor(),
+                s.rope_low_freq_factor(), s.rope_high_freq_factor(), s.rope_original_max_position());
     }
 
     /** Number of weights, embeddings and output head included. */
@@ -45,6 +39,13 @@ public record ModelConfig(
 
 
     GptFastNative.ModelSpec toNative() {
+        return toNative(dim, nLayer, nHead, nLocalHeads, headDim, intermediateSize, vocabSize, blockSize, ropeBase,
+                normEps, ropeScalingFactor, ropeLowFreqFactor, ropeHighFreqFactor, ropeOriginalMaxPosition);
+    }
+
+    private static GptFastNative.ModelSpec toNative(int dim, int nLayer, int nHead, int nLocalHeads, int headDim,
+            int intermediateSize, int vocabSize, int blockSize, float ropeBase, float normEps, float ropeScalingFactor,
+            float ropeLowFreqFactor, float ropeHighFreqFactor, int ropeOriginalMaxPosition) {
         return new GptFastNative.ModelSpec()
                 .dim(dim).n_layer(nLayer).n_head(nHead).n_local_heads(nLocalHeads).head_dim(headDim)
                 .intermediate_size(intermediateSize).vocab_size(vocabSize).block_size(blockSize)

@@ -3,6 +3,7 @@ package ai.gptfast4j.natives;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.annotation.ByRef;
+import org.bytedeco.javacpp.annotation.ByVal;
 import org.bytedeco.javacpp.annotation.Cast;
 import org.bytedeco.javacpp.annotation.Const;
 import org.bytedeco.javacpp.annotation.Name;
@@ -74,6 +75,18 @@ public final class GptFastNative {
     /** Throws if a sampling parameter is out of range (the one check of these ranges). */
     @Name("gptfast::check_sampling")
     public static native void checkSampling(@Const @ByRef SamplingSpec sampling);
+
+    /** Throws if the architecture is inconsistent, naming the field (the one check, see engine_api.h). */
+    @Name("gptfast::check_model")
+    public static native void checkModel(@Const @ByRef ModelSpec model);
+
+    /** "pth", "safetensors" or "llama2c", by name and magic bytes; throws for anything else. */
+    @Name("gptfast::checkpoint_format")
+    public static native @StdString String checkpointFormat(@StdString String path);
+
+    /** The architecture in a llama2.c checkpoint's header. */
+    @Name("gptfast::llama2c_model")
+    public static native @ByVal ModelSpec llama2cModel(@StdString String path);
 
     /** Throws if a session option is out of range (the one check of these ranges, see engine_api.h). */
     @Name("gptfast::check_options")
