@@ -16,12 +16,13 @@ import java.util.List;
  *
  * <p>The pieces handed out ({@link #takeFinalText()}, then {@link #takeRest()} for the last
  * token) concatenate to the completion, cut before the first stop sequence. A piece never
- * contains text that may still change or be cut: the completion's trailing U+FFFD characters (an
- * unfinished UTF-8 sequence a later token may complete) and a suffix before them that could begin
- * a stop sequence are held back until more text or the last token comes. Stop sequences are
- * searched in the completion without its trailing U+FFFDs, after every update: generation stops
- * at the first token whose text makes one appear there, and the completion is cut before the
- * earliest match in it.
+ * contains text that may still change or be cut. Held back until more text or the last token
+ * comes: the completion's last U+FFFD characters, up to 3 of them (an unfinished UTF-8 sequence,
+ * which a later token may complete, is at most 3 bytes; earlier U+FFFDs are final), and a suffix
+ * before them that could begin a stop sequence. Stop sequences are searched, after every update,
+ * in the completion without those (up to 3) trailing U+FFFDs: generation stops at the first
+ * token whose text makes one appear there, and the completion is cut before the earliest match
+ * in it.
  *
  * <h2>How</h2>
  * Only a short window of ids is decoded: an <em>anchor</em> (ids whose text was already
@@ -30,8 +31,8 @@ import java.util.List;
  * together) followed by the <em>pending</em> ids. With A = decode(anchor), decode(anchor ++
  * pending) = A + the text the pending ids add in the full decode, as long as the anchor starts and
  * ends where no UTF-8 sequence is split and A is not empty (or the window starts at the true
- * start of P ++ G). Per update: one decode of the window; text before its trailing U+FFFDs is
- * final and released; when nothing is held, the pending ids become the next anchor (a second,
+ * start of P ++ G). Per update: one decode of the window; all but its last (up to 3) trailing
+ * U+FFFDs is final and released; when nothing is held, the pending ids become the next anchor (a second,
  * short decode) or, if they add no text (control tokens such as BOS/EOS), are dropped. So the
  * window is the last token or two in ordinary text.
  *
@@ -66,6 +67,11 @@ public final class StreamingDetokenizer {
     /** Text-less ids kept at the very start of the text. */
     static final int MAX_START_ANCHOR = 64;
     private static final char REPLACEMENT = '\uFFFD';
+    /**
+     * Trailing U+FFFDs that may still change: an unfinished UTF-8 sequence is at most 3 bytes
+     * (SentencePiece decodes each to a U+FFFD; other decoders make one of them).
+     */
+    private static final int UNFINISHED = 3;
 
     private final Tokenizer tokenizer;
     private final String[] stops;
@@ -86,8 +92,8 @@ public final class StreamingDetokenizer {
     private int promptTailSeen;        // how many of them the released text has started with so far
 
     private final StringBuilder completion = new StringBuilder();
-    private int stableEnd;             // completion length without its trailing U+FFFDs
-    private int searchedTo;            // completion length the stop search has covered (<= stableEnd)
+    private int lastText;              // completion length without its trailing U+FFFDs
+    private int searchedTo;            // completion length the stop search has covered
     private int stopAt = -1;           // where the earliest stop sequence starts, -1 if none
     private int emitted;               // chars of the completion handed out
     private boolean finished;          // the held tail was released (last token)
@@ -129,7 +135,8 @@ public final class StreamingDetokenizer {
 
     /** Text that became final since the last take (maybe empty). */
     public String takeFinalText() {
-        return take(stableEnd - heldForStopSequence());
+        int end = stableEnd();
+        return take(end - heldForStopSequence(end));
     }
 
     /** Everything not yet handed out, up to a stop sequence: for the last token. */
@@ -155,13 +162,15 @@ public final class StreamingDetokenizer {
             return;
         }
         text = t;
-        int stable = t.length() - trailingReplacements(t);
+        int trailing = trailingReplacements(t);
+        int stable = t.length() - Math.min(UNFINISHED, trailing);  // see UNFINISHED
         if (stable > accounted) release(accounted, stable);
-        if (stable == t.length()) {
+        if (trailing == 0) {
             advance();
         } else if (w - a > MAX_PENDING && !split() && w - a > HARD_MAX_PENDING) {
             cutUnverified(t);
         }
+        if (!inPrompt) searchStops();
     }
 
     /** Nothing is held: the pending ids become the anchor, or are dropped if they add no text. */
@@ -226,7 +235,6 @@ public final class StreamingDetokenizer {
             from = a;
             anchor = tokenizer.decode(win, from, w);
         }
-        if (anchor.isEmpty()) anchor = "";  // nothing to give context: text restarts
         setAnchor(from, w, anchor, anchor.isEmpty());
     }
 
@@ -319,13 +327,25 @@ public final class StreamingDetokenizer {
             }
         }
         completion.append(text, i, to);
-        for (int k = completion.length(); k > stableEnd; k--) {
+        for (int k = completion.length(); k > lastText; k--) {
             if (completion.charAt(k - 1) != REPLACEMENT) {
-                stableEnd = k;
+                lastText = k;
                 break;
             }
         }
-        searchStops();
+    }
+
+    /**
+     * Length of the completion's part that can no longer change: the completion C_t of the
+     * class comment less its last min(3, trailing U+FFFDs) chars. C_t is the released completion
+     * plus the U+FFFDs the window still holds (those not matched against decode(P)'s).
+     */
+    private int stableEnd() {
+        if (finished) return completion.length();
+        int held = text.length() - accounted;
+        if (promptTail > 0) held = Math.max(0, held - (promptTail - promptTailSeen));
+        int trailing = completion.length() - lastText + held;
+        return completion.length() - Math.max(0, Math.min(UNFINISHED, trailing) - held);
     }
 
     /** Last token: releases the held U+FFFDs (no later token can change them now). */
@@ -335,18 +355,19 @@ public final class StreamingDetokenizer {
         finished = true;
         if (stopAt >= 0) return;
         if (text.length() > accounted) release(accounted, text.length());  // not searched for stops
-        stableEnd = searchedTo = completion.length();
+        searchedTo = completion.length();
     }
 
-    // Searches the completion without its trailing U+FFFDs; only matches ending in the newly
-    // searchable text are possible: start at most (longest stop - 1) back.
+    // Searches the part of the completion that can no longer change; only matches ending in the
+    // newly searchable text are possible: start at most (longest stop - 1) back.
     private void searchStops() {
-        if (stops.length == 0 || stopAt >= 0 || finished || stableEnd <= searchedTo) return;
+        int end = stableEnd();
+        if (stops.length == 0 || stopAt >= 0 || finished || end <= searchedTo) return;
         for (String stop : stops) {
             int at = completion.indexOf(stop, Math.max(0, searchedTo - stop.length() + 1));
-            if (at >= 0 && at + stop.length() <= stableEnd && (stopAt < 0 || at < stopAt)) stopAt = at;
+            if (at >= 0 && at + stop.length() <= end && (stopAt < 0 || at < stopAt)) stopAt = at;
         }
-        searchedTo = stableEnd;
+        searchedTo = end;
     }
 
     private String take(int end) {
@@ -356,12 +377,12 @@ public final class StreamingDetokenizer {
         return piece;
     }
 
-    // Length of the longest suffix of completion[0..stableEnd) that could begin a stop sequence.
-    private int heldForStopSequence() {
+    // Length of the longest suffix of completion[0..end) that could begin a stop sequence.
+    private int heldForStopSequence(int end) {
         int held = 0;
         for (String stop : stops) {
-            for (int len = Math.min(stop.length() - 1, stableEnd); len > held; len--) {
-                if (startsAt(stableEnd - len, stop, len)) {
+            for (int len = Math.min(stop.length() - 1, end); len > held; len--) {
+                if (startsAt(end - len, stop, len)) {
                     held = len;
                     break;
                 }

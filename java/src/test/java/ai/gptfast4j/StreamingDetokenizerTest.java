@@ -148,7 +148,8 @@ class StreamingDetokenizerTest {
 
     /**
      * Streams with stop sequences: generation must stop at the first token t whose completion
-     * (without trailing U+FFFDs) contains a stop sequence, cut before the earliest match there.
+     * (without its last, up to 3, trailing U+FFFDs) contains a stop sequence, cut before the
+     * earliest match there.
      * Returns whether it stopped.
      */
     static boolean checkStops(Tokenizer t, int[] prompt, int[] generated, List<String> stops, String label) {
@@ -176,8 +177,11 @@ class StreamingDetokenizerTest {
         return true;
     }
 
+    /** The completion after count tokens without its last (up to 3) trailing U+FFFDs. */
     static String stableCompletion(Tokenizer t, int[] prompt, int[] generated, int count) {
-        return stripTrailingFffd(fullCompletion(t, prompt, Arrays.copyOf(generated, count)));
+        String c = fullCompletion(t, prompt, Arrays.copyOf(generated, count));
+        int trailing = c.length() - stripTrailingFffd(c).length();
+        return c.substring(0, c.length() - Math.min(3, trailing));
     }
 
     static int firstStop(String text, List<String> stops) {
@@ -412,6 +416,20 @@ class StreamingDetokenizerTest {
         assertTrue(d.update());
         assertEquals("", d.takeRest());
         assertEquals("Hello", d.completion());
+    }
+
+    @Test
+    void invalidBytesStreamOutExceptTheLastThree() {
+        // a model stuck on an invalid byte must still stream: only 3 U+FFFDs can still change
+        StreamingDetokenizer d = new StreamingDetokenizer(llama2, llama2.encode("Hi"), List.of());
+        StringBuilder pieces = new StringBuilder();
+        for (int i = 0; i < 10; i++) {
+            d.append(BYTE0 + 0x80);
+            assertFalse(d.update());
+            pieces.append(d.takeFinalText());
+        }
+        assertEquals("\uFFFD".repeat(7), pieces.toString());
+        assertEquals("\uFFFD".repeat(3), d.takeRest());
     }
 
     @Test
