@@ -32,15 +32,23 @@ public final class SentencePieceTokenizer implements Tokenizer {
     }
 
     @Override
-    public synchronized String decode(int[] ids) {
-        byte[] utf8 = new byte[Math.max(64, ids.length * 16)];
-        int n = call(() -> processor.decode(ids, ids.length, utf8, utf8.length));
-        if (n > utf8.length) {
-            byte[] bigger = new byte[n];
-            call(() -> processor.decode(ids, ids.length, bigger, bigger.length));
+    public String decode(int[] ids) {
+        return decode(ids, 0, ids.length);
+    }
+
+    @Override
+    public synchronized String decode(int[] ids, int from, int to) {
+        java.util.Objects.checkFromToIndex(from, to, ids.length);
+        int[] range = from == 0 ? ids : java.util.Arrays.copyOfRange(ids, from, to);  // native reads ids[0..n)
+        int n = to - from;
+        byte[] utf8 = new byte[Math.max(64, n * 16)];
+        int len = call(() -> processor.decode(range, n, utf8, utf8.length));
+        if (len > utf8.length) {
+            byte[] bigger = new byte[len];
+            call(() -> processor.decode(range, n, bigger, bigger.length));
             return new String(bigger, StandardCharsets.UTF_8);
         }
-        return new String(utf8, 0, n, StandardCharsets.UTF_8);
+        return new String(utf8, 0, len, StandardCharsets.UTF_8);
     }
 
     private int call(java.util.function.IntSupplier nativeCall) {

@@ -8,6 +8,14 @@ public interface Tokenizer extends AutoCloseable {
     /** Text of the ids; incomplete UTF-8 at the end decodes to U+FFFD. */
     String decode(int[] ids);
 
+    /**
+     * Text of {@code ids[from..to)}, as {@link #decode(int[])} of that range. Implementations
+     * override it to avoid the copy (the streaming detokenizer calls it once or twice a token).
+     */
+    default String decode(int[] ids, int from, int to) {
+        return decode(java.util.Arrays.copyOfRange(ids, from, to));
+    }
+
     int vocabSize();
 
     int bosId();
