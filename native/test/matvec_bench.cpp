@@ -1,6 +1,7 @@
 // Manual benchmark (not a test): GFLOP/s of matmul_rows on the linear-layer shapes of a
 // stories110M-sized model, per vector count, on one thread, timed by the thread's CPU clock (best of
 // several calls), so that other processes on the machine disturb it less than wall time would.
+// First prints the machine limits (bench_api.h) for 1 and 2 threads, in wall time.
 //   gptfast_matvec_bench [bf16]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "gptfast/bench_api.h"
 #include "matvec.h"
 
 namespace {
@@ -36,6 +38,11 @@ double gflops(const W* w, const float* x, float* y, int64_t rows, int64_t cols, 
 
 int main(int argc, char** argv) {
   const bool bf16 = argc > 1 && std::strcmp(argv[1], "bf16") == 0;
+  for (int threads : {1, 2}) {
+    const auto limits = gptfast::measure_machine_limits(threads);
+    std::printf("threads %d: streaming read %.2f GB/s, fp32 at::mm %.1f GFLOP/s\n", threads,
+                limits.read_bytes_per_second / 1e9, limits.matmul_flops_per_second / 1e9);
+  }
   at::set_num_threads(1);
   const std::pair<int64_t, int64_t> shapes[] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
   std::vector<at::Tensor> weights;
