@@ -2,7 +2,9 @@
 // y[t] = W x[t] for a few vectors t at once. Each weight row is read once for all vectors, so
 // verifying k+1 speculative tokens streams the weights once, like a single decode step.
 // Compiled for several ISAs (AVX-512, AVX2+FMA, baseline) with the best picked at load time;
-// rows are split across libtorch's intra-op threads. Allocation-free.
+// rows are split across libtorch's intra-op threads. Allocation-free. One vector streams the
+// weights row by row; two or more go through a register-blocked weights x vectors kernel
+// (matvec.cpp), whose accumulation is fp32 like the single-vector path.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,21 @@ namespace gptfast {
 // fp32 as they are read: half the memory traffic, fp32 arithmetic).
 void matmul_rows(const float* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
 void matmul_rows(const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
+
+// For tests and benchmarks: the multi-vector kernel of one ISA, used for every n_vectors (also 1).
+// `automatic` is what matmul_rows above does. A kernel may only be run where it is supported.
+enum class MatvecKernel {
+  automatic,
+  baseline,              // SSE2 (any x86-64), 4 lanes
+  avx2,                  // AVX2 + FMA, 8 lanes
+  avx512,                // AVX-512, 16 lanes
+  avx512_shape_on_avx2,  // the AVX-512 instantiation (16 lanes, its blocking) compiled for AVX2
+};
+bool matvec_kernel_supported(MatvecKernel kernel);
+void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,
+                 int64_t n_vectors);
+void matmul_rows(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols,
+                 int64_t n_vectors);
 
 inline float bf16_to_float(uint16_t bits) {
   const uint32_t wide = uint32_t(bits) << 16;

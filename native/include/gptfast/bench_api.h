@@ -1,0 +1,26 @@
+// Machine limits for benchmarks: what one CPU configuration can stream and compute, so measured
+// decode throughput can be set against a memory roofline (bytes of weights per token) and a FLOP
+// roofline (2 * parameters per token). Torch-free, like the other public headers.
+#pragma once
+
+#include <cstdint>
+
+namespace gptfast {
+
+struct MachineLimits {
+  double read_bytes_per_second = 0;    // streaming read of a buffer far larger than the last-level cache
+  double matmul_flops_per_second = 0;  // fp32 at::mm of 1024 x 1024 matrices, 2*M*N*K per product
+  int threads = 0;
+};
+
+// Measures with `threads` intra-op threads (the previous count is restored afterwards); takes well
+// under 2 seconds. Read bandwidth: best of several passes summing a 512 MiB buffer. Matmul peak:
+// median of several products. Throws std::runtime_error on failure (e.g. threads < 1).
+MachineLimits measure_machine_limits(int threads);
+
+// FLOP rate (2 * n_vectors * rows * cols per call, median of several calls) of the engine's own
+// weights x vectors kernel (matmul_rows) on random fp32 data with `threads` threads, to compare it
+// with at::mm and the machine limits. Throws std::runtime_error on invalid sizes.
+double matmul_rows_flops(int threads, int n_vectors, int64_t rows, int64_t cols);
+
+}  // namespace gptfast

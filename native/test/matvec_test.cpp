@@ -1,0 +1,183 @@
+// matmul_rows (the fused decode step's weights x vectors kernel) against a float64 reference, for
+// fp32 and bf16 weights, over shapes with every kind of tail (rows not a multiple of the row block,
+// cols not a multiple of the SIMD width, vector counts not a multiple of the vector block), with 1
+// and 2 threads, and for each ISA variant this CPU can run. The tolerance is the worst-case bound
+// of fp32 summation, (cols + 2) * 2^-24 * sum |w||x|: any correct fp32 accumulation meets it, a
+// dropped or doubled term, a wrong index or lower-precision arithmetic does not.
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "gptfast/bench_api.h"
+#include "matvec.h"
+
+namespace {
+
+using gptfast::MatvecKernel;
+
+uint16_t to_bf16(float f) {  // round to nearest even
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return uint16_t(bits >> 16);
+}
+
+struct Case {
+  int64_t rows, cols, n;
+  std::vector<float> w32, x;
+  std::vector<uint16_t> w16;
+  std::vector<double> ref32, ref16, mag32, mag16;  // reference and sum |w||x| per output
+};
+
+Case make_case(int64_t rows, int64_t cols, int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Case c{rows, cols, n, {}, {}, {}, {}, {}, {}, {}};
+  c.w32.resize(size_t(rows * cols));
+  c.w16.resize(c.w32.size());
+  c.x.resize(size_t(n * cols));
+  for (auto& v : c.w32) v = normal(rng);
+  for (size_t i = 0; i < c.w32.size(); ++i) c.w16[i] = to_bf16(c.w32[i]);
+  for (auto& v : c.x) v = normal(rng);
+  for (auto* out : {&c.ref32, &c.ref16, &c.mag32, &c.mag16}) out->assign(size_t(n * rows), 0.0);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double s32 = 0, s16 = 0, m32 = 0, m16 = 0;
+      for (int64_t k = 0; k < cols; ++k) {
+        const double xv = c.x[size_t(t * cols + k)];
+        const double w32 = c.w32[size_t(r * cols + k)];
+        const double w16 = gptfast::bf16_to_float(c.w16[size_t(r * cols + k)]);
+        s32 += w32 * xv;
+        s16 += w16 * xv;
+        m32 += std::fabs(w32 * xv);
+        m16 += std::fabs(w16 * xv);
+      }
+      const size_t o = size_t(t * rows + r);
+      c.ref32[o] = s32;
+      c.ref16[o] = s16;
+      c.mag32[o] = m32;
+      c.mag16[o] = m16;
+    }
+  }
+  return c;
+}
+
+std::vector<MatvecKernel> kernels() {
+  std::vector<MatvecKernel> out;
+  for (MatvecKernel k : {MatvecKernel::automatic, MatvecKernel::baseline, MatvecKernel::avx2,
+                         MatvecKernel::avx512_shape_on_avx2, MatvecKernel::avx512}) {
+    if (gptfast::matvec_kernel_supported(k)) out.push_back(k);
+  }
+  return out;
+}
+
+const char* name(MatvecKernel k) {
+  switch (k) {
+    case MatvecKernel::automatic: return "automatic";
+    case MatvecKernel::baseline: return "baseline";
+    case MatvecKernel::avx2: return "avx2";
+    case MatvecKernel::avx512: return "avx512";
+    case MatvecKernel::avx512_shape_on_avx2: return "avx512_shape_on_avx2";
+  }
+  return "?";
+}
+
+// Counts outputs outside the bound (reporting the first few) for one run.
+template <class W>
+int64_t check(const Case& c, const std::vector<W>& w, const std::vector<double>& ref, const std::vector<double>& mag,
+              MatvecKernel kernel, int threads, const char* dtype) {
+  std::vector<float> y(size_t(c.n * c.rows), std::numeric_limits<float>::quiet_NaN());
+  if (kernel == MatvecKernel::automatic) {
+    gptfast::matmul_rows(w.data(), c.x.data(), y.data(), c.rows, c.cols, c.n);
+  } else {
+    gptfast::matmul_rows(kernel, w.data(), c.x.data(), y.data(), c.rows, c.cols, c.n);
+  }
+  const double unit = std::ldexp(1.0, -24);
+  int64_t bad = 0;
+  for (size_t o = 0; o < y.size(); ++o) {
+    const double tol = double(c.cols + 2) * unit * mag[o] + 1e-30;
+    const double err = std::fabs(double(y[o]) - ref[o]);
+    if (!(err <= tol)) {
+      if (++bad <= 3) {
+        ADD_FAILURE() << dtype << " kernel=" << name(kernel) << " threads=" << threads << " rows=" << c.rows
+                      << " cols=" << c.cols << " n=" << c.n << " out[" << o / c.rows << "][" << o % c.rows
+                      << "] = " << y[o] << ", reference " << ref[o] << ", error " << err << " > " << tol;
+      }
+    }
+  }
+  return bad;
+}
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
+  ~ThreadCount() { at::set_num_threads(previous_); }
+
+ private:
+  int previous_;
+};
+
+TEST(MatmulRows, MatchesFloat64ReferenceForAllShapesKernelsAndThreads) {
+  std::mt19937 rng(1234);
+  const auto ks = kernels();
+  int64_t runs = 0, bad = 0;
+  for (int64_t rows : {1, 3, 4, 5, 17, 64, 67}) {
+    for (int64_t cols : {1, 7, 8, 9, 64, 100, 257}) {
+      for (int64_t n : {1, 2, 3, 4, 5, 8, 13, 16, 33, 64}) {
+        const Case c = make_case(rows, cols, n, rng);
+        for (int threads : {1, 2}) {
+          ThreadCount scope(threads);
+          for (MatvecKernel k : ks) {
+            bad += check(c, c.w32, c.ref32, c.mag32, k, threads, "fp32");
+            bad += check(c, c.w16, c.ref16, c.mag16, k, threads, "bf16");
+            runs += 2;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0) << "outputs outside the fp32 bound, over " << runs << " runs";
+}
+
+// Large enough that the 2-thread split and the column tiling (cols > one tile) are exercised.
+TEST(MatmulRows, LargeShapesWithTwoThreads) {
+  std::mt19937 rng(99);
+  ThreadCount scope(2);
+  for (auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{768, 2048, 8}, {2048, 768, 5},
+                               {1000, 1500, 17}, {515, 3001, 2}, {320, 768, 1}}) {
+    const Case c = make_case(rows, cols, n, rng);
+    for (MatvecKernel k : kernels()) {
+      EXPECT_EQ(check(c, c.w32, c.ref32, c.mag32, k, 2, "fp32"), 0);
+      EXPECT_EQ(check(c, c.w16, c.ref16, c.mag16, k, 2, "bf16"), 0);
+    }
+  }
+}
+
+TEST(MatmulRows, ZeroColumnsGiveZeros) {
+  std::vector<float> w, x, y(6, 1.0f);
+  gptfast::matmul_rows(w.data(), x.data(), y.data(), 3, 0, 2);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(BenchApi, MachineLimitsArePositiveAndRestoreThreads) {
+  const int before = at::get_num_threads();
+  const gptfast::MachineLimits limits = gptfast::measure_machine_limits(1);
+  EXPECT_EQ(limits.threads, 1);
+  EXPECT_GT(limits.read_bytes_per_second, 1e8);
+  EXPECT_GT(limits.matmul_flops_per_second, 1e8);
+  EXPECT_EQ(at::get_num_threads(), before);
+  EXPECT_THROW(gptfast::measure_machine_limits(0), std::runtime_error);
+}
+
+TEST(BenchApi, MatmulRowsFlops) {
+  EXPECT_GT(gptfast::matmul_rows_flops(1, 4, 256, 256), 1e7);
+  EXPECT_THROW(gptfast::matmul_rows_flops(1, 0, 256, 256), std::runtime_error);
+}
+
+}  // namespace
