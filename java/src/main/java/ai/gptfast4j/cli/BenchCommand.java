@@ -10,6 +10,7 @@ import ai.gptfast4j.GenerationStats;
 import ai.gptfast4j.GptFastException;
 import ai.gptfast4j.ModelConfig;
 import ai.gptfast4j.SentencePieceTokenizer;
+import ai.gptfast4j.natives.GptFastNative;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -74,6 +75,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    private ModelConfig matmulConfig;  // the batch benchmark's model, for its rooflines
+
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify) {}
 
     @Override
@@ -116,14 +119,26 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Total decode tok/s of b sequences decoding together in one engine, per batch size. */
+    /**
+     * Total decode tok/s of b sequences decoding together in one engine, per batch size, next to
+     * the rooflines from limits measured in the same run: FLOPs (2 per matmul weight per token at
+     * the measured at::mm rate) and memory (every weight streamed once per step at the measured
+     * read bandwidth, shared by the b sequences).
+     */
     private void benchBatches() {
-        System.out.printf("%n%-24s %7s %6s %12s %14s %16s%n", "model", "threads", "batch", "new/seq", "total tok/s",
-                "per-seq tok/s");
+        System.out.printf("%n%-24s %7s %6s %12s %14s %16s %14s %7s %14s %7s%n", "model", "threads", "batch", "new/seq",
+                "total tok/s", "per-seq tok/s", "FLOP roof", "of it", "memory roof", "of it");
         for (int t : threads) {
+            double flops, bandwidth;
+            try (GptFastNative.MachineLimits limits = GptFastNative.measureMachineLimits(t)) {
+                flops = limits.matmul_flops_per_second();
+                bandwidth = limits.read_bytes_per_second();
+            }
+            System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s, read %.1f GB/s%n", t, flops / 1e9, bandwidth / 1e9);
             for (int b : batchSizes) {
                 List<Double> rates = new ArrayList<>();
                 try (Engine engine = load(t, 0, b)) {
+                    matmulConfig = engine.config();
                     for (int run = 0; run < warmup + runs; run++) {
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).build();
@@ -142,10 +157,16 @@ final class BenchCommand implements Callable<Integer> {
                     }
                 }
                 double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
-                System.out.printf("%-24s %7d %6d %12d %14.1f %16.1f%n", label(), t, b, newTokens, med, med / b);
+                ModelConfig c = matmulConfig;
+                long matmulWeights = c.parameterCount() - (long) c.vocabSize() * c.dim();  // embeddings are a lookup
+                double flopRoof = flops / (2.0 * matmulWeights);
+                double memoryRoof = bandwidth / (matmulWeights * ("bf16".equals(model.dtype) ? 2.0 : 4.0)) * b;
+                System.out.printf("%-24s %7d %6d %12d %14.1f %16.1f %14.1f %6.0f%% %14.1f %6.0f%%%n", label(), t, b,
+                        newTokens, med, med / b, flopRoof, 100 * med / flopRoof, memoryRoof, 100 * med / memoryRoof);
             }
         }
-        System.out.printf("(continuous-batching decode after prefill, medians of %d runs)%n", runs);
+        System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
+                + "read bandwidth measured in this run, %s weights)%n", runs, model.dtype);
     }
 
     private int[] batchPrompt(Engine engine, int i) {

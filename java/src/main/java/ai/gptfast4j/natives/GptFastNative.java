@@ -6,6 +6,7 @@ import org.bytedeco.javacpp.annotation.ByRef;
 import org.bytedeco.javacpp.annotation.ByVal;
 import org.bytedeco.javacpp.annotation.Cast;
 import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.MemberGetter;
 import org.bytedeco.javacpp.annotation.Name;
 import org.bytedeco.javacpp.annotation.Namespace;
 import org.bytedeco.javacpp.annotation.Platform;
@@ -16,7 +17,7 @@ import org.bytedeco.javacpp.annotation.StdString;
  * C++ exceptions surface as {@link RuntimeException}s carrying the native message.
  * Library code should use {@link ai.gptfast4j.Engine} and {@link ai.gptfast4j.SentencePieceTokenizer}.
  */
-@Platform(include = {"gptfast/engine_api.h", "gptfast/tokenizer_api.h"}, link = "gptfast")
+@Platform(include = {"gptfast/engine_api.h", "gptfast/tokenizer_api.h", "gptfast/bench_api.h"}, link = "gptfast")
 public final class GptFastNative {
     private static boolean loaded;
 
@@ -131,6 +132,22 @@ public final class GptFastNative {
         public native long accepted(int slot);
         public native @StdString String describe();
     }
+
+    /** What this CPU configuration streams and computes (see bench_api.h), for benchmark rooflines. */
+    @Namespace("gptfast")
+    public static class MachineLimits extends Pointer {
+        static { load(); }
+        public MachineLimits() { allocate(); }
+        private native void allocate();
+
+        @MemberGetter public native double read_bytes_per_second();
+        @MemberGetter public native double matmul_flops_per_second();
+        @MemberGetter public native int threads();
+    }
+
+    /** Measures read bandwidth and the fp32 at::mm rate with the given threads (about a second). */
+    @Name("gptfast::measure_machine_limits")
+    public static native @ByVal MachineLimits measureMachineLimits(int threads);
 
     /** SentencePiece processor over UTF-8 byte buffers (see tokenizer_api.h). */
     @Namespace("gptfast")
