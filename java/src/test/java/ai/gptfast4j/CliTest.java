@@ -77,6 +77,16 @@ class CliTest {
     }
 
     @Test
+    void benchMeasuresBatchesOfRandomWeightsAgainstRooflines() {
+        Run r = run("bench", "--random", "stories15M", "--tokenizer", SharedData.llama2Tokenizer().toString(),
+                "--prompt-tokens", "4", "--new-tokens", "3", "--runs", "1", "--warmup", "0", "--batch-sizes", "1,2");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("stories15M (random)") && r.out().contains("FLOP roof"), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.matches("stories15M \\(random\\)\\s+1\\s+[12]\\s+3\\s.*%")).count(),
+                r.out());
+    }
+
+    @Test
     void runtimeErrorsExitWithOne() {
         assertOneLineError(run("generate", "--checkpoint", "/nonexistent/model.pth", "--prompt", "x"), 1, "not found");
     }

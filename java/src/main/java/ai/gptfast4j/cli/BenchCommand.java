@@ -2,6 +2,7 @@ package ai.gptfast4j.cli;
 
 import ai.gptfast4j.CancellationToken;
 import ai.gptfast4j.ConfigResolver;
+import ai.gptfast4j.Defaults;
 import ai.gptfast4j.Engine;
 import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GenerationParams;
@@ -183,9 +184,8 @@ final class BenchCommand implements Callable<Integer> {
     // EngineOptions wants a checkpoint path; for random weights it only labels the run.
     private EngineOptions randomOptions(ModelConfig config, int threadCount, int k, int batch) {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
-        EngineOptions base = model.engineOptions(threadCount);
         return new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device, threadCount, cache,
-                null, null, k, batch, base.prefillChunk());
+                null, null, k, batch, model.prefillChunk != null ? model.prefillChunk : Defaults.PREFILL_CHUNK);
     }
 
     /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
