@@ -50,12 +50,6 @@ int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
   return len;
 }
 
-int64_t weight_count(const ModelSpec& s) {
-  const int64_t per_layer = int64_t(s.dim) * (s.n_head + 2 * s.n_local_heads) * s.head_dim +
-                            int64_t(s.n_head) * s.head_dim * s.dim + 3 * int64_t(s.dim) * s.intermediate_size;
-  return s.n_layer * per_layer + 2 * int64_t(s.vocab_size) * s.dim;
-}
-
 bool use_fused(const Transformer& model) {
   // GPTFAST_FUSED_DECODE=0 forces the generic ATen path (for comparisons and debugging).
   const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
@@ -104,7 +98,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
       transformer_(spec, load_checkpoint(path, format, spec), options_, cache_length_, slots) {
   if (use_fused(transformer_)) {
     fused_.emplace(transformer_, kFusedCapacity);
-    max_fused_segment_ = weight_count(spec) <= kFusedBatchMaxWeights ? kMaxFusedSegment : 1;
+    max_fused_segment_ = options_.dtype() == at::kBFloat16 ? INT32_MAX : kMaxFusedSegmentFp32;
     group_tokens_.resize(kFusedCapacity);
     group_slots_.resize(kFusedCapacity);
     group_logit_rows_.resize(kFusedCapacity);

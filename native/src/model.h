@@ -42,12 +42,12 @@ class Model {
  public:
   // Most tokens one fused call takes; longer runs of fused segments are split into such groups.
   static constexpr int64_t kFusedCapacity = 64;
-  // Segments longer than this go through ATen's batched graph (a long prompt chunk) instead of
-  // the fused step. Above kFusedBatchMaxWeights weights only one-token segments are fused: on a
-  // 126M-weight model (2 vCPU EPYC, one thread) one fused token took 15.5 ms and five 52 ms,
-  // while ATen took 29 ms for one and 44 ms for five. Below it, ATen's per-op overhead dominates.
-  static constexpr int64_t kMaxFusedSegment = 16;
-  static constexpr int64_t kFusedBatchMaxWeights = 16'000'000;
+  // fp32 segments longer than this (long prompt chunks) go through ATen's GEMMs instead of the
+  // fused step; bf16 ones never do. Measured with the batched kernel (2 vCPU EPYC, 1 thread):
+  // 32-token prompts prefill 3x faster fused on stories260K (26.7k vs 8.8k tok/s) and 1.3x on a
+  // 134M model (311 vs 239), but a 200-token one 2x slower fused there (222 vs 437); ATen's bf16
+  // GEMM is slow on CPUs without bf16 instructions (200 tokens: 42 tok/s vs 143 fused).
+  static constexpr int64_t kMaxFusedSegmentFp32 = 64;
 
   Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
         int slots);

@@ -12,6 +12,7 @@ import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
@@ -21,11 +22,13 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * JMH: cost of streaming one more token's text (append + update + takeFinalText) when
- * {@code position} tokens were already streamed after a 16-token prompt, with the Llama 2
- * tokenizer and two stop sequences; the measured token is the same at every position. Each invocation gets a detokenizer freshly pre-filled token by
- * token (not measured), so the position is exact. {@code wholeDecode} is what the previous
- * detokenizer did per token: decode prompt + completion. Run: see README ("Benchmarks").
+ * JMH: cost per token of streaming text (append + update + takeFinalText) when {@code position}
+ * tokens were already streamed after a 16-token prompt, with the Llama 2 tokenizer and two stop
+ * sequences: each invocation gets a detokenizer freshly pre-filled token by token (not
+ * measured) and streams the next {@value #TOKENS} tokens (the same text at every position), so
+ * the cache-cold first token after the pre-fill does not dominate. {@code wholeDecode} is what
+ * the previous detokenizer did per token: decode prompt + completion. Run: see README
+ * ("Benchmarks").
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -44,6 +47,8 @@ public class DetokenizerBenchmark {
             + "outside in the park with her friend Tom, who liked café au lait, crème brûlée and 中文 books 📚. "
             + "One day they found a big red ball under a tree and played until the sun went down.\n";
 
+    static final int TOKENS = 64;
+
     private Tokenizer tokenizer;
     private int[] prompt, tokens, wholeSequence;
 
@@ -51,13 +56,13 @@ public class DetokenizerBenchmark {
     public void load() {
         tokenizer = new SentencePieceTokenizer(Path.of(tokenizerModel));
         int[] unit = tokenizer.encode(TEXT);
-        int[] all = new int[16 + position + 1];
+        int[] all = new int[16 + position + TOKENS];
         // the text repeats so that the measured token is the same at every position: the
         // text's first ("▁Once", after the "\n" that ends the text)
         for (int i = 0; i < all.length; i++) all[i] = unit[Math.floorMod(i - 16 - position, unit.length)];
         prompt = java.util.Arrays.copyOf(all, 16);
         tokens = java.util.Arrays.copyOfRange(all, 16, all.length);
-        wholeSequence = all;
+        wholeSequence = java.util.Arrays.copyOf(all, 16 + position + 1);  // prompt + completion up to the token
     }
 
     /** A detokenizer that has streamed {@code position} tokens, made afresh for every invocation. */
@@ -77,10 +82,15 @@ public class DetokenizerBenchmark {
     }
 
     @Benchmark
-    public String nextToken(Prefilled p) {
-        p.detokenizer.append(tokens[position]);
-        p.detokenizer.update();
-        return p.detokenizer.takeFinalText();
+    @OperationsPerInvocation(TOKENS)
+    public int nextToken(Prefilled p) {
+        int chars = 0;
+        for (int i = position; i < position + TOKENS; i++) {
+            p.detokenizer.append(tokens[i]);
+            p.detokenizer.update();
+            chars += p.detokenizer.takeFinalText().length();
+        }
+        return chars;
     }
 
     @Benchmark
