@@ -35,7 +35,7 @@ final class ServeBenchCommand implements Callable<Integer> {
     @Option(names = "--workers", defaultValue = "1", description = "engines in the server (default: ${DEFAULT-VALUE})")
     int workers;
 
-    @Option(names = "--batch-size", defaultValue = "1", description = "continuous batching batch size; 1 = worker pool (default: ${DEFAULT-VALUE})")
+    @Option(names = "--batch-size", defaultValue = "1", description = "sequences each worker's engine decodes together (default: ${DEFAULT-VALUE})")
     int batchSize;
 
     @Option(names = "--clients", split = ",", defaultValue = "1,4,16", description = "client counts (default: ${DEFAULT-VALUE})")
@@ -85,7 +85,7 @@ final class ServeBenchCommand implements Callable<Integer> {
             }
             System.out.printf("(%s, %s, max_new_tokens %d, temperature %.1f, non-streaming /v1/completions "
                     + "over loopback; %d CPU cores visible)%n", model.checkpoint,
-                    batchSize > 1 ? "continuous batching, batch " + batchSize : workers + " worker(s)", maxNewTokens,
+                    workers + " worker(s) x batch " + batchSize, maxNewTokens,
                     temperature, Runtime.getRuntime().availableProcessors());
         }
         return 0;
