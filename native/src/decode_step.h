@@ -4,7 +4,7 @@
 // layer, and ATen's small-M GEMM repacks the weights, so here a step is plain loops for
 // RMSNorm, RoPE, attention and SwiGLU plus one multi-vector product per weight matrix that
 // reads each weight row once (matvec.h), writing into buffers allocated once. No allocation
-// happens per token. It reads and writes the same static KV cache as the batched (prefill) path.
+// happens per token. It reads and writes the same static KV cache as the ATen path.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -17,7 +17,7 @@ import java.util.Set;
  * keys) and/or command-line options. Relative paths in the YAML resolve against the YAML file's
  * directory (not the working directory), so a config works from wherever the server starts.
  *
- * <p>Keys that cannot be honoured yet (compile, parallelType tp, batching, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
+ * <p>Keys that cannot be honoured yet (compile, parallelType tp, maxBatchDelay, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
  * impossible combinations fail {@link Builder#build()} with a message naming the key.
  */
 public record ServeConfig(
