@@ -1,6 +1,7 @@
 // Static KV cache: per layer [slots, n_kv_heads, max_seq_len, head_dim], allocated once. Each
-// slot holds one sequence of the session's batch. New keys/values are written in place at their positions; attention reads the
-// prefix [0, context_len). Positions past the current one may hold stale data but are never read.
+// slot holds one sequence of the session's batch. New keys/values are written in place at their
+// positions; attention reads the prefix [0, context_len). Positions past the current one may hold
+// stale data but are never read.
 #pragma once
 
 #include <ATen/ATen.h>
