@@ -76,8 +76,6 @@ final class BenchCommand implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    private ModelConfig matmulConfig;  // the batch benchmark's model, for its rooflines
-
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify) {}
 
     @Override
@@ -138,8 +136,9 @@ final class BenchCommand implements Callable<Integer> {
             System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s, read %.1f GB/s%n", t, flops / 1e9, bandwidth / 1e9);
             for (int b : batchSizes) {
                 List<Double> rates = new ArrayList<>();
+                ModelConfig c;
                 try (Engine engine = load(t, 0, b)) {
-                    matmulConfig = engine.config();
+                    c = engine.config();
                     for (int run = 0; run < warmup + runs; run++) {
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).build();
@@ -158,7 +157,6 @@ final class BenchCommand implements Callable<Integer> {
                     }
                 }
                 double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
-                ModelConfig c = matmulConfig;
                 long matmulWeights = c.parameterCount() - (long) c.vocabSize() * c.dim();  // embeddings are a lookup
                 double flopRoof = flops / (2.0 * matmulWeights);
                 double memoryRoof = bandwidth / (matmulWeights * ("bf16".equals(model.dtype) ? 2.0 : 4.0)) * b;
