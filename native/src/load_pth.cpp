@@ -1,9 +1,18 @@
 // GPT-Fast's model.pth: a torch.save zip archive holding a flat {name: tensor} dict.
-#include <torch/csrc/jit/serialization/pickle.h>
+//
+// Read with libtorch's own zip reader and unpickler, record by record (the file is not copied
+// into memory first). One adaptation: torch.save(module.state_dict()) pickles an OrderedDict
+// with a _metadata attribute, which libtorch's C++ unpickler turns into None (it only expects
+// OrderedDicts as a tensor's unused backward hooks). The pickle is rewritten first so that
+// every OrderedDict is built as a plain dict and the _metadata state is dropped (see
+// plain_dicts below); GPT-Fast's quantize.py writes exactly such files.
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 
+#include <cstring>
 #include <fstream>
-#include <iterator>
-#include <vector>
+#include <optional>
+#include <string>
 
 #include "state_dict.h"
 
@@ -11,29 +20,146 @@ namespace gptfast {
 
 namespace {
 
-std::vector<char> read_file(const std::string& path) {
+void check_zip_magic(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open checkpoint '" + path + "'");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K') {
+  char head[2] = {0, 0};
+  in.read(head, 2);
+  if (in.gcount() != 2 || head[0] != 'P' || head[1] != 'K') {
     throw Error("checkpoint '" + path + "' is not a torch.save zip archive (bad magic)");
   }
-  return bytes;
+}
+
+// Walks a pickle (protocols 2-4 as torch.save writes them) opcode by opcode and rewrites
+//   GLOBAL collections.OrderedDict ... EMPTY_TUPLE REDUCE   ->  ... NEWOBJ EMPTY_DICT
+// (also where the class is fetched again from the memo), and BUILD -> NEWOBJ (the only BUILD in
+// a state dict sets the OrderedDict's _metadata). libtorch's unpickler has no POP, but its NEWOBJ
+// just drops the top of the stack. Returns nullopt when it meets an opcode it does
+// not know, so that the caller unpickles the original bytes and reports libtorch's error.
+std::optional<std::string> plain_dicts(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  size_t pos = 0;
+  auto need = [&](size_t n) { return pos + n <= in.size(); };
+  auto le = [&](size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | uint8_t(in[at + size_t(i)]);
+    return v;
+  };
+  std::optional<uint64_t> od_memo;  // memo slot holding collections.OrderedDict
+  bool od_on_top = false;           // the last value pushed is that class
+  bool empty_tuple_after_od = false;
+  while (pos < in.size()) {
+    const char op = in[pos];
+    const size_t start = pos++;
+    size_t arg = 0;  // bytes of argument after the opcode
+    bool pushes_od = false;
+    switch (op) {
+      case '(': case '.': case '0': case '1': case '2': case 'N': case 'Q': case 'a': case 'd': case '}':
+      case 'e': case 'l': case ']': case 's': case 'u': case 't': case '\x85': case '\x86': case '\x87':
+      case '\x88': case '\x89': case '\x81': case '\x94':
+        break;
+      case ')':
+        if (od_on_top) {
+          empty_tuple_after_od = true;
+          od_on_top = false;
+          continue;  // held back until we see whether REDUCE follows
+        }
+        break;
+      case 'R':
+        if (empty_tuple_after_od) {
+          out += "\x81}";  // drop the class, push a plain dict
+          empty_tuple_after_od = false;
+          continue;
+        }
+        break;
+      case 'b':
+        if (empty_tuple_after_od) out += ')';
+        out += '\x81';  // drop the state (the state dict's _metadata)
+        empty_tuple_after_od = od_on_top = false;
+        continue;
+      case '\x80': case 'K': case 'q': case 'h': arg = 1; break;
+      case 'M': arg = 2; break;
+      case 'J': case 'r': case 'j': arg = 4; break;
+      case 'G': case '\x95': arg = 8; break;
+      case '\x8a': case '\x8c': case 'C': case 'U':
+        if (!need(1)) return std::nullopt;
+        arg = 1 + size_t(uint8_t(in[pos]));
+        break;
+      case '\x8b': case 'X': case 'B': case 'T':
+        if (!need(4)) return std::nullopt;
+        arg = 4 + size_t(le(pos, 4));
+        break;
+      case '\x8d':
+        if (!need(8)) return std::nullopt;
+        arg = 8 + size_t(le(pos, 8));
+        break;
+      case 'c': {  // module\nname\n
+        const size_t a = in.find('\n', pos);
+        const size_t b = a == std::string::npos ? a : in.find('\n', a + 1);
+        if (b == std::string::npos) return std::nullopt;
+        pushes_od = in.compare(pos, b - pos, "collections\nOrderedDict") == 0;
+        arg = b + 1 - pos;
+        break;
+      }
+      case 'I': case 'L': case 'S': case 'V': case 'F': case 'g': case 'p': {
+        const size_t a = in.find('\n', pos);
+        if (a == std::string::npos) return std::nullopt;
+        arg = a + 1 - pos;
+        break;
+      }
+      default:
+        return std::nullopt;
+    }
+    if (!need(arg)) return std::nullopt;
+    if (empty_tuple_after_od) {  // an EMPTY_TUPLE after the class but no REDUCE: keep it as it was
+      out += ')';
+      empty_tuple_after_od = false;
+    }
+    // Track the OrderedDict class through the memo: PUT after GLOBAL, GET of that slot.
+    if (op == 'q' || op == 'r') {
+      const uint64_t slot = le(pos, op == 'q' ? 1 : 4);
+      if (od_on_top) od_memo = slot;
+      else if (od_memo == slot) od_memo.reset();
+      pushes_od = od_on_top;  // PUT leaves the value on the stack
+    } else if (op == 'h' || op == 'j') {
+      pushes_od = od_memo && le(pos, op == 'h' ? 1 : 4) == *od_memo;
+    }
+    od_on_top = pushes_od;
+    out.append(in, start, 1 + arg);
+    pos += arg;
+  }
+  if (empty_tuple_after_od) out += ')';
+  return out;
 }
 
 }  // namespace
 
 StateDict load_pth(const std::string& path) {
-  std::vector<char> bytes = read_file(path);
+  check_zip_magic(path);
   c10::IValue root;
   try {
-    root = torch::jit::pickle_load(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    auto [data, size] = reader.getRecord("data.pkl");
+    const std::string original(static_cast<const char*>(data.get()), size);
+    const std::string pickle = plain_dicts(original).value_or(original);
+    size_t read = 0;
+    torch::jit::Unpickler unpickler(
+        [&](char* buffer, size_t n) {
+          n = std::min(n, pickle.size() - read);
+          std::memcpy(buffer, pickle.data() + read, n);
+          read += n;
+          return n;
+        },
+        /*type_resolver=*/nullptr, /*obj_loader=*/nullptr,
+        [&](const std::string& key) { return std::get<0>(reader.getRecord("data/" + key)); },
+        /*device=*/std::nullopt);
+    root = unpickler.parse_ivalue();
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' is corrupt or truncated: " + e.what_without_backtrace());
   }
   if (!root.isGenericDict()) {
-    throw Error("checkpoint '" + path + "' does not hold a state dict (found " +
-                root.tagKind() + ")");
+    throw Error("checkpoint '" + path + "' does not hold a state dict (found " + root.tagKind() + ")");
   }
   StateDict weights;
   for (const auto& entry : root.toGenericDict()) {
