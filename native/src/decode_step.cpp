@@ -30,14 +30,29 @@ void rope(float* v, int64_t heads, int64_t head_dim, const float* table_row) {
   }
 }
 
-// out[t] = weight · in[t] for the first n rows of in/out; fp32 or bf16 weights.
-void project(const at::Tensor& weight, const at::Tensor& in, at::Tensor& out, int64_t n) {
-  if (weight.scalar_type() == at::kBFloat16) {
-    matmul_rows(reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>()), in.data_ptr<float>(),
-                out.data_ptr<float>(), weight.size(0), weight.size(1), n);
-  } else {
-    matmul_rows(weight.data_ptr<float>(), in.data_ptr<float>(), out.data_ptr<float>(), weight.size(0),
-                weight.size(1), n);
+// out[t] = weight · in[t] for the first n rows of in/out, in the weight's own storage.
+void project(const LinearWeight& weight, const at::Tensor& in, at::Tensor& out, int64_t n) {
+  const float* x = in.data_ptr<float>();
+  float* y = out.data_ptr<float>();
+  switch (weight.kind) {
+    case WeightKind::int8:
+      matmul_rows(Int8Rows{weight.weight.data_ptr<int8_t>(), weight.scales.data_ptr<float>()}, x, y, weight.out,
+                  weight.in, n);
+      return;
+    case WeightKind::int4:
+      matmul_rows(Int4Rows{weight.weight.data_ptr<uint8_t>(), weight.weight.size(1),
+                           reinterpret_cast<const uint16_t*>(weight.scales.data_ptr<at::BFloat16>()),
+                           weight.scales.size(1) * 2, weight.group},
+                  x, y, weight.out, weight.in, n);
+      return;
+    case WeightKind::dense:
+      if (weight.weight.scalar_type() == at::kBFloat16) {
+        matmul_rows(reinterpret_cast<const uint16_t*>(weight.weight.data_ptr<at::BFloat16>()), x, y, weight.out,
+                    weight.in, n);
+      } else {
+        matmul_rows(weight.weight.data_ptr<float>(), x, y, weight.out, weight.in, n);
+      }
+      return;
   }
 }
 

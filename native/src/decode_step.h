@@ -17,8 +17,9 @@ namespace gptfast {
 
 class FusedDecodeStep {
  public:
-  // True for fp32 or bf16 weights on CPU (other devices use Transformer::forward). bf16 weights
-  // are widened to fp32 as they are read; activations and the KV cache stay fp32.
+  // True for fp32 or bf16 weights on CPU, quantized or not (other devices use
+  // Transformer::forward). bf16 and quantized weights are widened to fp32 as they are read;
+  // activations and the KV cache stay fp32.
   static bool supports(const Transformer& model);
 
   // max_tokens: most tokens per call.

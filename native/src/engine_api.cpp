@@ -25,20 +25,21 @@ void set_threads(int threads) {
 
 Session::Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
                  const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                 int prefill_chunk) {
+                 int prefill_chunk, const std::string& quantize) {
   guarded("loading model", [&] {
-    check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1);
+    check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1, quantize);
     set_threads(threads);
-    state_ = std::make_unique<SessionState>(checkpoint_path, format, model, RuntimeSpec{dtype, device, threads, max_seq_len},
-                                            slots, prefill_chunk);
+    state_ = std::make_unique<SessionState>(checkpoint_path, format, model,
+                                            RuntimeSpec{dtype, device, threads, max_seq_len, quantize}, slots,
+                                            prefill_chunk);
   });
 }
 
 Session::~Session() = default;
 
 void Session::load_draft(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
-                         int max_speculate_k) {
-  guarded("loading draft model", [&] { state_->load_draft(checkpoint_path, format, model, max_speculate_k); });
+                         int max_speculate_k, const std::string& quantize) {
+  guarded("loading draft model", [&] { state_->load_draft(checkpoint_path, format, model, max_speculate_k, quantize); });
 }
 
 void Session::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens) {
@@ -72,6 +73,7 @@ int Session::max_seq_len() const { return int(state_->max_seq_len()); }
 int Session::vocab_size() const { return state_->vocab(); }
 int Session::max_speculate_k() const { return state_->max_speculate_k(); }
 int Session::max_tokens_per_step() const { return state_->max_tokens_per_step(); }
+int64_t Session::weight_bytes() const { return state_->weight_bytes(); }
 int Session::position(int slot) const {
   return guarded("position", [&] { return int(state_->position(slot)); });
 }

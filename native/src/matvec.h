@@ -11,10 +11,30 @@
 
 namespace gptfast {
 
+// Weight-only quantized rows (formats: linear_weight.h), dequantized in registers as they are
+// read, so memory traffic is the quantized size; the arithmetic stays fp32.
+// int8: q [rows, cols] row-major, w = q * scales[r].
+struct Int8Rows {
+  const int8_t* q;
+  const float* scales;
+};
+// int4: row r's bytes start at q + r * ld (two columns per byte, column 2j in the high nibble);
+// its (scale, zero) bf16 pairs for groups of `group` columns start at scale_zero + r * sz_ld,
+// w = (nibble - 8) * scale + zero. group: a multiple of 32.
+struct Int4Rows {
+  const uint8_t* q;
+  int64_t ld;
+  const uint16_t* scale_zero;
+  int64_t sz_ld;
+  int64_t group;
+};
+
 // x: [n_vectors, cols], y: [n_vectors, rows]. Weights fp32, or bf16 (raw uint16 bits, widened to
-// fp32 as they are read: half the memory traffic, fp32 arithmetic).
+// fp32 as they are read: half the memory traffic, fp32 arithmetic), or quantized as above.
 void matmul_rows(const float* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
 void matmul_rows(const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
+void matmul_rows(const Int8Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
+void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
 
 // For tests and benchmarks: the multi-vector kernel of one ISA, used for every n_vectors (also 1).
 // `automatic` is what matmul_rows above does. A kernel may only be run where it is supported.
@@ -29,6 +49,10 @@ bool matvec_kernel_supported(MatvecKernel kernel);
 void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors);
 void matmul_rows(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols,
+                 int64_t n_vectors);
+void matmul_rows(MatvecKernel kernel, const Int8Rows& w, const float* x, float* y, int64_t rows, int64_t cols,
+                 int64_t n_vectors);
+void matmul_rows(MatvecKernel kernel, const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors);
 
 inline float bf16_to_float(uint16_t bits) {

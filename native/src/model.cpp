@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cstdlib>
+#include <iomanip>
 #include <sstream>
 
 namespace gptfast {
@@ -29,18 +30,6 @@ at::Device parse_device(const std::string& device) {
   return d;
 }
 
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
-  if (format == "pth") {
-    StateDict w = load_pth(path);
-    merge_qkv(w, spec.n_layer);
-    return w;
-  }
-  if (format == "safetensors") return load_safetensors(path, spec);
-  if (format == "llama2c") return load_llama2c(path, spec);
-  if (format == "random") return random_weights(spec, path);
-  throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
-}
-
 int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
   const int64_t len = runtime.max_seq_len == 0 ? spec.block_size : runtime.max_seq_len;
   if (len > spec.block_size) {
@@ -57,6 +46,18 @@ bool use_fused(const Transformer& model) {
 }
 
 }  // namespace
+
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
+  if (format == "pth") {
+    StateDict w = load_pth(path);
+    merge_qkv(w, spec.n_layer);
+    return w;
+  }
+  if (format == "safetensors") return load_safetensors(path, spec);
+  if (format == "llama2c") return load_llama2c(path, spec);
+  if (format == "random") return random_weights(spec, path);
+  throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
+}
 
 at::TensorOptions tensor_options(const std::string& dtype, const std::string& device) {
   return at::TensorOptions().dtype(parse_dtype(dtype)).device(parse_device(device));
@@ -80,8 +81,9 @@ int checked_speculate_k(int k) {
 }
 
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                   int prefill_chunk, int speculate_k) {
+                   int prefill_chunk, int speculate_k, const std::string& quantize) {
   tensor_options(dtype, device);
+  parse_quantize(quantize);
   if (threads < 0) throw Error("threads must be >= 0 (0 = libtorch's default), got " + std::to_string(threads));
   if (max_seq_len < 0) throw Error("max_seq_len must be >= 0 (0 = the model's block_size), got " + std::to_string(max_seq_len));
   checked_slots(slots);
@@ -95,10 +97,12 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
       slots_(checked_slots(slots)),
       options_(tensor_options(runtime.dtype, runtime.device)),
       cache_length_(cache_length(spec, runtime)),
-      transformer_(spec, load_checkpoint(path, format, spec), options_, cache_length_, slots) {
+      transformer_(spec, load_checkpoint(path, format, spec), options_, parse_quantize(runtime.quantize), cache_length_,
+                   slots) {
   if (use_fused(transformer_)) {
     fused_.emplace(transformer_, kFusedCapacity);
-    max_fused_segment_ = options_.dtype() == at::kBFloat16 ? INT32_MAX : kMaxFusedSegmentFp32;
+    const bool aten_prefill = options_.dtype() == at::kFloat && transformer_.quantization().empty();
+    max_fused_segment_ = aten_prefill ? kMaxFusedSegmentFp32 : INT32_MAX;
     group_tokens_.resize(kFusedCapacity);
     group_slots_.resize(kFusedCapacity);
     group_logit_rows_.resize(kFusedCapacity);
@@ -177,6 +181,8 @@ std::string Model::describe() const {
       << " head_dim=" << s.head_dim << " intermediate_size=" << s.intermediate_size << " vocab_size=" << s.vocab_size
       << " cache=" << max_seq_len() << " slots=" << slots_ << " dtype=" << runtime_.dtype
       << " device=" << runtime_.device << " threads=" << at::get_num_threads()
+      << " weights=" << (transformer_.quantization().empty() ? runtime_.dtype : transformer_.quantization())
+      << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : "aten");
   return out.str();
 }

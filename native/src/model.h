@@ -18,6 +18,7 @@ namespace gptfast {
 struct RuntimeSpec {
   std::string dtype, device;
   int threads = 0, max_seq_len = 0;
+  std::string quantize;  // --quantize: "" or parse_quantize()'s values
 };
 
 // n tokens of the sequence in cache slot `slot`, at positions start..start+n-1 (the slot holds
@@ -43,7 +44,7 @@ class Model {
   // Most tokens one fused call takes; longer runs of fused segments are split into such groups.
   static constexpr int64_t kFusedCapacity = 64;
   // fp32 segments longer than this (long prompt chunks) go through ATen's GEMMs instead of the
-  // fused step; bf16 ones never do. Measured with the batched kernel (2 vCPU EPYC, 1 thread):
+  // fused step; bf16 and quantized ones never do (ATen would dequantize whole matrices). Measured with the batched kernel (2 vCPU EPYC, 1 thread):
   // 32-token prompts prefill 3x faster fused on stories260K (26.7k vs 8.8k tok/s) and 1.3x on a
   // 134M model (311 vs 239), but a 200-token one 2x slower fused there (222 vs 437); ATen's bf16
   // GEMM is slow on CPUs without bf16 instructions (200 tokens: 42 tok/s vs 143 fused).
@@ -62,6 +63,7 @@ class Model {
   const ModelSpec& spec() const { return transformer_.spec(); }
   const RuntimeSpec& runtime() const { return runtime_; }
   bool fused() const { return fused_.has_value(); }
+  int64_t weight_bytes() const { return transformer_.weight_bytes(); }
   std::string describe() const;
 
  private:

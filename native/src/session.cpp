@@ -28,9 +28,11 @@ SessionState::SessionState(const std::string& path, const std::string& format, c
   seen_.assign(slots_.size(), 0);
 }
 
-void SessionState::load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k) {
+void SessionState::load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k,
+                              const std::string& quantize) {
   if (draft_) throw Error("a draft model is already loaded");
   checked_speculate_k(max_k);
+  parse_quantize(quantize);
   for (const Slot& s : slots_) {
     if (s.active) throw Error("load the draft model before starting sequences");
   }
@@ -40,6 +42,7 @@ void SessionState::load_draft(const std::string& path, const std::string& format
   }
   RuntimeSpec runtime = target_.runtime();
   runtime.max_seq_len = int(max_seq_len());  // the draft caches the same positions
+  runtime.quantize = quantize;
   draft_.emplace(path, format, spec, runtime, slots());
   max_k_ = max_k;
   for (Slot& s : slots_) {

@@ -25,7 +25,8 @@ class SessionState {
   SessionState(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
                int slots, int prefill_chunk);
 
-  void load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k);
+  void load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k,
+                  const std::string& quantize);
   void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n);
   void suppress(int slot, const int32_t* ids, int n);
   void step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts);
@@ -42,6 +43,7 @@ class SessionState {
   int64_t proposed(int slot) const { return slot_at(slot).proposed; }
   int64_t accepted(int slot) const { return slot_at(slot).accepted; }
   std::string describe() const;
+  int64_t weight_bytes() const { return target_.weight_bytes(); }
 
  private:
   struct Slot {

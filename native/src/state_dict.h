@@ -27,6 +27,9 @@ StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
 // for benchmarking architectures whose checkpoints are not at hand.
 StateDict random_weights(const ModelSpec& spec, const std::string& seed);
 
+// Reads a checkpoint of `format` ("pth", "safetensors", "llama2c" or "random") under GPT-Fast's names.
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec);
+
 // Shared by the loaders: merges wq/wk/wv into wqkv where a checkpoint keeps them apart.
 void merge_qkv(StateDict& weights, int n_layer);
 

@@ -6,30 +6,6 @@
 
 namespace gptfast {
 
-namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
-
-// Takes a tensor out of the state dict, checking its shape and converting it for inference.
-at::Tensor take(StateDict& w, const std::string& name, std::vector<int64_t> shape,
-                const at::TensorOptions& options) {
-  auto it = w.find(name);
-  if (it == w.end()) throw Error("checkpoint has no tensor '" + name + "'");
-  at::Tensor t = it->second;
-  if (t.sizes() != at::IntArrayRef(shape)) {
-    throw Error("tensor '" + name + "' has shape " + shape_string(t.sizes()) +
-                " but the model config expects " + shape_string(shape) +
-                " (wrong --config for this checkpoint?)");
-  }
-  if (!at::isFloatingType(t.scalar_type())) throw Error("tensor '" + name + "' is not floating point");
-  return t.to(options).contiguous();
-}
-
-}  // namespace
 
 void check_model(const ModelSpec& s) {
   auto positive = [](int v, const char* name) {
@@ -52,8 +28,8 @@ void check_model(const ModelSpec& s) {
 }
 
 
-Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, int64_t max_seq_len,
-                         int64_t slots)
+Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, const QuantSpec& quant,
+                         int64_t max_seq_len, int64_t slots)
     : spec_((check_model(spec), spec)),
       options_(options),
       // On CPU the cache is fp32 whatever the weights: the fused decode step reads it directly
@@ -62,25 +38,44 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
              options.device().is_cpu() ? options.dtype(at::kFloat) : options) {
   const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
   const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
-  tok_embeddings_ = take(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
+  tok_embeddings_ = take_tensor(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
   for (int i = 0; i < spec.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     LayerWeights l;
-    l.attention_norm = take(w, p + "attention_norm.weight", {dim}, options);
-    l.wqkv = take(w, p + "attention.wqkv.weight", {q_dim + 2 * kv_dim, dim}, options);
-    l.wo = take(w, p + "attention.wo.weight", {dim, q_dim}, options);
-    l.ffn_norm = take(w, p + "ffn_norm.weight", {dim}, options);
-    l.w1 = take(w, p + "feed_forward.w1.weight", {ffn, dim}, options);
-    l.w2 = take(w, p + "feed_forward.w2.weight", {dim, ffn}, options);
-    l.w3 = take(w, p + "feed_forward.w3.weight", {ffn, dim}, options);
+    l.attention_norm = take_tensor(w, p + "attention_norm.weight", {dim}, options);
+    l.wqkv = take_linear(w, p + "attention.wqkv", q_dim + 2 * kv_dim, dim, quant);
+    l.wo = take_linear(w, p + "attention.wo", dim, q_dim, quant);
+    l.ffn_norm = take_tensor(w, p + "ffn_norm.weight", {dim}, options);
+    l.w1 = take_linear(w, p + "feed_forward.w1", ffn, dim, quant);
+    l.w2 = take_linear(w, p + "feed_forward.w2", dim, ffn, quant);
+    l.w3 = take_linear(w, p + "feed_forward.w3", ffn, dim, quant);
     layers_.push_back(std::move(l));
   }
   if (w.count("layers." + std::to_string(spec.n_layer) + ".attention_norm.weight")) {
     throw Error("checkpoint has more layers than the model config's n_layer " + std::to_string(spec.n_layer));
   }
-  norm_ = take(w, "norm.weight", {dim}, options);
-  output_ = take(w, "output.weight", {spec.vocab_size, dim}, options);
+  norm_ = take_tensor(w, "norm.weight", {dim}, options);
+  output_ = take_linear(w, "output", spec.vocab_size, dim, quant);
   rope_ = rope_table(spec, max_seq_len).to(options.device());
+}
+
+LinearWeight Transformer::take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
+                                      const QuantSpec& quant) {
+  LinearWeight lw = gptfast::take_linear(w, name, out, in, options_, quant);
+  // One storage per model: a checkpoint quantizes every Linear layer or none.
+  const std::string kind = QuantSpec{lw.kind, int(lw.group)}.name();
+  if (name != "layers.0.attention.wqkv" && kind != quantization_) {
+    throw Error("layer '" + name + "' is stored as " + (kind.empty() ? "dense" : kind) + " but earlier layers as " +
+                (quantization_.empty() ? "dense" : quantization_) + "; mixed checkpoints are not supported");
+  }
+  quantization_ = kind;
+  return lw;
+}
+
+int64_t Transformer::weight_bytes() const {
+  int64_t bytes = output_.bytes();
+  for (const LayerWeights& l : layers_) bytes += l.wqkv.bytes() + l.wo.bytes() + l.w1.bytes() + l.w2.bytes() + l.w3.bytes();
+  return bytes;
 }
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
@@ -94,7 +89,7 @@ at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::
   const LayerWeights& w = layers_[layer];
   const int64_t B = x.size(0), T = x.size(1), hd = spec_.head_dim;
   const int64_t q_dim = spec_.n_head * hd, kv_dim = spec_.n_local_heads * hd;
-  auto qkv = at::linear(x, w.wqkv).split_with_sizes({q_dim, kv_dim, kv_dim}, -1);
+  auto qkv = w.wqkv.linear(x).split_with_sizes({q_dim, kv_dim, kv_dim}, -1);
   at::Tensor q = apply_rope(qkv[0].view({B, T, spec_.n_head, hd}), rope_rows).transpose(1, 2);
   at::Tensor k = apply_rope(qkv[1].view({B, T, spec_.n_local_heads, hd}), rope_rows).transpose(1, 2);
   at::Tensor v = qkv[2].view({B, T, spec_.n_local_heads, hd}).transpose(1, 2);
@@ -110,11 +105,11 @@ at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::
   // Causal mask over the cached prefix: query at position p sees keys at positions <= p.
   at::Tensor mask = at::arange(context_len, input_pos.options()).unsqueeze(0) <= input_pos.unsqueeze(1);
   at::Tensor y = at::scaled_dot_product_attention(q, keys, values, mask);
-  return at::linear(y.transpose(1, 2).reshape({B, T, q_dim}), w.wo);
+  return w.wo.linear(y.transpose(1, 2).reshape({B, T, q_dim}));
 }
 
 at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x) const {
-  return at::linear(at::silu(at::linear(x, w.w1)) * at::linear(x, w.w3), w.w2);
+  return w.w2.linear(at::silu(w.w1.linear(x)) * w.w3.linear(x));
 }
 
 at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot) {
@@ -128,7 +123,7 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, int
   }
   if (n_logits == 0) return at::Tensor();
   x = x.narrow(1, x.size(1) - n_logits, n_logits);
-  return at::linear(rms_norm(x, norm_), output_).to(at::kFloat);
+  return output_.linear(rms_norm(x, norm_)).to(at::kFloat);
 }
 
 }  // namespace gptfast

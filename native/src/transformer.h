@@ -9,20 +9,23 @@
 
 #include "gptfast/engine_api.h"
 #include "kv_cache.h"
+#include "linear_weight.h"
 #include "state_dict.h"
 
 namespace gptfast {
 
 struct LayerWeights {
-  at::Tensor attention_norm, wqkv, wo, ffn_norm, w1, w2, w3;
+  at::Tensor attention_norm, ffn_norm;
+  LinearWeight wqkv, wo, w1, w2, w3;
 };
 
 class Transformer {
  public:
   // Validates every tensor's presence and shape against spec, converts to options' dtype/device.
-  // slots: independent sequences the KV cache holds.
-  Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, int64_t max_seq_len,
-              int64_t slots);
+  // Linear layers (all but embeddings and norms) are quantized as `quant` asks, or kept as the
+  // checkpoint quantized them. slots: independent sequences the KV cache holds.
+  Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, const QuantSpec& quant,
+              int64_t max_seq_len, int64_t slots);
 
   // tokens: [1, T] int64 of the sequence in cache `slot`, placed at positions
   // start_pos .. start_pos+T-1 (the slot must hold its keys/values before start_pos). Returns
@@ -35,7 +38,11 @@ class Transformer {
   const at::Tensor& tok_embeddings() const { return tok_embeddings_; }
   const LayerWeights& layer(int64_t i) const { return layers_[i]; }
   const at::Tensor& norm() const { return norm_; }
-  const at::Tensor& output() const { return output_; }
+  const LinearWeight& output() const { return output_; }
+  // How the Linear layers are stored ("" dense, "int8", "int4:G"), and the bytes of weights one
+  // decode step streams (every Linear layer once; the embedding row is negligible).
+  const std::string& quantization() const { return quantization_; }
+  int64_t weight_bytes() const;
   const at::Tensor& rope() const { return rope_; }
   KVCache& cache() { return cache_; }
   int64_t max_seq_len() const { return cache_.max_seq_len(); }
@@ -46,10 +53,13 @@ class Transformer {
   at::Tensor attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
                        const at::Tensor& input_pos, int64_t context_len, int64_t slot);
   at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
+  LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant);
 
   ModelSpec spec_;
   at::TensorOptions options_;
-  at::Tensor tok_embeddings_, norm_, output_;
+  at::Tensor tok_embeddings_, norm_;
+  LinearWeight output_;
+  std::string quantization_;
   std::vector<LayerWeights> layers_;
   at::Tensor rope_;  // [max_seq_len, head_dim/2, 2]
   KVCache cache_;

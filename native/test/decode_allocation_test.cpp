@@ -45,8 +45,8 @@ gptfast::ModelSpec small_llama() {
 
 // Counts CPU allocations made by `steps` decode steps of `slots` sequences decoding together,
 // after their prompts and two warm-up steps.
-int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1) {
-  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0);
+int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1, const std::string& quantize = "") {
+  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0, quantize);
   gptfast::SamplingSpec sampling;
   sampling.temperature = 0.8f;
   sampling.top_k = 20;
@@ -79,6 +79,11 @@ TEST(DecodeAllocation, Fp32DecodeAllocatesNothing) {
 
 TEST(DecodeAllocation, Bf16DecodeAllocatesNothing) {
   EXPECT_EQ(allocations_per_decode("bf16", 50), 0);
+}
+
+TEST(DecodeAllocation, QuantizedDecodeAllocatesNothing) {
+  EXPECT_EQ(allocations_per_decode("fp32", 30, 1, "int8"), 0);
+  EXPECT_EQ(allocations_per_decode("bf16", 30, 2, "int4:32"), 0);
 }
 
 TEST(DecodeAllocation, BatchedFp32DecodeAllocatesNothing) {

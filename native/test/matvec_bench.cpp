@@ -1,8 +1,10 @@
-// Manual benchmark (not a test): GFLOP/s of matmul_rows on the linear-layer shapes of a
-// stories110M-sized model, per vector count, on one thread, timed by the thread's CPU clock (best of
-// several calls), so that other processes on the machine disturb it less than wall time would.
-// First prints the machine limits (bench_api.h) for 1 and 2 threads, in wall time.
-//   gptfast_matvec_bench [bf16]
+// Manual benchmark (not a test): matmul_rows on the linear-layer shapes of a stories110M-sized
+// model, for one weight storage (fp32, bf16, int8, int4 with group 32), per vector count, on one
+// thread, timed by the thread's CPU clock (best of several passes), so that other processes on the
+// machine disturb it less than wall time would. Each pass streams many copies of the matrix
+// (over 256 MB in all), so the weights come from memory, not from cache, as in a real decode step.
+// Prints GFLOP/s and the weight bytes streamed per second, after the machine limits (bench_api.h).
+//   gptfast_matvec_bench [fp32|bf16|int8|int4]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <time.h>
@@ -10,9 +12,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "gptfast/bench_api.h"
+#include "linear_weight.h"
 #include "matvec.h"
 
 namespace {
@@ -23,21 +27,31 @@ double cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-template <class W>
-double gflops(const W* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n) {
-  double best = 1e30;
-  for (int rep = 0; rep < 15; ++rep) {
-    const double start = cpu_seconds();
-    gptfast::matmul_rows(w, x, y, rows, cols, n);
-    best = std::min(best, cpu_seconds() - start);
+void run(const gptfast::LinearWeight& w, const float* x, float* y, int64_t n) {
+  switch (w.kind) {
+    case gptfast::WeightKind::int8:
+      gptfast::matmul_rows(gptfast::Int8Rows{w.weight.data_ptr<int8_t>(), w.scales.data_ptr<float>()}, x, y, w.out,
+                           w.in, n);
+      return;
+    case gptfast::WeightKind::int4:
+      gptfast::matmul_rows(gptfast::Int4Rows{w.weight.data_ptr<uint8_t>(), w.weight.size(1),
+                                             reinterpret_cast<const uint16_t*>(w.scales.data_ptr<at::BFloat16>()),
+                                             w.scales.size(1) * 2, w.group},
+                           x, y, w.out, w.in, n);
+      return;
+    case gptfast::WeightKind::dense:
+      if (w.weight.scalar_type() == at::kBFloat16) {
+        gptfast::matmul_rows(reinterpret_cast<const uint16_t*>(w.weight.data_ptr<at::BFloat16>()), x, y, w.out, w.in, n);
+      } else {
+        gptfast::matmul_rows(w.weight.data_ptr<float>(), x, y, w.out, w.in, n);
+      }
   }
-  return 2.0 * double(n * rows * cols) / best / 1e9;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool bf16 = argc > 1 && std::strcmp(argv[1], "bf16") == 0;
+  const std::string mode = argc > 1 ? argv[1] : "fp32";
   for (int threads : {1, 2}) {
     const auto limits = gptfast::measure_machine_limits(threads);
     std::printf("threads %d: streaming read %.2f GB/s, fp32 at::mm %.1f GFLOP/s\n", threads,
@@ -45,20 +59,43 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(1);
   const std::pair<int64_t, int64_t> shapes[] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
-  std::vector<at::Tensor> weights;
-  for (auto [rows, cols] : shapes) weights.push_back(at::randn({rows, cols}).to(bf16 ? at::kBFloat16 : at::kFloat));
-  at::Tensor x = at::randn({64, 2048}), y = at::empty({64, 32000});
-  for (int n : {1, 2, 3, 4, 8, 16, 64}) {
-    std::printf("n=%2d", n);
-    for (size_t i = 0; i < weights.size(); ++i) {
-      const auto [rows, cols] = shapes[i];
-      const double g = bf16 ? gflops(reinterpret_cast<const uint16_t*>(weights[i].data_ptr<at::BFloat16>()),
-                                     x.data_ptr<float>(), y.data_ptr<float>(), rows, cols, n)
-                            : gflops(weights[i].data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(), rows,
-                                     cols, n);
-      std::printf("  %5ldx%-4ld %6.1f", long(rows), long(cols), g);
+  std::vector<std::vector<gptfast::LinearWeight>> weights;
+  for (auto [rows, cols] : shapes) {
+    const at::Tensor dense = at::randn({rows, cols}) * 0.02;
+    gptfast::LinearWeight w;
+    if (mode == "int8" || mode == "int4") {
+      w = gptfast::quantize(dense, gptfast::parse_quantize(mode == "int8" ? "int8" : "int4:32"));
+    } else {
+      w.weight = dense.to(mode == "bf16" ? at::kBFloat16 : at::kFloat).contiguous();
+      w.out = rows;
+      w.in = cols;
     }
-    std::printf("  GFLOP/s (%s, 1 thread, CPU time)\n", bf16 ? "bf16" : "fp32");
+    const int64_t copies = std::max<int64_t>(1, (int64_t(256) << 20) / w.bytes());
+    std::vector<gptfast::LinearWeight> set;
+    for (int64_t c = 0; c < copies; ++c) {
+      gptfast::LinearWeight copy = w;
+      copy.weight = w.weight.clone();
+      if (w.scales.defined()) copy.scales = w.scales.clone();
+      set.push_back(copy);
+    }
+    weights.push_back(std::move(set));
+  }
+  at::Tensor x = at::randn({64, 2048}), y = at::empty({64, 32000});
+  for (int n : {1, 2, 4, 8, 16, 64}) {
+    std::printf("n=%2d", n);
+    for (const auto& set : weights) {
+      double best = 1e30;
+      for (int rep = 0; rep < 5; ++rep) {
+        const double start = cpu_seconds();
+        for (const auto& w : set) run(w, x.data_ptr<float>(), y.data_ptr<float>(), n);
+        best = std::min(best, cpu_seconds() - start);
+      }
+      const auto& w = set.front();
+      const double calls = double(set.size());
+      std::printf("  %5ldx%-4ld %6.1f GFLOP/s %5.1f GB/s", long(w.out), long(w.in),
+                  2.0 * double(n * w.out * w.in) * calls / best / 1e9, double(w.bytes()) * calls / best / 1e9);
+    }
+    std::printf("  (%s, 1 thread, CPU time)\n", mode.c_str());
     std::fflush(stdout);
   }
 }

@@ -65,12 +65,38 @@ ModelSpec llama2c_model(const std::string& path);
 
 // Throws if a session option is out of range: dtype, device (and whether this build has it),
 // threads >= 0, max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
-// [1, 64]. The one check of these: a Session runs it before reading any weights, and Java runs
-// it when options are built, so that bad arguments fail at once.
+// [1, 64], quantize ("" | "int8" | "int4" | "int4:G", G in 32, 64, 128, 256). The one check of
+// these: a Session runs it before reading any weights, and Java runs it when options are built,
+// so that bad arguments fail at once.
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                   int prefill_chunk, int speculate_k);
+                   int prefill_chunk, int speculate_k, const std::string& quantize);
 
 class SessionState;
+class QuantizerState;
+
+// Writes a weight-only quantized copy of a checkpoint (any format a Session reads): every Linear
+// layer in GPT-Fast's int8 or int4 format (quantize as for Session), embeddings and norms as the
+// checkpoint stores them. Step by step, so that a caller can show progress: the constructor reads
+// the checkpoint, next() quantizes one layer (call it layers() times), save() writes the file.
+class Quantizer {
+ public:
+  Quantizer(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+            const std::string& quantize);
+  ~Quantizer();
+  Quantizer(const Quantizer&) = delete;
+  Quantizer& operator=(const Quantizer&) = delete;
+
+  int layers() const;
+  int done() const;
+  std::string quantization() const;  // "int8" or "int4:G" (the group made explicit)
+  std::string next();                // quantizes the next layer and returns its name
+  // Writes a torch.save zip (GPT-Fast's names) to a temporary file beside out_path and renames it
+  // once complete, so a failure never leaves a half-written file. Needs every layer done.
+  void save(const std::string& out_path);
+
+ private:
+  std::unique_ptr<QuantizerState> state_;
+};
 
 // One loaded model (and optionally a draft model for speculative decoding) with a static KV cache
 // of `slots` independent sequences: the whole engine. Batch is a dimension: one slot is plain
@@ -87,18 +113,22 @@ class Session {
   // with a CUDA libtorch. threads: 0 keeps libtorch's default. max_seq_len: KV cache length per
   // slot, 0 means the model's block_size. slots: sequences decoded together, 1..256.
   // prefill_chunk: most prompt tokens a slot feeds per step (0 = the whole prompt at once), so a
-  // long prompt joining a running batch does not stall the other sequences.
+  // long prompt joining a running batch does not stall the other sequences. quantize: "" keeps
+  // the checkpoint's weights (dense, or int8/int4 as a quantized checkpoint stores them);
+  // "int8", "int4" (group 128) or "int4:G" quantizes a dense checkpoint's Linear layers as it
+  // loads, in GPT-Fast's formats (the same as `gptfast quantize` writes).
   Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
           const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-          int prefill_chunk);
+          int prefill_chunk, const std::string& quantize);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   // Loads a draft model (same dtype, device, slots and cache length; same vocabulary) so that
-  // sequences can decode speculatively with up to max_speculate_k (1..64) draft tokens per round.
+  // sequences can decode speculatively with up to max_speculate_k (1..64) draft tokens per round;
+  // quantize as for the constructor, for the draft's own weights.
   void load_draft(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
-                  int max_speculate_k);
+                  int max_speculate_k, const std::string& quantize);
 
   // Starts a sequence in a free slot: sampling parameters and seed, speculate_k (0 = plain
   // decoding; 1..max_speculate_k = speculative, which needs a draft and no penalties), and the
@@ -122,6 +152,9 @@ class Session {
   int vocab_size() const;
   int max_speculate_k() const;      // 0 without a draft
   int max_tokens_per_step() const;  // most tokens one step returns for a slot
+  // Bytes of the target's Linear weights (with scales), all of which one decode step reads: the
+  // numerator of the memory roofline.
+  int64_t weight_bytes() const;
   int position(int slot) const;     // tokens in the slot's cache
   // Speculative statistics of the slot's current (or last) sequence.
   int64_t rounds(int slot) const;    // verify passes

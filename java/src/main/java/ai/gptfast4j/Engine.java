@@ -109,7 +109,8 @@ public final class Engine implements AutoCloseable {
                     + tokenizerPath + ": speculative decoding needs a shared tokenizer");
         }
         try (GptFastNative.ModelSpec spec = draftConfig.toNative()) {
-            session.load_draft(file.toString(), CheckpointFormat.detect(file).nativeName, spec, options.speculateK());
+            session.load_draft(file.toString(), CheckpointFormat.detect(file).nativeName, spec, options.speculateK(),
+                    options.draftQuantize());
         }
     }
 
@@ -137,7 +138,8 @@ public final class Engine implements AutoCloseable {
                         config.ropeBase(), config.normEps(), config.ropeScalingFactor(), config.ropeLowFreqFactor(),
                         config.ropeHighFreqFactor(), config.ropeOriginalMaxPosition());
                 try (GptFastNative.ModelSpec spec = truncated.toNative()) {
-                    session.load_draft(Long.toString(seed), "random", spec, options.speculateK());
+                    session.load_draft(Long.toString(seed), "random", spec, options.speculateK(),
+                            options.draftQuantize());
                 }
             }
             return new Engine(session, draftLayers > 0 ? options.speculateK() : 0, tokenizer, config,
@@ -155,7 +157,7 @@ public final class Engine implements AutoCloseable {
     private static GptFastNative.Session openSession(String path, String format, ModelConfig config, EngineOptions o) {
         try (GptFastNative.ModelSpec spec = config.toNative()) {
             return new GptFastNative.Session(path, format, spec, o.dtype(), o.device(), o.threads(), o.maxSeqLen(),
-                    o.batchSize(), o.prefillChunk());
+                    o.batchSize(), o.prefillChunk(), o.quantize());
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
@@ -328,6 +330,9 @@ public final class Engine implements AutoCloseable {
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
     public int contextLength() { return session.max_seq_len(); }
+
+    /** Bytes of Linear-layer weights (and quantization scales) one decode step reads: the memory roofline's numerator. */
+    public long weightBytes() { return session.weight_bytes(); }
     public boolean isSpeculative() { return speculateK > 0; }
     public int speculateK() { return speculateK; }
     /** Sequences this engine decodes together. */

@@ -21,20 +21,35 @@ import java.nio.file.Path;
  *                   what it gets by default
  * @param batchSize sequences decoded together (KV cache slots, 1..256)
  * @param prefillChunk most prompt tokens a sequence prefills per step; 0 = the whole prompt
+ * @param quantize "" (or null) keeps the checkpoint's weights; "int8", "int4" or "int4:G" quantizes
+ *                 a dense checkpoint's Linear layers as it loads (GPT-Fast's formats)
+ * @param draftQuantize the same for the draft model
  */
 public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String dtype, String device,
                             int threads, int maxSeqLen, Path draftCheckpoint, Path draftConfig, int speculateK,
-                            int batchSize, int prefillChunk) {
+                            int batchSize, int prefillChunk, String quantize, String draftQuantize) {
 
     public EngineOptions {
         if (checkpoint == null) throw new GptFastException("a checkpoint path is required");
         if (dtype == null) dtype = Defaults.DTYPE;
         if (device == null) device = Defaults.DEVICE;
+        if (quantize == null) quantize = "";
+        if (draftQuantize == null) draftQuantize = "";
         try {
-            GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK);
+            GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK, quantize);
+            GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK,
+                    draftQuantize);
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
+    }
+
+    /** Weights as the checkpoint stores them. */
+    public EngineOptions(Path checkpoint, Path tokenizer, Path config, String dtype, String device, int threads,
+                         int maxSeqLen, Path draftCheckpoint, Path draftConfig, int speculateK, int batchSize,
+                         int prefillChunk) {
+        this(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK,
+                batchSize, prefillChunk, "", "");
     }
 
     /** Without speculative decoding, one sequence at a time. */
@@ -53,14 +68,16 @@ public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String
         return draftCheckpoint != null;
     }
 
-    public EngineOptions withTokenizer(Path p) { return new EngineOptions(checkpoint, p, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
-    public EngineOptions withConfig(Path p) { return new EngineOptions(checkpoint, tokenizer, p, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
-    public EngineOptions withDtype(String d) { return new EngineOptions(checkpoint, tokenizer, config, d, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
-    public EngineOptions withDevice(String d) { return new EngineOptions(checkpoint, tokenizer, config, dtype, d, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
-    public EngineOptions withThreads(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, n, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
-    public EngineOptions withMaxSeqLen(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, n, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk); }
+    public EngineOptions withTokenizer(Path p) { return new EngineOptions(checkpoint, p, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withConfig(Path p) { return new EngineOptions(checkpoint, tokenizer, p, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withDtype(String d) { return new EngineOptions(checkpoint, tokenizer, config, d, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withDevice(String d) { return new EngineOptions(checkpoint, tokenizer, config, dtype, d, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withThreads(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, n, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withMaxSeqLen(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, n, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
     /** Speculative decoding with the given draft model and k. */
-    public EngineOptions withDraft(Path draft, Path draftConfigFile, int k) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draft, draftConfigFile, k, batchSize, prefillChunk); }
-    public EngineOptions withBatchSize(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, n, prefillChunk); }
-    public EngineOptions withPrefillChunk(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, n); }
+    public EngineOptions withDraft(Path draft, Path draftConfigFile, int k) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draft, draftConfigFile, k, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withBatchSize(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, n, prefillChunk, quantize, draftQuantize); }
+    /** Quantize the target's (q) and the draft's (draftQ) Linear layers at load: "", "int8", "int4", "int4:G". */
+    public EngineOptions withQuantize(String q, String draftQ) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, q, draftQ); }
+    public EngineOptions withPrefillChunk(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, n, quantize, draftQuantize); }
 }

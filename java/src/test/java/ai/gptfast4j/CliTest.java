@@ -12,6 +12,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The CLI in-process: exit codes, one-line errors, the --json shape. */
@@ -82,8 +83,62 @@ class CliTest {
                 "--prompt-tokens", "4", "--new-tokens", "3", "--runs", "1", "--warmup", "0", "--batch-sizes", "1,2");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("stories15M (random)") && r.out().contains("FLOP roof"), r.out());
-        assertEquals(2, r.out().lines().filter(l -> l.matches("stories15M \\(random\\)\\s+1\\s+[12]\\s+3\\s.*%")).count(),
+        assertEquals(2, r.out().lines().filter(l -> l.matches("stories15M \\(random\\)\\s+fp32\\s+1\\s+[12]\\s+3\\s.*%")).count(),
                 r.out());
+    }
+
+    @Test
+    void benchJsonPrintsOneObjectPerConfigurationWithItsRoofline() throws Exception {
+        Run r = run("bench", "--random", "stories15M", "--tokenizer", SharedData.llama2Tokenizer().toString(),
+                "--prompt-tokens", "4", "--new-tokens", "3", "--runs", "1", "--warmup", "0", "--quantize", "int4:32",
+                "--batch-sizes", "2", "--json");
+        assertEquals(0, r.exitCode(), r.err());
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<com.fasterxml.jackson.databind.JsonNode> rows = new java.util.ArrayList<>();
+        for (String line : r.out().strip().split("\n")) rows.add(mapper.readTree(line));
+        assertEquals(2, rows.size(), r.out());  // plain decode, then batch 2
+        for (var o : rows) {
+            for (String key : List.of("checkpoint", "dtype", "quantize", "threads", "batch_size", "prompt_tokens",
+                    "new_tokens", "decode_tokens_per_second", "weight_bytes", "bandwidth_bytes_per_second",
+                    "roofline_fraction", "cpu")) {
+                assertTrue(o.has(key), key + " missing in " + o);
+            }
+            assertEquals("int4:32", o.get("quantize").asText());
+            // stories15M's Linear layers (dim 288, FFN 768, 6 layers, and the 32000 x 288 output head);
+            // int4 g32: half a byte per weight plus a 4-byte (scale, zero) pair per 32.
+            long linear = 6L * (3 * 288 * 288 + 288 * 288 + 3 * 768 * 288) + 32000L * 288;
+            assertEquals(linear * 0.625, o.get("weight_bytes").asDouble(), linear * 0.01, o.toString());
+            double roof = o.get("bandwidth_bytes_per_second").asDouble() / o.get("weight_bytes").asDouble()
+                    * o.get("batch_size").asInt();
+            assertEquals(o.get("decode_tokens_per_second").asDouble() / roof, o.get("roofline_fraction").asDouble(), 1e-9);
+        }
+        assertTrue(rows.get(0).has("prefill_tokens_per_second"));
+        assertEquals(2, rows.get(1).get("batch_size").asInt());
+    }
+
+    @Test
+    void quantizeWritesAFileThatGeneratesLikeQuantizingAtLoad(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.nio.file.Path out = dir.resolve("q.pth");
+        String config = SharedData.stories().resolve("config.json").toString();
+        Run q = run("quantize", "--checkpoint", SharedData.storiesPth().toString(), "--config", config, "--mode", "int4",
+                "--groupsize", "64", "--output", out.toString());
+        assertEquals(0, q.exitCode(), q.err());
+        assertTrue(q.err().contains("quantizing [") && q.err().contains("26/26"), q.err());
+        Run fromFile = run("generate", "--checkpoint", out.toString(), "--config", config, "--tokenizer",
+                SharedData.storiesTokenizer().toString(), "--prompt", "Tom had", "--temperature", "0", "--json");
+        Run atLoad = run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--quantize", "int4:64",
+                "--prompt", "Tom had", "--temperature", "0", "--json");
+        assertEquals(0, fromFile.exitCode(), fromFile.err());
+        assertEquals(0, atLoad.exitCode(), atLoad.err());
+        String ids = "\"generated_tokens\":";
+        assertEquals(atLoad.out().substring(atLoad.out().indexOf(ids)).split("]")[0],
+                fromFile.out().substring(fromFile.out().indexOf(ids)).split("]")[0]);
+        assertOneLineError(run("quantize", "--checkpoint", SharedData.storiesPth().toString(), "--mode", "int4",
+                "--groupsize", "48"), 2, "int4:48");
+        assertOneLineError(run("quantize", "--checkpoint", SharedData.storiesPth().toString(), "--mode", "int3"), 2,
+                "--mode");
+        assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "x",
+                "--quantize", "int5"), 2, "int5");
     }
 
     @Test

@@ -74,6 +74,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", split = ",", defaultValue = "1", description = "thread counts, e.g. 1,2 (default: ${DEFAULT-VALUE})")
     List<Integer> threads;
 
+    @Option(names = "--json", description = "print one JSON object per configuration (one line each) instead of tables")
+    boolean json;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify) {}
@@ -91,31 +94,68 @@ final class BenchCommand implements Callable<Integer> {
                     "--prompt-tokens, --new-tokens and --runs must be positive, --warmup and --draft-layers >= 0");
         }
         boolean speculative = model.draftCheckpoint != null || draftLayers > 0;
-        System.out.printf("%-24s %8s %5s %7s %6s %5s %4s %13s %9s %12s %8s %8s %8s%n", "model", "params", "dtype",
-                "threads", "prompt", "new", "k", "prefill tok/s", "TTFT ms", "decode tok/s", "accept", "tok/ver", "speedup");
+        if (!json) {
+            System.out.printf("%-24s %8s %7s %7s %6s %5s %4s %13s %9s %12s %9s %10s %6s %8s %8s %8s%n", "model", "params",
+                    "weights", "threads", "prompt", "new", "k", "prefill tok/s", "TTFT ms", "decode tok/s", "MB/token",
+                    "mem roof", "of it", "accept", "tok/ver", "speedup");
+        }
         for (int t : threads) {
+            double bandwidth = limits(t).bandwidth();
             Medians plain;
             int promptLength;
             String params;
+            long weightBytes;
             try (Engine engine = load(t, 0, 1)) {
                 int[] ids = promptIds(engine);
                 promptLength = ids.length;
                 params = millions(engine.config());
+                weightBytes = engine.weightBytes();
                 plain = measure(engine, ids, t, "plain");
             }
-            row(params, t, promptLength, "-", plain, 1.0);
+            row(params, t, promptLength, 0, plain, 1.0, weightBytes, bandwidth, 1);
             if (!speculative) continue;
             for (int k : kValues) {
                 try (Engine engine = load(t, k, 1)) {
                     Medians m = measure(engine, promptIds(engine), t, "k=" + k);
-                    row(params, t, promptLength, Integer.toString(k), m, m.decode / plain.decode);
+                    row(params, t, promptLength, k, m, m.decode / plain.decode, weightBytes, bandwidth, 1);
                 }
             }
         }
-        System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %d CPU cores visible%s)%n", runs, warmup,
-                temperature, Runtime.getRuntime().availableProcessors(), speculative ? "; draft: " + draftLabel() : "");
+        if (!json) {
+            System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %s, %d cores visible; memory roofline"
+                    + " = read bandwidth measured in this run / bytes of Linear weights per token%s)%n", runs, warmup,
+                    temperature, cpuName(), Runtime.getRuntime().availableProcessors(),
+                    speculative ? "; draft: " + draftLabel() : "");
+        }
         if (batchSizes != null) benchBatches();
         return 0;
+    }
+
+    /** Memory bandwidth and at::mm FLOP rate measured now with t threads (so every row has its own limit). */
+    private record Limits(double bandwidth, double flops) {}
+
+    private Limits limits(int t) {
+        try (GptFastNative.MachineLimits limits = GptFastNative.measureMachineLimits(t)) {
+            System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s, read %.1f GB/s%n", t,
+                    limits.matmul_flops_per_second() / 1e9, limits.read_bytes_per_second() / 1e9);
+            return new Limits(limits.read_bytes_per_second(), limits.matmul_flops_per_second());
+        }
+    }
+
+    /** The CPU's model name from /proc/cpuinfo (Linux), for labelling results. */
+    static String cpuName() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux: fall through
+        }
+        return System.getProperty("os.arch");
+    }
+
+    private String weightsLabel() {
+        return model.quantize != null && !model.quantize.isEmpty() ? model.quantize : model.dtype;
     }
 
     /**
@@ -125,20 +165,20 @@ final class BenchCommand implements Callable<Integer> {
      * read bandwidth, shared by the b sequences).
      */
     private void benchBatches() {
-        System.out.printf("%n%-24s %7s %6s %12s %14s %16s %14s %7s %14s %7s%n", "model", "threads", "batch", "new/seq",
-                "total tok/s", "per-seq tok/s", "FLOP roof", "of it", "memory roof", "of it");
+        if (!json) {
+            System.out.printf("%n%-24s %7s %7s %6s %12s %14s %16s %14s %7s %14s %7s%n", "model", "weights", "threads",
+                    "batch", "new/seq", "total tok/s", "per-seq tok/s", "FLOP roof", "of it", "memory roof", "of it");
+        }
         for (int t : threads) {
-            double flops, bandwidth;
-            try (GptFastNative.MachineLimits limits = GptFastNative.measureMachineLimits(t)) {
-                flops = limits.matmul_flops_per_second();
-                bandwidth = limits.read_bytes_per_second();
-            }
-            System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s, read %.1f GB/s%n", t, flops / 1e9, bandwidth / 1e9);
+            Limits limits = limits(t);
+            double flops = limits.flops(), bandwidth = limits.bandwidth();
             for (int b : batchSizes) {
                 List<Double> rates = new ArrayList<>();
                 ModelConfig c;
+                long weightBytes;
                 try (Engine engine = load(t, 0, b)) {
                     c = engine.config();
+                    weightBytes = engine.weightBytes();
                     for (int run = 0; run < warmup + runs; run++) {
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).build();
@@ -159,16 +199,60 @@ final class BenchCommand implements Callable<Integer> {
                 double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
                 long matmulWeights = c.parameterCount() - (long) c.vocabSize() * c.dim();  // embeddings are a lookup
                 double flopRoof = flops / (2.0 * matmulWeights);
-                double memoryRoof = bandwidth / (matmulWeights * ("bf16".equals(model.dtype) ? 2.0 : 4.0)) * b;
-                System.out.printf("%-24s %7d %6d %12d %14.1f %16.1f %14.1f %6.0f%% %14.1f %6.0f%%%n", label(), t, b,
-                        newTokens, med, med / b, flopRoof, 100 * med / flopRoof, memoryRoof, 100 * med / memoryRoof);
+                double memoryRoof = bandwidth / weightBytes * b;
+                if (json) {
+                    jsonRow(c, t, b, batchPrompt(null, 0).length, 0, Double.NaN, med, weightBytes, bandwidth,
+                            med / memoryRoof, flops, null);
+                } else {
+                    System.out.printf("%-24s %7s %7d %6d %12d %14.1f %16.1f %14.1f %6.0f%% %14.1f %6.0f%%%n", label(),
+                            weightsLabel(), t, b, newTokens, med, med / b, flopRoof, 100 * med / flopRoof, memoryRoof,
+                            100 * med / memoryRoof);
+                }
             }
         }
-        System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
-                + "read bandwidth measured in this run, %s weights)%n", runs, model.dtype);
+        if (!json) {
+            System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
+                    + "read bandwidth measured in this run; %s)%n", runs, cpuName());
+        }
     }
 
+    /** One configuration as one line of JSON (--json). */
+    private void jsonRow(ModelConfig c, int t, int batch, int promptLength, int k, double prefill, double decode,
+                         long weightBytes, double bandwidth, double fraction, double flops, Medians m) {
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var o = mapper.createObjectNode();
+        o.put("checkpoint", randomName != null ? "random:" + randomName : model.checkpoint.toString());
+        o.put("parameters", c.parameterCount());
+        o.put("dtype", model.dtype);
+        o.put("quantize", model.quantize == null ? "" : model.quantize);
+        o.put("threads", t);
+        o.put("batch_size", batch);
+        o.put("speculate_k", k);
+        o.put("prompt_tokens", promptLength);
+        o.put("new_tokens", newTokens);
+        if (!Double.isNaN(prefill)) o.put("prefill_tokens_per_second", prefill);
+        o.put("decode_tokens_per_second", decode);
+        o.put("weight_bytes", weightBytes);
+        o.put("bandwidth_bytes_per_second", bandwidth);
+        o.put("roofline_tokens_per_second", bandwidth / weightBytes * batch);
+        o.put("roofline_fraction", fraction);
+        o.put("matmul_flops_per_second", flops);
+        if (m != null) {
+            o.put("time_to_first_token_ms", m.ttft);
+            if (k > 0) {
+                o.put("acceptance_rate", m.acceptance);
+                o.put("tokens_per_verify", m.perVerify);
+            }
+        }
+        o.put("runs", runs);
+        o.put("cpu", cpuName());
+        o.put("cores_visible", Runtime.getRuntime().availableProcessors());
+        System.out.println(o.toString());
+    }
+
+    /** engine null: only the length matters. */
     private int[] batchPrompt(Engine engine, int i) {
+        if (engine == null) return new int[prompt != null ? 0 : promptTokens];
         return prompt != null ? engine.promptTokens(prompt)
                 : randomIds(engine.config().vocabSize(), engine.tokenizer().bosId(), 42 + i);
     }
@@ -183,7 +267,8 @@ final class BenchCommand implements Callable<Integer> {
     private EngineOptions randomOptions(ModelConfig config, int threadCount, int k, int batch) {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
         return new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device, threadCount, cache,
-                null, null, k, batch, model.prefillChunk != null ? model.prefillChunk : Defaults.PREFILL_CHUNK);
+                null, null, k, batch, model.prefillChunk != null ? model.prefillChunk : Defaults.PREFILL_CHUNK,
+                model.quantize, model.draftQuantize);
     }
 
     /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
@@ -197,11 +282,21 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private void row(String params, int t, int promptLength, String k, Medians m, double speedup) {
-        System.out.printf("%-24s %8s %5s %7d %6d %5d %4s %13.1f %9.2f %12.1f %8s %8s %7.2fx%n", label(), params,
-                model.dtype, t, promptLength, newTokens, k, m.prefill, m.ttft, m.decode,
-                k.equals("-") ? "-" : String.format("%.0f%%", 100 * m.acceptance),
-                k.equals("-") ? "-" : String.format("%.2f", m.perVerify), speedup);
+    private ModelConfig benchConfig;  // of the last loaded engine, for --json rows
+
+    private void row(String params, int t, int promptLength, int k, Medians m, double speedup, long weightBytes,
+                     double bandwidth, int batch) {
+        double roof = bandwidth / weightBytes;
+        if (json) {
+            jsonRow(benchConfig, t, batch, promptLength, k, m.prefill, m.decode, weightBytes, bandwidth, m.decode / roof,
+                    Double.NaN, m);
+            return;
+        }
+        System.out.printf("%-24s %8s %7s %7d %6d %5d %4s %13.1f %9.2f %12.1f %9.2f %10.1f %5.0f%% %8s %8s %7.2fx%n",
+                label(), params, weightsLabel(), t, promptLength, newTokens, k == 0 ? "-" : Integer.toString(k), m.prefill,
+                m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.decode / roof,
+                k == 0 ? "-" : String.format("%.0f%%", 100 * m.acceptance),
+                k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup);
     }
 
     private Medians measure(Engine engine, int[] ids, int threadCount, String what) {
@@ -226,14 +321,19 @@ final class BenchCommand implements Callable<Integer> {
 
     /** An engine with batch slots; k > 0 adds the draft (--draft-checkpoint or --draft-layers). */
     private Engine load(int threadCount, int k, int batch) {
+        Engine engine;
         if (randomName == null) {
             EngineOptions base = model.engineOptions(threadCount).withBatchSize(batch);
-            return Engine.load(k == 0 ? base.withDraft(null, null, base.speculateK())
+            engine = Engine.load(k == 0 ? base.withDraft(null, null, base.speculateK())
                     : base.withDraft(model.draftCheckpoint, model.draftConfig, k));
+        } else {
+            ModelConfig config = randomConfig();
+            engine = withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
+                    Math.max(k, 1), batch), k == 0 ? 0 : draftLayers));
         }
-        ModelConfig config = randomConfig();
-        return withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
-                Math.max(k, 1), batch), k == 0 ? 0 : draftLayers));
+        benchConfig = engine.config();
+        System.err.printf("  loaded: %s%n", engine.describe());
+        return engine;
     }
 
     private int[] promptIds(Engine engine) {

@@ -40,8 +40,17 @@ final class ModelOptionsMixin {
             + "interleave with other sequences' decoding; 0 = whole prompt (default: " + Defaults.PREFILL_CHUNK + ")")
     Integer prefillChunk;
 
+    @Option(names = "--quantize", paramLabel = "int8|int4[:G]", description = "quantize the Linear layers as the model "
+            + "loads, in GPT-Fast's formats (int4 group G in 32, 64, 128, 256; default 128); a checkpoint written by "
+            + "`gptfast quantize` needs no flag")
+    String quantize;
+
+    @Option(names = "--draft-quantize", paramLabel = "int8|int4[:G]", description = "the same for the draft model")
+    String draftQuantize;
+
     EngineOptions engineOptions(int threads) {
         return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint,
-                draftConfig, speculateK, Defaults.BATCH_SIZE, prefillChunk != null ? prefillChunk : Defaults.PREFILL_CHUNK);
+                draftConfig, speculateK, Defaults.BATCH_SIZE, prefillChunk != null ? prefillChunk : Defaults.PREFILL_CHUNK,
+                quantize, draftQuantize);
     }
 }

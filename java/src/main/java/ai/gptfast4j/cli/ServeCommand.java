@@ -114,6 +114,8 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (batchSize != null) b.batchSize = batchSize;
         if (model.prefillChunk != null) b.prefillChunk = model.prefillChunk;
+        if (model.quantize != null) b.quantize = model.quantize;
+        if (model.draftQuantize != null) b.draftQuantize = model.draftQuantize;
         if (model.draftCheckpoint != null) {
             b.speculative = true;
             b.draftModel = model.draftCheckpoint;

@@ -92,7 +92,8 @@ public final class GptFastNative {
     /** Throws if a session option is out of range (the one check of these ranges, see engine_api.h). */
     @Name("gptfast::check_options")
     public static native void checkOptions(@StdString String dtype, @StdString String device, int threads,
-                                           int maxSeqLen, int slots, int prefillChunk, int speculateK);
+                                           int maxSeqLen, int slots, int prefillChunk, int speculateK,
+                                           @StdString String quantize);
 
     static { load(); }
 
@@ -105,16 +106,16 @@ public final class GptFastNative {
     public static class Session extends Pointer {
         static { load(); }
         public Session(String checkpointPath, String format, ModelSpec model, String dtype, String device,
-                       int threads, int maxSeqLen, int slots, int prefillChunk) {
-            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, slots, prefillChunk);
+                       int threads, int maxSeqLen, int slots, int prefillChunk, String quantize) {
+            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, slots, prefillChunk, quantize);
         }
         private native void allocate(@StdString String checkpointPath, @StdString String format,
                                      @Const @ByRef ModelSpec model, @StdString String dtype,
                                      @StdString String device, int threads, int maxSeqLen, int slots,
-                                     int prefillChunk);
+                                     int prefillChunk, @StdString String quantize);
 
         public native void load_draft(@StdString String checkpointPath, @StdString String format,
-                                      @Const @ByRef ModelSpec model, int maxSpeculateK);
+                                      @Const @ByRef ModelSpec model, int maxSpeculateK, @StdString String quantize);
         public native void start(int slot, @Const @ByRef SamplingSpec sampling, int speculateK,
                                  @Const int[] prompt, int nTokens);
         public native void suppress_tokens(int slot, @Const int[] ids, int n);
@@ -126,6 +127,7 @@ public final class GptFastNative {
         public native int vocab_size();
         public native int max_speculate_k();
         public native int max_tokens_per_step();
+        public native long weight_bytes();
         @Name("position") public native int slotPosition(int slot);
         public native long rounds(int slot);
         public native long proposed(int slot);
@@ -134,6 +136,22 @@ public final class GptFastNative {
     }
 
     /** What this CPU configuration streams and computes (see bench_api.h), for benchmark rooflines. */
+    /** Writes a weight-only quantized copy of a checkpoint, one layer per next() (see engine_api.h). */
+    @Namespace("gptfast")
+    public static class Quantizer extends Pointer {
+        static { load(); }
+        public Quantizer(String checkpointPath, String format, ModelSpec model, String quantize) {
+            allocate(checkpointPath, format, model, quantize);
+        }
+        private native void allocate(@StdString String checkpointPath, @StdString String format,
+                                     @Const @ByRef ModelSpec model, @StdString String quantize);
+        public native int layers();
+        public native int done();
+        public native @StdString String quantization();
+        public native @StdString String next();
+        public native void save(@StdString String outPath);
+    }
+
     @Namespace("gptfast")
     public static class MachineLimits extends Pointer {
         static { load(); }

@@ -3,6 +3,7 @@ package ai.gptfast4j.serve;
 import ai.gptfast4j.Defaults;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GptFastException;
+import ai.gptfast4j.natives.GptFastNative;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import java.io.IOException;
@@ -27,7 +28,8 @@ public record ServeConfig(
         int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream,
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
-        int batchSize, int prefillChunk, int maxBatchDelayMs, List<String> notes) {
+        int batchSize, int prefillChunk, int maxBatchDelayMs, String quantize, String draftQuantize,
+        List<String> notes) {
 
     /** Top-level TorchServe keys we read or knowingly accept. */
     private static final Set<String> TOP_KEYS = Set.of("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay",
@@ -37,7 +39,7 @@ public record ServeConfig(
     private static final Set<String> HANDLER_KEYS = Set.of("model_path", "converted_ckpt_dir", "checkpoint_path",
             "tokenizer_path", "compile", "speculative", "draft_model_path", "draft_checkpoint_path", "speculate_k",
             "max_new_tokens", "max_new_tokens_cap", "temperature", "top_k", "stream", "threads", "dtype",
-            "model_config", "model_name", "prefill_chunk");
+            "model_config", "model_name", "prefill_chunk", "quantize", "draft_quantize");
 
     public static Builder builder() {
         return new Builder();
@@ -106,6 +108,8 @@ public record ServeConfig(
         if (h.has("temperature")) b.defaultTemperature = (float) y.number(h, "temperature");
         if (h.has("top_k")) b.defaultTopK = y.integer(h, "top_k");
         if (h.has("prefill_chunk")) b.prefillChunk = y.integer(h, "prefill_chunk");
+        if (h.has("quantize") && !h.get("quantize").isNull()) b.quantize = y.string(h, "quantize");
+        if (h.has("draft_quantize") && !h.get("draft_quantize").isNull()) b.draftQuantize = y.string(h, "draft_quantize");
         return b;
     }
 
@@ -182,6 +186,8 @@ public record ServeConfig(
         public int batchSize = Defaults.BATCH_SIZE;
         public int prefillChunk = Defaults.PREFILL_CHUNK;
         public int maxBatchDelayMs = 0;
+        public String quantize = "";
+        public String draftQuantize = "";
         final List<String> notes = new ArrayList<>();
 
         public ServeConfig build() {
@@ -206,6 +212,13 @@ public record ServeConfig(
             if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
                 throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
             }
+            for (String[] q : new String[][] {{"handler.quantize", quantize}, {"handler.draft_quantize", draftQuantize}}) {
+                try {  // the one check of --quantize values, naming the key
+                    GptFastNative.checkOptions(Defaults.DTYPE, Defaults.DEVICE, 0, 0, 1, 0, 1, q[1] == null ? "" : q[1]);
+                } catch (RuntimeException e) {
+                    throw new GptFastException(q[0] + ": " + e.getMessage());
+                }
+            }
             if (speculative && draftModel == null) {
                 throw new GptFastException("handler.speculative is true but no handler.draft_model_path "
                         + "(or draft_checkpoint_path) is given");
@@ -229,7 +242,7 @@ public record ServeConfig(
                     List.copyOf(deviceIds), threadsPerWorker, minWorkers, maxWorkers, queueSize, defaultMaxNewTokens,
                     defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
                     compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
-                    List.copyOf(all));
+                    quantize, draftQuantize, List.copyOf(all));
         }
 
         /** The checkpoint's directory name (model.pth in models/stories260K serves as "stories260K"). */

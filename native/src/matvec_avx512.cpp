@@ -1,0 +1,6 @@
+// AVX-512: 16 lanes (CMake adds the AVX-512 F/BW/DQ/VL flags).
+#define GPTFAST_ISA kernels_avx512
+#define GPTFAST_L 16
+#define GPTFAST_V 6
+#define GPTFAST_V4 4
+#include "matvec_kernels.inc"

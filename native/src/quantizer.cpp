@@ -1,0 +1,106 @@
+// The Quantizer API: reads a checkpoint, quantizes its Linear layers one by one (linear_weight.h
+// owns the formats and the math) and writes a torch.save zip.
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "gptfast/engine_api.h"
+#include "guarded.h"
+#include "linear_weight.h"
+#include "state_dict.h"
+
+namespace gptfast {
+
+struct LayerShape {
+  std::string name;
+  int64_t out, in;
+};
+
+class QuantizerState {
+ public:
+  QuantizerState(const std::string& path, const std::string& format, const ModelSpec& spec, const std::string& quantize)
+      : quant_(parse_quantize(quantize)), weights_(load_checkpoint(path, format, spec)) {
+    if (quant_.kind == WeightKind::dense) throw Error("quantize: give int8, int4 or int4:G");
+    check_model(spec);
+    for (const auto& [name, tensor] : weights_) {
+      const bool quantized = name.size() > 7 && (name.rfind(".scales") == name.size() - 7 ||
+                                                 name.find(".scales_and_zeros") != std::string::npos);
+      if (quantized) throw Error("checkpoint is already quantized ('" + name + "'); quantize the original checkpoint");
+    }
+    const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
+    const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
+    for (int i = 0; i < spec.n_layer; ++i) {
+      const std::string p = "layers." + std::to_string(i) + ".";
+      layers_.push_back({p + "attention.wqkv", q_dim + 2 * kv_dim, dim});
+      layers_.push_back({p + "attention.wo", dim, q_dim});
+      layers_.push_back({p + "feed_forward.w1", ffn, dim});
+      layers_.push_back({p + "feed_forward.w2", dim, ffn});
+      layers_.push_back({p + "feed_forward.w3", ffn, dim});
+    }
+    layers_.push_back({"output", spec.vocab_size, dim});
+    // Check every shape before the long part starts.
+    for (const LayerShape& l : layers_) take_tensor(weights_, l.name + ".weight", {l.out, l.in}, at::TensorOptions());
+  }
+
+  int layers() const { return int(layers_.size()); }
+  int done() const { return done_; }
+  std::string quantization() const { return quant_.name(); }
+
+  std::string next() {
+    if (done_ == layers()) throw Error("quantize: every layer is done");
+    const LayerShape& l = layers_[done_];
+    const LinearWeight w = quantize(weights_.at(l.name + ".weight"), quant_);
+    put_linear(weights_, l.name, w);
+    ++done_;
+    return l.name;
+  }
+
+  void save(const std::string& out_path) {
+    if (done_ != layers()) throw Error("quantize: " + std::to_string(layers() - done_) + " layers are not done yet");
+    c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+    for (const auto& [name, tensor] : weights_) dict.insert(name, tensor.contiguous());
+    const std::vector<char> bytes = torch::jit::pickle_save(dict);
+    const std::string tmp = out_path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) throw Error("cannot write '" + tmp + "'");
+      out.write(bytes.data(), std::streamsize(bytes.size()));
+      out.close();
+      if (!out) {
+        std::remove(tmp.c_str());
+        throw Error("writing '" + tmp + "' failed (disk full?)");
+      }
+    }
+    if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      throw Error("cannot rename '" + tmp + "' to '" + out_path + "'");
+    }
+  }
+
+ private:
+  QuantSpec quant_;
+  StateDict weights_;
+  std::vector<LayerShape> layers_;
+  int done_ = 0;
+};
+
+Quantizer::Quantizer(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
+                     const std::string& quantize) {
+  guarded("quantize", [&] { state_ = std::make_unique<QuantizerState>(checkpoint_path, format, model, quantize); });
+}
+Quantizer::~Quantizer() = default;
+int Quantizer::layers() const { return state_->layers(); }
+int Quantizer::done() const { return state_->done(); }
+std::string Quantizer::quantization() const { return state_->quantization(); }
+std::string Quantizer::next() {
+  return guarded("quantize", [&] {
+    c10::InferenceMode no_grad;
+    return state_->next();
+  });
+}
+void Quantizer::save(const std::string& out_path) {
+  guarded("saving quantized checkpoint", [&] { state_->save(out_path); });
+}
+
+}  // namespace gptfast
