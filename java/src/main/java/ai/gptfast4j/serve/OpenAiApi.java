@@ -87,10 +87,10 @@ final class OpenAiApi {
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long now = System.currentTimeMillis() / 1000;
         if (stream) {
-            server.streamer().stream(ctx, job, new Sse(id, now, chat, includeUsage));
+            server.streamer().stream(ctx, job, new Sse(id, now, chat, includeUsage), GptServer.clientGone(ctx));
             return;
         }
-        GenerationResult r = server.streamer().await(job);
+        GenerationResult r = server.streamer().await(job, GptServer.clientGone(ctx));
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
         if (chat) {
