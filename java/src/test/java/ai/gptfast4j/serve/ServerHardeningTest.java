@@ -86,6 +86,25 @@ class ServerHardeningTest {
     }
 
     @Test
+    void metricsAuthPutsMetricsBehindTheKeyAndAnyOriginStarAllowsEveryOrigin() throws Exception {
+        ServeConfig.Builder b = ServeConfig.builder();
+        b.checkpoint = ServeTestSupport.storiesPth();
+        b.threadsPerWorker = 1;
+        b.apiKeys = List.of(KEY);
+        b.metricsAuth = true;
+        b.corsOrigins = List.of("*");
+        try (GptServer s = GptServer.start(b.build(), "127.0.0.1", 0)) {
+            assertEquals(401, RawHttp.request(s.port(), "GET", "/metrics", Map.of(), null).status());
+            assertEquals(200, RawHttp.request(s.port(), "GET", "/metrics", auth(), null).status());
+            assertEquals(200, RawHttp.request(s.port(), "GET", "/ping", Map.of(), null).status());
+            RawHttp.Response any = RawHttp.request(s.port(), "GET", "/v1/models",
+                    Map.of("Authorization", "Bearer " + KEY, "Origin", "http://anything.example"), null);
+            assertEquals(200, any.status());
+            assertEquals("*", any.header("Access-Control-Allow-Origin"));
+        }
+    }
+
+    @Test
     void foreignOriginsAndHostsGet403AndTheListedOriginGetsCors() throws Exception {
         RawHttp.Response evil = RawHttp.request(port, "POST", "/v1/completions",
                 Map.of("Authorization", "Bearer " + KEY, "Origin", "http://evil.example"), COMPLETION);
