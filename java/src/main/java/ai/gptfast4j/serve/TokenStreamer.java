@@ -51,12 +51,16 @@ final class TokenStreamer {
         this.clock = clock;
     }
 
+    /** The deadline of a request accepted now (taken before it is submitted: queueing counts). */
+    long deadline() {
+        return clock.getAsLong() + timeoutNanos;
+    }
+
     /**
      * Waits for the whole result (non-streaming). The deadline cancels the job and answers 504; a
      * client seen gone (clientGone) cancels it and ends the exchange.
      */
-    GenerationResult await(GenerationJob job, BooleanSupplier clientGone) throws InterruptedException {
-        long deadline = clock.getAsLong() + timeoutNanos;
+    GenerationResult await(GenerationJob job, long deadline, BooleanSupplier clientGone) throws InterruptedException {
         while (true) {
             try {
                 return job.await(slice(job, deadline));
@@ -66,8 +70,8 @@ final class TokenStreamer {
         }
     }
 
-    void stream(Context ctx, GenerationJob job, Framing framing, BooleanSupplier clientGone) throws InterruptedException {
-        long deadline = clock.getAsLong() + timeoutNanos;
+    void stream(Context ctx, GenerationJob job, long deadline, Framing framing, BooleanSupplier clientGone)
+            throws InterruptedException {
         String first = nextPiece(job, deadline, clientGone);
         if (first == null) resultNow(job); // ended before any text: surfaces an error as a JSON answer
         HttpServletResponse res = ctx.res();

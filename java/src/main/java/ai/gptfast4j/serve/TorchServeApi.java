@@ -41,11 +41,12 @@ final class TorchServeApi {
         String model = ctx.pathParam("model");
         if (!model.equals(config.modelName())) throw ApiException.modelNotFound(model, config.modelName());
         GenerationRequest request = GptHandler.parse(config, server.readBody(ctx));
+        long deadline = server.streamer().deadline();
         GenerationJob job = server.scheduler().submit(request);
         if (request.stream()) {
-            server.streamer().stream(ctx, job, RAW_TEXT, GptServer.clientGone(ctx));
+            server.streamer().stream(ctx, job, deadline, RAW_TEXT, GptServer.clientGone(ctx));
         } else {
-            GenerationResult r = server.streamer().await(job, GptServer.clientGone(ctx));
+            GenerationResult r = server.streamer().await(job, deadline, GptServer.clientGone(ctx));
             GptServer.json(ctx, Map.of("generated_text", r.completion()));
         }
     }
