@@ -59,6 +59,13 @@ class ServerShutdownTest {
 
             Thread closer = new Thread(server::close, "test-close");
             closer.start();  // the gate stays held: the running streams cannot finish within the timeout
+            waitFor(() -> answers.stream().filter(Future::isDone).count() >= CLIENTS - SLOTS, "the queued ones answered");
+            // the listening socket closes before the queue is answered: no new connections while stopping
+            try (java.net.Socket late = new java.net.Socket("127.0.0.1", port)) {
+                throw new AssertionError("a new connection was accepted during shutdown");
+            } catch (java.net.ConnectException expected) {
+                // refused
+            }
             closer.join(TimeUnit.SECONDS.toMillis(60));
             assertTrue(!closer.isAlive(), "close() did not return");
         } finally {
