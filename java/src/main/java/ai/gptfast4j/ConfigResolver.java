@@ -53,7 +53,7 @@ public final class ConfigResolver {
         try {
             node = JSON.readTree(file.toFile());
         } catch (IOException e) {
-            throw new GptFastException("cannot read model config " + file + ": " + e.getMessage(), e);
+            throw new GptFastException("cannot read model config " + file + ": " + GptFastException.readError(e), e);
         }
         if (node == null || !node.isObject()) throw new GptFastException("model config " + file + " is not a JSON object");
         try {

@@ -42,4 +42,6 @@ public final class Defaults {
     public static final int MAX_NEW_TOKENS_CAP = 1024;
     public static final int REQUEST_TIMEOUT_SECONDS = 300;
     public static final long MAX_BODY_BYTES = 1 << 20;
+    /** On SIGTERM, how long running generations may take to finish before their streams are ended. */
+    public static final int SHUTDOWN_TIMEOUT_SECONDS = 10;
 }

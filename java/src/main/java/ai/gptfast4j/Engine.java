@@ -239,6 +239,7 @@ public final class Engine implements AutoCloseable {
                                        CancellationToken cancel) {
         ensureOpen();
         if (promptIds == null) throw new GptFastException("prompt is null");
+        checkParams(params);
         int slot = freeSlot();
         if (slot < 0) throw new GptFastException("all " + slots.length + " batch slots are busy");
         int k = params.speculateK() != null ? params.speculateK()
@@ -327,6 +328,21 @@ public final class Engine implements AutoCloseable {
     }
 
     public Tokenizer tokenizer() { return tokenizer; }
+    /**
+     * Throws if the parameters do not fit this model: a stop token outside the vocabulary (-1, which
+     * never matches, means "never stop early"). Ranges that do not depend on the model are checked
+     * when the parameters are built.
+     */
+    public void checkParams(GenerationParams params) {
+        if (params.stopTokens() == null) return;
+        for (int t : params.stopTokens()) {
+            if (t != -1 && (t < 0 || t >= config.vocabSize())) {
+                throw new GptFastException("stop token " + t + " is outside the vocabulary [0, " + config.vocabSize()
+                        + ") (-1 = never stop early)");
+            }
+        }
+    }
+
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
     public int contextLength() { return session.max_seq_len(); }

@@ -68,7 +68,8 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         return stopTokens != null ? stopTokens.clone() : new int[] {eosId, bosId};
     }
 
-    boolean usesPenalties() {
+    /** Whether a repetition, presence or frequency penalty is set (those need plain decoding). */
+    public boolean usesPenalties() {
         return repetitionPenalty != 1f || presencePenalty != 0f || frequencyPenalty != 0f;
     }
 

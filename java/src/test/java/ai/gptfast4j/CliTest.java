@@ -142,6 +142,45 @@ class CliTest {
     }
 
     @Test
+    void noArgumentsListsEverySubcommand() {
+        Run r = run();
+        assertOneLineError(r, 2, "missing command");
+        for (String command : GptFastCli.commandLine().getSubcommands().keySet()) {
+            assertTrue(r.err().contains(command), command + " missing from: " + r.err());
+        }
+    }
+
+    /** A checkpoint that does not exist: an argument error must be found before loading would fail (exit 1). */
+    @Test
+    void argumentErrorsAreFoundBeforeTheModelLoads() {
+        String missing = "/nonexistent/model.pth";
+        assertOneLineError(run("generate", "--checkpoint", missing, "--prompt", "x", "--device", "tpu"), 2, "tpu");
+        assertOneLineError(run("generate", "--checkpoint", missing, "--prompt", "x", "--threads", "999"), 2, "threads");
+        assertOneLineError(run("generate", "--checkpoint", missing, "--prompt", "x", "--draft-checkpoint", missing,
+                "--repetition-penalty", "1.2"), 2, "--draft-checkpoint");
+        assertOneLineError(run("generate", "--checkpoint", missing, "--prompt", "x", "--draft-checkpoint", missing,
+                "--frequency-penalty", "0.5"), 2, "--draft-checkpoint");
+    }
+
+    @Test
+    void aStopTokenOutsideTheVocabularyIsRefused() {
+        assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "x",
+                "--stop-token", "99999"), 2, "stop token 99999 is outside the vocabulary [0, 512)");
+        assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "x",
+                "--stop-token", "-2"), 2, "stop token -2");
+        Run never = run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "x",
+                "--stop-token", "-1", "--max-new-tokens", "3", "--json");
+        assertEquals(0, never.exitCode(), never.err());
+    }
+
+    @Test
+    void aConfigFileErrorIsOneLine(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path bad = java.nio.file.Files.writeString(dir.resolve("config.json"), "{\"dim\": \n");
+        assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--config", bad.toString(),
+                "--prompt", "x"), 1, "cannot read model config");
+    }
+
+    @Test
     void runtimeErrorsExitWithOne() {
         assertOneLineError(run("generate", "--checkpoint", "/nonexistent/model.pth", "--prompt", "x"), 1, "not found");
     }

@@ -1,6 +1,6 @@
 package ai.gptfast4j;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -35,11 +35,13 @@ class CorruptCheckpointFuzzTest {
                 loaded++;
             } catch (GptFastException e) {
                 assertTrue(e.getMessage() != null && !e.getMessage().isBlank());
+                assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
                 refused++;
             }
         }
-        assertEquals(30, loaded + refused);
+        // both outcomes must occur, or the corruptions test only one path
         assertTrue(refused > 0, "some corruptions must be detected");
+        assertTrue(loaded > 0, "flipped weight bytes are undetectable and must load; loaded none of " + (loaded + refused));
     }
 
     static byte[] corrupt(byte[] original, Random random) {

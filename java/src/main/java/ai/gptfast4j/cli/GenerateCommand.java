@@ -84,11 +84,20 @@ final class GenerateCommand implements Callable<Integer> {
         } catch (ai.gptfast4j.GptFastException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
+        if (model.draftCheckpoint != null && params.usesPenalties()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--repetition-penalty, --presence-penalty and "
+                    + "--frequency-penalty need plain decoding and cannot be combined with --draft-checkpoint");
+        }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         // progress for big checkpoints; a missing one gets just its one-line error
         if (java.nio.file.Files.exists(options.checkpoint())) System.err.printf("loading %s ...%n", options.checkpoint());
         long loadStart = System.nanoTime();
         try (Engine engine = Engine.load(options)) {
+            try {  // what only the loaded model can tell (the vocabulary) is still an argument error
+                engine.checkParams(params);
+            } catch (ai.gptfast4j.GptFastException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+            }
             System.err.printf("loaded in %.2f s (%s; config: %s)%n", (System.nanoTime() - loadStart) / 1e9,
                     engine.describe(), engine.configSource());
             if (json) {

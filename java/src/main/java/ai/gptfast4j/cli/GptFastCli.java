@@ -19,21 +19,27 @@ public final class GptFastCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "missing command (generate or bench)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing command (one of: "
+                + String.join(", ", spec.subcommands().keySet()) + ")");
     }
 
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new GptFastCli());
         cl.setParameterExceptionHandler((ex, args) -> {
-            ex.getCommandLine().getErr().println("gptfast: " + ex.getMessage() + " (see --help)");
+            ex.getCommandLine().getErr().println("gptfast: " + oneLine(ex.getMessage()) + " (see --help)");
             return 2;
         });
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             String message = ex instanceof GptFastException ? ex.getMessage() : ex.toString();
-            commandLine.getErr().println("gptfast: error: " + message);
+            commandLine.getErr().println("gptfast: error: " + oneLine(message));
             return 1;
         });
         return cl;
+    }
+
+    /** Errors are one line on stderr, whatever a message brings along. */
+    static String oneLine(String message) {
+        return message == null ? "" : message.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 
     public static void main(String[] args) {

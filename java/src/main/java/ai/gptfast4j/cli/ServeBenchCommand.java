@@ -53,6 +53,10 @@ final class ServeBenchCommand implements Callable<Integer> {
     @Option(names = "--max-seconds", defaultValue = "300", description = "stop sending after this long per client count (default: ${DEFAULT-VALUE})")
     int maxSeconds;
 
+    @Option(names = "--soak", paramLabel = "N", description = "instead of the table: N requests from the largest "
+            + "client count, printing the process's resident memory (RSS) every N/10 requests")
+    Integer soak;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -60,8 +64,10 @@ final class ServeBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (model.checkpoint == null) throw new CommandLine.ParameterException(spec.commandLine(), "missing --checkpoint");
-        if (requests < 1 || maxNewTokens < 1 || workers < 1 || clients.stream().anyMatch(c -> c < 1)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--requests, --max-new-tokens, --workers, --clients must be positive");
+        if (requests < 1 || maxNewTokens < 1 || workers < 1 || clients.stream().anyMatch(c -> c < 1)
+                || (soak != null && soak < 10)) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--requests, --max-new-tokens, --workers, --clients must be positive, --soak at least 10");
         }
         ServeConfig.Builder b = ServeConfig.builder();
         b.checkpoint = model.checkpoint;
@@ -75,11 +81,15 @@ final class ServeBenchCommand implements Callable<Integer> {
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
         try (GptServer server = GptServer.start(b.build(), "127.0.0.1", 0)) {
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
-            run(http, uri, Math.max(4, 2 * workers), 2); // warm-up
+            run(http, uri, Math.max(4, 2 * workers), 2, n -> { }); // warm-up
+            if (soak != null) {
+                soak(http, uri, Collections.max(clients));
+                return 0;
+            }
             System.out.printf("%-8s %8s %6s %7s %8s %8s %10s %9s %9s%n", "clients", "requests", "ok", "failed",
                     "wall s", "req/s", "tok/s", "p50 ms", "p99 ms");
             for (int c : clients) {
-                Result r = run(http, uri, requests, c);
+                Result r = run(http, uri, requests, c, n -> { });
                 System.out.printf("%-8d %8d %6d %7d %8.2f %8.1f %10.0f %9.1f %9.1f%n", c, r.sent, r.ok, r.failed,
                         r.wallSeconds, r.ok / r.wallSeconds, r.tokens / r.wallSeconds, r.percentile(50), r.percentile(99));
             }
@@ -100,7 +110,41 @@ final class ServeBenchCommand implements Callable<Integer> {
         }
     }
 
-    private Result run(HttpClient http, URI uri, int total, int clientCount) throws InterruptedException {
+    /** N requests from clientCount clients; a line with the process's RSS every N/10 answered requests. */
+    private void soak(HttpClient http, URI uri, int clientCount) throws InterruptedException {
+        int every = soak / 10;
+        System.out.printf("%10s %10s %14s %14s%n", "requests", "RSS MiB", "heap used MiB", "heap committed");
+        java.util.function.IntConsumer line = n -> System.out.printf("%10d %10.1f %14.1f %14.1f%n", n, rssMiB(),
+                heapMiB(), Runtime.getRuntime().totalMemory() / (1024.0 * 1024.0));
+        line.accept(0);
+        Result r = run(http, uri, soak, clientCount, n -> {
+            if (n % every == 0) line.accept(n);
+        });
+        System.out.printf("(%d requests, %d ok, %d failed, %.1f s; %d clients, %s, %s, max_new_tokens %d; RSS of the "
+                + "whole process: server, engines and clients)%n", r.sent, r.ok, r.failed, r.wallSeconds, clientCount,
+                model.checkpoint, workers + " worker(s) x batch " + batchSize, maxNewTokens);
+    }
+
+    /** VmRSS from /proc/self/status (Linux); NaN elsewhere. */
+    static double rssMiB() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+            }
+        } catch (java.io.IOException | NumberFormatException e) {
+            // not Linux
+        }
+        return Double.NaN;
+    }
+
+    private static double heapMiB() {
+        Runtime rt = Runtime.getRuntime();
+        return (rt.totalMemory() - rt.freeMemory()) / (1024.0 * 1024.0);
+    }
+
+    private Result run(HttpClient http, URI uri, int total, int clientCount, java.util.function.IntConsumer answered)
+            throws InterruptedException {
+        AtomicInteger done = new AtomicInteger();
         AtomicInteger next = new AtomicInteger();
         AtomicInteger ok = new AtomicInteger(), failed = new AtomicInteger();
         AtomicLong tokens = new AtomicLong();
@@ -131,6 +175,7 @@ final class ServeBenchCommand implements Callable<Integer> {
                     } catch (Exception e) {
                         failed.incrementAndGet();
                     }
+                    answered.accept(done.incrementAndGet());
                 }
             });
             threads.add(t);

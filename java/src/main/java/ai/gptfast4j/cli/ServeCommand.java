@@ -1,9 +1,14 @@
 package ai.gptfast4j.cli;
 
+import ai.gptfast4j.Defaults;
+import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GptFastException;
 import ai.gptfast4j.serve.GptServer;
 import ai.gptfast4j.serve.ServeConfig;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -15,7 +20,9 @@ import picocli.CommandLine.Option;
 /**
  * {@code gptfast serve}: the HTTP server (TorchServe inference + management routes, OpenAI
  * routes, Prometheus metrics). Settings come from a TorchServe model-config.yaml (--config) or
- * from --checkpoint; the options below override either. Stops gracefully on SIGINT/SIGTERM.
+ * from --checkpoint; the options below override either. Every option is checked before a model
+ * loads (exit code 2). On SIGINT/SIGTERM it stops gracefully (see {@link GptServer#close()}) and
+ * exits with 0.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Serve the model over HTTP: TorchServe-compatible /predictions, /ping, /models; "
@@ -61,28 +68,82 @@ final class ServeCommand implements Callable<Integer> {
                     + "default: handler.stream from --config (true if absent, as in TorchServe's example), else false")
     Boolean stream;
 
+    @Option(names = "--shutdown-timeout-s", paramLabel = "S", description = "on SIGTERM/SIGINT: queued requests get 503 "
+            + "at once, running generations get S seconds to finish, then their streams end with an error (default: "
+            + Defaults.SHUTDOWN_TIMEOUT_SECONDS + ")")
+    Integer shutdownTimeout;
+
+    @Option(names = "--api-key", paramLabel = "KEY", description = "require 'Authorization: Bearer KEY' on every route "
+            + "but /ping (and /metrics, see --metrics-auth); repeatable. Also from --api-key-file and $GPTFAST_API_KEY")
+    List<String> apiKeys;
+
+    @Option(names = "--api-key-file", paramLabel = "PATH", description = "file with one API key per line (# comments)")
+    Path apiKeyFile;
+
+    @Option(names = "--metrics-auth", description = "/metrics needs the API key too (default: open, for scrapers)")
+    boolean metricsAuth;
+
+    @Option(names = "--cors-origins", split = ",", paramLabel = "ORIGIN", description = "browser origins "
+            + "(scheme://host[:port], or *) allowed to call the server; requests from other origins get 403 (default: none)")
+    List<String> corsOrigins;
+
+    @Option(names = "--allowed-hosts", split = ",", paramLabel = "NAME", description = "Host names accepted besides "
+            + "loopback ones while bound to loopback (DNS-rebinding protection; default: none)")
+    List<String> allowedHosts;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    /** Environment variable with an API key (for keys kept off the command line). */
+    static final String API_KEY_ENV = "GPTFAST_API_KEY";
 
     @Override
     public Integer call() throws InterruptedException {
         ServeConfig config;
         try {
+            if (port < 0 || port > 65535) throw new GptFastException("--port must be in [0, 65535], got " + port);
             config = config().build();
         } catch (GptFastException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
+        CountDownLatch stop = new CountDownLatch(1);
+        for (String signal : List.of("TERM", "INT")) {
+            try {
+                sun.misc.Signal.handle(new sun.misc.Signal(signal), sig -> stop.countDown());
+            } catch (IllegalArgumentException e) {
+                // not a signal on this platform; the shutdown hook below still stops the server
+            }
+        }
         GptServer server = GptServer.start(config, host, port);
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            System.err.println("gptfast: shutting down");
-            server.close();
-            stopped.countDown();
-        }, "gptfast-shutdown"));
+        Runtime.getRuntime().addShutdownHook(new Thread(server::close, "gptfast-shutdown"));
         System.out.println("listening on http://" + host + ":" + server.port() + " (model '" + config.modelName()
-                + "', " + config.maxWorkers() + " worker(s))");
+                + "', " + config.maxWorkers() + " worker(s)" + (config.access().apiKeys().isEmpty() ? ""
+                : ", API key required") + ")");
         System.out.flush();
-        stopped.await();
+        stop.await();
+        System.err.println("gptfast: shutting down (running generations get up to " + config.shutdownTimeoutSeconds()
+                + " s)");
+        server.close();
         return 0;
+    }
+
+    /** --api-key values, the lines of --api-key-file, and $GPTFAST_API_KEY. */
+    private List<String> keys() {
+        List<String> keys = new ArrayList<>();
+        if (apiKeys != null) keys.addAll(apiKeys);
+        if (apiKeyFile != null) {
+            try {
+                for (String line : Files.readAllLines(apiKeyFile)) {
+                    String k = line.strip();
+                    if (!k.isEmpty() && !k.startsWith("#")) keys.add(k);
+                }
+            } catch (IOException e) {
+                throw new GptFastException("cannot read --api-key-file " + apiKeyFile + ": " + GptFastException.readError(e));
+            }
+            if (keys.isEmpty()) throw new GptFastException("--api-key-file " + apiKeyFile + " holds no key");
+        }
+        String env = System.getenv(API_KEY_ENV);
+        if (env != null && !env.isBlank()) keys.add(env.strip());
+        return keys;
     }
 
     ServeConfig.Builder config() {
@@ -101,12 +162,14 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (model.tokenizer != null) b.tokenizer = model.tokenizer;
         if (!"fp32".equals(model.dtype)) b.dtype = model.dtype;
+        // the device by the engine's own check, before anything loads
+        new EngineOptions(b.checkpoint, null, null, model.dtype, model.device, 0, 0);
         if (model.device.startsWith("cuda")) {
             b.deviceType = "gpu";
             int colon = model.device.indexOf(':');
             if (colon > 0) b.deviceIds = List.of(Integer.parseInt(model.device.substring(colon + 1)));
         }
-        if (model.maxSeqLen != 0) throw new GptFastException("--max-seq-len is not supported by serve");
+        if (model.maxSeqLen != 0) b.maxSeqLen = model.maxSeqLen;
         if (modelName != null) b.modelName = modelName;
         if (workers != null) {
             b.maxWorkers = workers;
@@ -127,6 +190,11 @@ final class ServeCommand implements Callable<Integer> {
         if (requestTimeout != null) b.requestTimeoutSeconds = requestTimeout;
         if (maxNewTokensCap != null) b.maxNewTokensCap = maxNewTokensCap;
         if (stream != null) b.stream = stream;
+        if (shutdownTimeout != null) b.shutdownTimeoutSeconds = shutdownTimeout;
+        b.apiKeys = keys();
+        b.metricsAuth = metricsAuth;
+        if (corsOrigins != null) b.corsOrigins = corsOrigins;
+        if (allowedHosts != null) b.allowedHosts = allowedHosts;
         return b;
     }
 

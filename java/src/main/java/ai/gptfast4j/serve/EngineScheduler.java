@@ -26,11 +26,21 @@ public final class EngineScheduler implements RequestScheduler {
     private final List<GptHandler> handlers = new ArrayList<>();
     private final List<Thread> threads = new ArrayList<>();
     private final AtomicIntegerArray active;  // sequences per worker
+    private final Runnable beforeStep;
+    private final Object idle = new Object();  // notified when a worker's running set changes
+    private volatile boolean stopping;
 
     /** Loads maxWorkers engines with the loader (see {@link GptHandler#GptHandler(Function)}) and starts the workers. */
     public EngineScheduler(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader, ServerMetrics metrics) {
+        this(config, engineLoader, metrics, () -> { });
+    }
+
+    /** Same; each worker runs beforeStep before every engine step (tests hold steps with it). */
+    EngineScheduler(ServeConfig config, Function<GptHandler.Context, Engine> engineLoader, ServerMetrics metrics,
+                    Runnable beforeStep) {
         this.queue = new JobQueue(config.queueSize(), metrics);
         this.metrics = metrics;
+        this.beforeStep = beforeStep;
         this.active = new AtomicIntegerArray(config.maxWorkers());
         try {
             for (int i = 0; i < config.maxWorkers(); i++) {
@@ -59,13 +69,16 @@ public final class EngineScheduler implements RequestScheduler {
     private void work(int id) {
         Engine engine = handlers.get(id).engine();
         Map<Engine.Sequence, GenerationJob> running = new HashMap<>();
-        while (!queue.isClosed()) {
+        while (!stopping) {
             try {
                 admit(engine, running);
             } catch (InterruptedException e) {
-                break;
+                continue;  // stop() interrupts; stopping says whether to leave
             }
+            setActive(id, running.size());
+            if (running.isEmpty() && queue.isClosed()) break;  // drained: nothing left to do
             if (!running.isEmpty()) {
+                beforeStep.run();
                 try {
                     for (Engine.Sequence s : engine.step()) finish(running, s);
                 } catch (Throwable t) {  // a native failure ends the worker's sequences, not the server
@@ -78,13 +91,23 @@ public final class EngineScheduler implements RequestScheduler {
                     running.clear();
                 }
             }
-            active.set(id, running.size());
+            setActive(id, running.size());
         }
-        for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {  // shutting down
+        for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {  // stopped before they finished
             engine.abort(e.getKey());
-            e.getValue().complete(e.getKey().result());
+            metrics.cancelled("shutdown");
+            e.getValue().fail(new ApiException(503, "server_error", "shutting_down",
+                    "the server shut down before this generation finished"));
         }
-        active.set(id, 0);
+        setActive(id, 0);
+    }
+
+    private void setActive(int id, int n) {
+        if (active.getAndSet(id, n) != n) {
+            synchronized (idle) {
+                idle.notifyAll();
+            }
+        }
     }
 
     /** Fills free slots from the queue; waits for a job only when nothing is running. */
@@ -131,9 +154,28 @@ public final class EngineScheduler implements RequestScheduler {
     }
 
     @Override
-    public void close() {
-        if (queue.isClosed()) return;
+    public void drain() {
         queue.close();
+    }
+
+    @Override
+    public boolean awaitIdle(long timeoutNanos) throws InterruptedException {
+        long until = System.nanoTime() + timeoutNanos;
+        synchronized (idle) {
+            while (activeGenerations() > 0 || queue.size() > 0) {
+                long left = until - System.nanoTime();
+                if (left <= 0) return false;
+                idle.wait(Math.max(1, left / 1_000_000));
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void close() {
+        if (stopping) return;
+        queue.close();
+        stopping = true;
         threads.forEach(Thread::interrupt);  // wakes idle workers; running sequences end at the next step
         for (Thread t : threads) {
             try {

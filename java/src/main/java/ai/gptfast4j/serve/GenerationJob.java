@@ -72,10 +72,10 @@ public final class GenerationJob {
      * The next piece of streamed text (the first may be empty), or null once generation has ended (then {@link #await}
      * returns at once).
      *
-     * @throws TimeoutException if nothing arrives before the deadline (System.nanoTime based)
+     * @throws TimeoutException if nothing arrives within maxWaitNanos
      */
-    public String nextPiece(long deadlineNanos) throws TimeoutException, InterruptedException {
-        String p = pieces.poll(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
+    public String nextPiece(long maxWaitNanos) throws TimeoutException, InterruptedException {
+        String p = pieces.poll(Math.max(0, maxWaitNanos), TimeUnit.NANOSECONDS);
         if (p == null) throw new TimeoutException();
         if (p == END) {
             pieces.add(END); // keep the end visible to later calls
@@ -84,10 +84,14 @@ public final class GenerationJob {
         return p;
     }
 
-    /** The result; the worker's exception (an unchecked one) is rethrown as is. */
-    public GenerationResult await(long deadlineNanos) throws TimeoutException, InterruptedException {
+    /**
+     * The result, waiting at most maxWaitNanos; the worker's exception (an unchecked one) is rethrown as is.
+     *
+     * @throws TimeoutException if it is not there in time
+     */
+    public GenerationResult await(long maxWaitNanos) throws TimeoutException, InterruptedException {
         try {
-            return result.get(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
+            return result.get(Math.max(0, maxWaitNanos), TimeUnit.NANOSECONDS);
         } catch (ExecutionException e) {
             Throwable c = e.getCause();
             if (c instanceof RuntimeException re) throw re;

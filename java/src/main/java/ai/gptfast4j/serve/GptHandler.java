@@ -79,7 +79,7 @@ public final class GptHandler implements AutoCloseable {
 
     private static EngineOptions options(ServeConfig c, String device, int threads) {
         EngineOptions o = new EngineOptions(c.checkpoint(), c.tokenizer(), c.architectureConfig(), c.dtype(), device,
-                threads, 0).withBatchSize(c.batchSize()).withPrefillChunk(c.prefillChunk())
+                threads, c.maxSeqLen()).withBatchSize(c.batchSize()).withPrefillChunk(c.prefillChunk())
                 .withQuantize(c.quantize(), c.draftQuantize());
         return c.speculative() ? o.withDraft(c.draftModel(), null, c.speculateK()) : o;
     }

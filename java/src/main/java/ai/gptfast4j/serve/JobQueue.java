@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The bounded queue every scheduler takes jobs from. A full queue, or one that is closing,
@@ -11,6 +12,8 @@ import java.util.concurrent.BlockingQueue;
  */
 final class JobQueue {
     private static final int RETRY_AFTER_SECONDS = 1;
+    /** How often an idle worker looks whether the queue was closed. */
+    private static final long POLL_MILLIS = 50;
 
     private final BlockingQueue<GenerationJob> queue;
     private final int capacity;
@@ -24,9 +27,13 @@ final class JobQueue {
     }
 
     GenerationJob submit(GenerationRequest request) {
-        if (closed) throw shuttingDown();
         GenerationJob job = new GenerationJob(request);
-        if (!queue.offer(job)) {
+        boolean queued;
+        synchronized (this) {  // with close(): a job is either refused or drained, never left behind
+            if (closed) throw shuttingDown();
+            queued = queue.offer(job);
+        }
+        if (!queued) {
             metrics.rejected("queue_full");
             throw new ApiException(503, "server_error", "queue_full", "server busy: the request queue is full ("
                     + capacity + " waiting); retry later", RETRY_AFTER_SECONDS);
@@ -34,10 +41,11 @@ final class JobQueue {
         return job;
     }
 
-    /** The next job to start, waiting for one if `wait`, else null when none is queued. */
+    /** The next job to start, waiting for one if `wait` (until the queue closes), else null when none is queued. */
     GenerationJob next(boolean wait) throws InterruptedException {
         while (true) {
-            GenerationJob job = wait ? queue.take() : queue.poll();
+            GenerationJob job = queue.poll();
+            while (job == null && wait && !closed) job = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
             if (job == null || !job.isCancelled()) return job;
             job.fail(new ApiException(499, "cancelled", "cancelled", "request cancelled before it started"));
         }
@@ -47,11 +55,13 @@ final class JobQueue {
     int capacity() { return capacity; }
     boolean isClosed() { return closed; }
 
-    /** Refuses new jobs and fails the waiting ones with 503. */
+    /** Refuses new jobs and fails the waiting ones with 503 (idempotent). */
     void close() {
-        closed = true;
         List<GenerationJob> waiting = new ArrayList<>();
-        queue.drainTo(waiting);
+        synchronized (this) {
+            closed = true;
+            queue.drainTo(waiting);
+        }
         for (GenerationJob j : waiting) j.fail(shuttingDown());
     }
 

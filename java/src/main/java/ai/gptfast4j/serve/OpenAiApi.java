@@ -83,14 +83,15 @@ final class OpenAiApi {
             if (!so.isObject()) throw JsonBody.wrongType("stream_options", "an object", so);
             includeUsage = Boolean.TRUE.equals(JsonBody.bool((ObjectNode) so, "include_usage"));
         }
+        long deadline = server.streamer().deadline();
         GenerationJob job = server.scheduler().submit(new GenerationRequest(prompt, params, stream));
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long now = System.currentTimeMillis() / 1000;
         if (stream) {
-            server.streamer().stream(ctx, job, new Sse(id, now, chat, includeUsage));
+            server.streamer().stream(ctx, job, deadline, new Sse(id, now, chat, includeUsage), GptServer.clientGone(ctx));
             return;
         }
-        GenerationResult r = server.streamer().await(job);
+        GenerationResult r = server.streamer().await(job, deadline, GptServer.clientGone(ctx));
         Map<String, Object> choice = new LinkedHashMap<>();
         choice.put("index", 0);
         if (chat) {

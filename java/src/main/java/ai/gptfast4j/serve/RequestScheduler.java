@@ -31,7 +31,19 @@ public interface RequestScheduler extends AutoCloseable {
 
     record WorkerStatus(int id, boolean busy, String engine) {}
 
-    /** Stops taking jobs, fails queued ones, lets running ones finish (bounded), frees engines. */
+    /**
+     * Stops taking jobs and answers the queued ones at once (503 with Retry-After); running ones
+     * go on (see {@link #awaitIdle}).
+     */
+    void drain();
+
+    /** Waits until nothing runs or waits; false if the timeout passed first. */
+    boolean awaitIdle(long timeoutNanos) throws InterruptedException;
+
+    /**
+     * Drains, then stops each running generation at its next step (its job fails with a 503
+     * "shut down before this generation finished"), and frees the engines.
+     */
     @Override
     void close();
 }

@@ -1,6 +1,7 @@
 package ai.gptfast4j.serve;
 
 import ai.gptfast4j.Defaults;
+import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GptFastException;
 import ai.gptfast4j.natives.GptFastNative;
@@ -28,8 +29,31 @@ public record ServeConfig(
         int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream,
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
-        int batchSize, int prefillChunk, int maxBatchDelayMs, String quantize, String draftQuantize,
-        List<String> notes) {
+        int batchSize, int prefillChunk, int maxBatchDelayMs, int maxSeqLen, int shutdownTimeoutSeconds,
+        Access access, String quantize, String draftQuantize, List<String> notes) {
+
+    /**
+     * Who may call the server: API keys (empty = no authentication), whether /metrics needs a key
+     * too, the browser origins that may call it (CORS), and extra Host names accepted when bound
+     * to loopback (DNS-rebinding protection). toString never shows the keys.
+     */
+    public record Access(List<String> apiKeys, boolean metricsAuth, List<String> corsOrigins, List<String> allowedHosts) {
+        public Access {
+            apiKeys = List.copyOf(apiKeys);
+            corsOrigins = List.copyOf(corsOrigins);
+            allowedHosts = List.copyOf(allowedHosts);
+        }
+
+        public static Access open() {
+            return new Access(List.of(), false, List.of(), List.of());
+        }
+
+        @Override
+        public String toString() {
+            return "Access[apiKeys=" + apiKeys.size() + " key(s), metricsAuth=" + metricsAuth + ", corsOrigins="
+                    + corsOrigins + ", allowedHosts=" + allowedHosts + "]";
+        }
+    }
 
     /** Top-level TorchServe keys we read or knowingly accept. */
     private static final Set<String> TOP_KEYS = Set.of("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay",
@@ -51,7 +75,7 @@ public record ServeConfig(
         try {
             root = new YAMLMapper().readTree(Files.readString(yaml));
         } catch (IOException e) {
-            throw new GptFastException("cannot read " + yaml + ": " + e.getMessage().lines().findFirst().orElse(""));
+            throw new GptFastException("cannot read " + yaml + ": " + GptFastException.readError(e));
         }
         if (root == null || !root.isObject()) throw new GptFastException(yaml + ": expected a YAML mapping at the top level");
         Path dir = yaml.toAbsolutePath().getParent();
@@ -186,6 +210,12 @@ public record ServeConfig(
         public int batchSize = Defaults.BATCH_SIZE;
         public int prefillChunk = Defaults.PREFILL_CHUNK;
         public int maxBatchDelayMs = 0;
+        public int maxSeqLen = Defaults.MAX_SEQ_LEN;
+        public int shutdownTimeoutSeconds = Defaults.SHUTDOWN_TIMEOUT_SECONDS;
+        public List<String> apiKeys = List.of();
+        public boolean metricsAuth;
+        public List<String> corsOrigins = List.of();
+        public List<String> allowedHosts = List.of();
         public String quantize = "";
         public String draftQuantize = "";
         final List<String> notes = new ArrayList<>();
@@ -209,6 +239,22 @@ public record ServeConfig(
             }
             if (maxBodyBytes < 1) throw new GptFastException("max body bytes must be >= 1, got " + maxBodyBytes);
             if (requestTimeoutSeconds < 1) throw new GptFastException("request timeout must be >= 1 s, got " + requestTimeoutSeconds);
+            if (shutdownTimeoutSeconds < 0) {
+                throw new GptFastException("shutdown timeout must be >= 0 s, got " + shutdownTimeoutSeconds);
+            }
+            for (String key : apiKeys) {  // the key itself is never part of a message
+                if (key == null || key.isBlank() || !key.matches("[\\x21-\\x7e]+")) {
+                    throw new GptFastException("an API key must be non-empty printable ASCII without spaces");
+                }
+            }
+            for (String origin : corsOrigins) {
+                if (!origin.equals("*") && !origin.matches("https?://[^/\\s]+")) {
+                    throw new GptFastException("a CORS origin must be scheme://host[:port] (or *), got '" + origin + "'");
+                }
+            }
+            // the engine options, by the check the engine applies, before anything loads (the device is checked per worker)
+            new EngineOptions(checkpoint, tokenizer, architectureConfig, dtype, Defaults.DEVICE, threadsPerWorker,
+                    maxSeqLen, null, null, speculateK, batchSize, prefillChunk);
             if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
                 throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
             }
@@ -242,6 +288,7 @@ public record ServeConfig(
                     List.copyOf(deviceIds), threadsPerWorker, minWorkers, maxWorkers, queueSize, defaultMaxNewTokens,
                     defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
                     compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
+                    maxSeqLen, shutdownTimeoutSeconds, new Access(apiKeys, metricsAuth, corsOrigins, allowedHosts),
                     quantize, draftQuantize, List.copyOf(all));
         }
 

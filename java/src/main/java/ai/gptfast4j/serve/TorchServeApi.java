@@ -13,7 +13,8 @@ import java.util.Map;
  * TorchServe's inference and management routes, on the server's one port (TorchServe itself uses
  * 8080 and 8081): {@code GET /ping}, {@code POST /predictions/{model}} (JSON
  * {@code {"generated_text"}}, or HTTP chunked text token by token when streaming),
- * {@code GET /models}, {@code GET /models/{model}}. Errors: {@code {"code","type","message"}}.
+ * {@code GET /models}, {@code GET /models/{model}} (names and settings only: no paths, no pid).
+ * Errors: {@code {"code","type","message"}}.
  */
 final class TorchServeApi {
     private final GptServer server;
@@ -32,7 +33,7 @@ final class TorchServeApi {
         });
         app.post("/predictions/{model}", this::predict);
         app.get("/models", ctx -> GptServer.json(ctx, Map.of("models",
-                List.of(Map.of("modelName", config.modelName(), "modelUrl", modelUrl())))));
+                List.of(Map.of("modelName", config.modelName(), "modelUrl", config.modelName())))));
         app.get("/models/{model}", this::describe);
     }
 
@@ -40,11 +41,12 @@ final class TorchServeApi {
         String model = ctx.pathParam("model");
         if (!model.equals(config.modelName())) throw ApiException.modelNotFound(model, config.modelName());
         GenerationRequest request = GptHandler.parse(config, server.readBody(ctx));
+        long deadline = server.streamer().deadline();
         GenerationJob job = server.scheduler().submit(request);
         if (request.stream()) {
-            server.streamer().stream(ctx, job, RAW_TEXT);
+            server.streamer().stream(ctx, job, deadline, RAW_TEXT, GptServer.clientGone(ctx));
         } else {
-            GenerationResult r = server.streamer().await(job);
+            GenerationResult r = server.streamer().await(job, deadline, GptServer.clientGone(ctx));
             GptServer.json(ctx, Map.of("generated_text", r.completion()));
         }
     }
@@ -69,7 +71,6 @@ final class TorchServeApi {
             m.put("id", Integer.toString(9000 + w.id()));
             m.put("startTime", server.startTime().toString());
             m.put("status", w.busy() ? "BUSY" : "READY");
-            m.put("pid", ProcessHandle.current().pid());
             m.put("gpu", false);
             m.put("engine", w.engine());
             workers.add(m);
@@ -77,7 +78,7 @@ final class TorchServeApi {
         Map<String, Object> d = new LinkedHashMap<>();
         d.put("modelName", config.modelName());
         d.put("modelVersion", "1.0");
-        d.put("modelUrl", modelUrl());
+        d.put("modelUrl", config.modelName());
         d.put("runtime", "java");
         d.put("minWorkers", config.minWorkers());
         d.put("maxWorkers", config.maxWorkers());
@@ -89,18 +90,12 @@ final class TorchServeApi {
         d.put("jobQueueStatus", Map.of("remainingCapacity", s.queueCapacity() - s.queueDepth(),
                 "pendingRequests", s.queueDepth()));
         Map<String, Object> handler = new LinkedHashMap<>();
-        handler.put("model_path", config.checkpoint().toString());
         handler.put("max_new_tokens", config.defaultMaxNewTokens());
         handler.put("max_new_tokens_cap", config.maxNewTokensCap());
         handler.put("temperature", config.defaultTemperature());
         handler.put("top_k", config.defaultTopK());
         handler.put("stream", config.stream());
-        handler.put("notes", config.notes());
         d.put("handler", handler);
         GptServer.json(ctx, List.of(d));
-    }
-
-    private String modelUrl() {
-        return config.source() != null ? config.source().toString() : config.checkpoint().toString();
     }
 }

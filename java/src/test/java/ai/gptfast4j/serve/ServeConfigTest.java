@@ -94,4 +94,27 @@ class ServeConfigTest {
         GptFastException e = assertThrows(GptFastException.class, () -> load(yaml), yaml);
         assertTrue(e.getMessage().contains(part), e.getMessage());
     }
+
+    @Test
+    void accessSettingsAreCheckedAndKeysNeverPrinted() {
+        ServeConfig.Builder b = ServeConfig.builder();
+        b.checkpoint = Path.of("m.pth");
+        b.apiKeys = java.util.List.of("sk-very-secret");
+        b.corsOrigins = java.util.List.of("https://app.example:8443", "*");
+        ServeConfig c = b.build();
+        assertEquals(java.util.List.of("sk-very-secret"), c.access().apiKeys());
+        assertFalse(c.toString().contains("sk-very-secret"), c.toString());
+        assertTrue(c.toString().contains("1 key(s)"), c.toString());
+        assertEquals(ai.gptfast4j.Defaults.SHUTDOWN_TIMEOUT_SECONDS, c.shutdownTimeoutSeconds());
+
+        b.apiKeys = java.util.List.of("two words");
+        GptFastException e = assertThrows(GptFastException.class, b::build);
+        assertFalse(e.getMessage().contains("two words"), e.getMessage());
+        b.apiKeys = java.util.List.of();
+        b.corsOrigins = java.util.List.of("app.example");
+        assertTrue(assertThrows(GptFastException.class, b::build).getMessage().contains("CORS origin"));
+        b.corsOrigins = java.util.List.of();
+        b.threadsPerWorker = 100_000;
+        assertTrue(assertThrows(GptFastException.class, b::build).getMessage().contains("threads must be at most"));
+    }
 }
