@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <iomanip>
+#include <thread>
 #include <sstream>
 
 namespace gptfast {
@@ -85,6 +87,12 @@ void check_options(const std::string& dtype, const std::string& device, int thre
   tensor_options(dtype, device);
   parse_quantize(quantize);
   if (threads < 0) throw Error("threads must be >= 0 (0 = libtorch's default), got " + std::to_string(threads));
+  // More intra-op threads than this only oversubscribes the cores.
+  const int max_threads = 4 * int(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads > max_threads) {
+    throw Error("threads must be at most " + std::to_string(max_threads) + " (4 x the " +
+                std::to_string(max_threads / 4) + " available processors), got " + std::to_string(threads));
+  }
   if (max_seq_len < 0) throw Error("max_seq_len must be >= 0 (0 = the model's block_size), got " + std::to_string(max_seq_len));
   checked_slots(slots);
   checked_prefill_chunk(prefill_chunk);

@@ -64,7 +64,7 @@ std::string checkpoint_format(const std::string& path);
 ModelSpec llama2c_model(const std::string& path);
 
 // Throws if a session option is out of range: dtype, device (and whether this build has it),
-// threads >= 0, max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
+// threads in [0, 4 x cores], max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
 // [1, 64], quantize ("" | "int8" | "int4" | "int4:G", G in 32, 64, 128, 256). The one check of
 // these: a Session runs it before reading any weights, and Java runs it when options are built,
 // so that bad arguments fail at once.

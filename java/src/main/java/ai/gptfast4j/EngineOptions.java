@@ -13,7 +13,7 @@ import java.nio.file.Path;
  * @param config explicit config file; null means resolve (see {@link ConfigResolver})
  * @param dtype "fp32" or "bf16"
  * @param device "cpu" (or "cuda[:N]" with a CUDA build)
- * @param threads intra-op threads; 0 keeps libtorch's default; at most {@link #maxThreads()}
+ * @param threads intra-op threads; 0 keeps libtorch's default; at most 4 per core (checked natively)
  * @param maxSeqLen KV cache length per sequence; 0 means the model's block_size
  * @param draftCheckpoint a smaller model sharing the tokenizer, for speculative decoding; null = none
  * @param draftConfig explicit config for the draft; null means resolve
@@ -42,17 +42,6 @@ public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
-        if (threads > maxThreads()) {
-            throw new GptFastException("threads must be at most " + maxThreads() + " (" + THREADS_PER_CORE
-                    + " x the " + Runtime.getRuntime().availableProcessors() + " available processors), got " + threads);
-        }
-    }
-
-    /** More intra-op threads than this only oversubscribes the cores (the upper end of the threads range). */
-    public static final int THREADS_PER_CORE = 4;
-
-    public static int maxThreads() {
-        return THREADS_PER_CORE * Runtime.getRuntime().availableProcessors();
     }
 
     /** Weights as the checkpoint stores them. */
