@@ -34,6 +34,7 @@ public final class Engine implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final ModelConfig config;
     private final String configSource;
+    private final int[] defaultStops;
     private final int speculateK;  // a sequence's default k; 0 without a draft
     private final Sequence[] slots;
     private final int stride;
@@ -41,8 +42,9 @@ public final class Engine implements AutoCloseable {
     private final List<Sequence> lanes = new ArrayList<>();
 
     private Engine(GptFastNative.Session session, int speculateK, Tokenizer tokenizer, ModelConfig config,
-                   String source) {
+                   String source, int[] modelEosIds) {
         this.session = session;
+        this.defaultStops = defaultStops(tokenizer, modelEosIds, config);
         this.speculateK = speculateK;
         this.tokenizer = tokenizer;
         this.config = config;
@@ -61,17 +63,22 @@ public final class Engine implements AutoCloseable {
             Path file = CheckpointFormat.resolveFile(options.checkpoint());
             CheckpointFormat format = CheckpointFormat.detect(file);
             ConfigResolver.Resolved resolved = ConfigResolver.resolve(file, options.config());
-            Path tokenizerPath = options.tokenizer() != null ? options.tokenizer()
-                    : file.toAbsolutePath().getParent().resolve("tokenizer.model");
-            if (!Files.isRegularFile(tokenizerPath)) {
-                throw new GptFastException("tokenizer not found: " + tokenizerPath + " (pass --tokenizer)");
+            Path tokenizerPath;
+            if (options.tokenizer() != null) {
+                tokenizerPath = Tokenizers.resolve(options.tokenizer());
+            } else {
+                try {
+                    tokenizerPath = Tokenizers.resolve(file.toAbsolutePath().getParent());
+                } catch (GptFastException e) {
+                    throw new GptFastException(e.getMessage() + " (pass --tokenizer)");
+                }
             }
             return new ResolvedModel(file, format, resolved, tokenizerPath);
         }
 
         /** The tokenizer, checked against the model's vocabulary; the caller closes it. */
         Tokenizer openTokenizer() {
-            Tokenizer tokenizer = new SentencePieceTokenizer(tokenizerPath);
+            Tokenizer tokenizer = Tokenizers.open(tokenizerPath);
             try {
                 checkVocab(tokenizer, config.config());
                 return tokenizer;
@@ -90,7 +97,8 @@ public final class Engine implements AutoCloseable {
             session = openSession(model.file().toString(), model.format().nativeName, model.config().config(), options);
             if (options.speculative()) loadDraft(session, options, model.config().config(), model.tokenizerPath());
             return new Engine(session, options.speculative() ? options.speculateK() : 0, tokenizer,
-                    model.config().config(), model.config().source());
+                    model.config().config(), model.config().source(),
+                    ModelFiles.eosTokenIds(model.file().toAbsolutePath().getParent()));
         } catch (RuntimeException e) {
             if (session != null) session.close();
             tokenizer.close();
@@ -103,8 +111,12 @@ public final class Engine implements AutoCloseable {
                                   Path tokenizerPath) {
         Path file = CheckpointFormat.resolveFile(options.draftCheckpoint());
         ModelConfig draftConfig = ConfigResolver.resolve(file, options.draftConfig()).config();
-        Path draftTokenizer = file.toAbsolutePath().getParent().resolve("tokenizer.model");
-        if (Files.isRegularFile(draftTokenizer) && !sameFile(draftTokenizer, tokenizerPath)) {
+        Path draftTokenizer = null;
+        for (String name : Tokenizers.DEFAULT_NAMES) {
+            Path p = file.toAbsolutePath().getParent().resolve(name);
+            if (draftTokenizer == null && Files.isRegularFile(p)) draftTokenizer = p;
+        }
+        if (draftTokenizer != null && !sameFile(draftTokenizer, tokenizerPath)) {
             throw new GptFastException("draft model's tokenizer " + draftTokenizer + " differs from the target's "
                     + tokenizerPath + ": speculative decoding needs a shared tokenizer");
         }
@@ -141,7 +153,7 @@ public final class Engine implements AutoCloseable {
                 }
             }
             return new Engine(session, draftLayers > 0 ? options.speculateK() : 0, tokenizer, config,
-                    "random weights, seed " + seed);
+                    "random weights, seed " + seed, new int[0]);
         } catch (RuntimeException e) {
             session.close();
             throw GptFastException.fromNative(e);
@@ -159,6 +171,15 @@ public final class Engine implements AutoCloseable {
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
+    }
+
+    /** The model's eos ids, the tokenizer's stop tokens and BOS, without duplicates or ids past the vocabulary. */
+    private static int[] defaultStops(Tokenizer tokenizer, int[] modelEosIds, ModelConfig config) {
+        java.util.LinkedHashSet<Integer> ids = new java.util.LinkedHashSet<>();
+        for (int id : modelEosIds) ids.add(id);
+        for (int id : tokenizer.stopTokens()) ids.add(id);
+        ids.add(tokenizer.bosId());
+        return ids.stream().mapToInt(Integer::intValue).filter(id -> id >= 0 && id < config.vocabSize()).toArray();
     }
 
     static void checkVocab(Tokenizer tokenizer, ModelConfig config) {
@@ -209,14 +230,19 @@ public final class Engine implements AutoCloseable {
         return s.result();
     }
 
-    /** BOS followed by the tokenizer's encoding of text. */
+    /** BOS followed by the tokenizer's encoding of text (special-token strings as plain text). */
     public int[] promptTokens(String text) {
-        if (text == null) throw new GptFastException("prompt is null");
-        return promptTokens(tokenizer, text);
+        return promptTokens(text, false);
     }
 
-    static int[] promptTokens(Tokenizer tokenizer, String text) {
-        int[] body = tokenizer.encode(text);
+    /** BOS followed by the encoding of text; allowSpecial: special-token strings become their ids. */
+    public int[] promptTokens(String text, boolean allowSpecial) {
+        if (text == null) throw new GptFastException("prompt is null");
+        return promptTokens(tokenizer, text, allowSpecial);
+    }
+
+    static int[] promptTokens(Tokenizer tokenizer, String text, boolean allowSpecial) {
+        int[] body = tokenizer.encode(text, allowSpecial);
         int[] ids = new int[body.length + 1];
         ids[0] = tokenizer.bosId();
         System.arraycopy(body, 0, ids, 1, body.length);
@@ -247,6 +273,7 @@ public final class Engine implements AutoCloseable {
             throw GptFastException.fromNative(e);
         }
         GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, session.max_seq_len(),
+                defaultStops,
                 ids -> session.suppress_tokens(slot, ids, ids.length));
         Sequence s = new Sequence(slot, run, cancel);
         slots[slot] = s;
@@ -325,6 +352,8 @@ public final class Engine implements AutoCloseable {
     }
 
     public Tokenizer tokenizer() { return tokenizer; }
+    /** Ids that end a generation whose params name none: model eos ids, tokenizer EOS / end of turn, BOS. */
+    public int[] defaultStopTokens() { return defaultStops.clone(); }
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
     public int contextLength() { return session.max_seq_len(); }
