@@ -35,6 +35,8 @@ public final class Engine implements AutoCloseable {
     private final ModelConfig config;
     private final String configSource;
     private final int[] defaultStops;
+    private final ChatTemplate chatTemplate;
+    private final String cacheNote;
     private final int speculateK;  // a sequence's default k; 0 without a draft
     private final Sequence[] slots;
     private final int stride;
@@ -42,8 +44,10 @@ public final class Engine implements AutoCloseable {
     private final List<Sequence> lanes = new ArrayList<>();
 
     private Engine(GptFastNative.Session session, int speculateK, Tokenizer tokenizer, ModelConfig config,
-                   String source, int[] modelEosIds) {
+                   String source, int[] modelEosIds, ChatTemplate chatTemplate, String cacheNote) {
         this.session = session;
+        this.chatTemplate = chatTemplate;
+        this.cacheNote = cacheNote;
         this.defaultStops = defaultStops(tokenizer, modelEosIds, config);
         this.speculateK = speculateK;
         this.tokenizer = tokenizer;
@@ -91,14 +95,19 @@ public final class Engine implements AutoCloseable {
 
     public static Engine load(EngineOptions options) {
         ResolvedModel model = ResolvedModel.of(options);
+        CacheLength cache = CacheLength.of(options.maxSeqLen(), model.config().config().blockSize(),
+                model.config().slidingWindow());
         Tokenizer tokenizer = model.openTokenizer();
         GptFastNative.Session session = null;
         try {
-            session = openSession(model.file().toString(), model.format().nativeName, model.config().config(), options);
+            Path dir = model.file().toAbsolutePath().getParent();
+            ChatTemplate template = ChatTemplate.forModel(dir, tokenizer);
+            int[] eosIds = ModelFiles.eosTokenIds(dir);
+            session = openSession(model.file().toString(), model.format().nativeName, model.config().config(),
+                    options.withMaxSeqLen(cache.length()));
             if (options.speculative()) loadDraft(session, options, model.config().config(), model.tokenizerPath());
             return new Engine(session, options.speculative() ? options.speculateK() : 0, tokenizer,
-                    model.config().config(), model.config().source(),
-                    ModelFiles.eosTokenIds(model.file().toAbsolutePath().getParent()));
+                    model.config().config(), model.config().source(), eosIds, template, cache.note());
         } catch (RuntimeException e) {
             if (session != null) session.close();
             tokenizer.close();
@@ -141,7 +150,10 @@ public final class Engine implements AutoCloseable {
     public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
                                 int draftLayers) {
         checkVocab(tokenizer, config);
-        GptFastNative.Session session = openSession(Long.toString(seed), "random", config, options);
+        CacheLength cache = CacheLength.of(options.maxSeqLen(), config.blockSize(), 0);
+        ChatTemplate template = ChatTemplate.forModel(null, tokenizer);
+        GptFastNative.Session session = openSession(Long.toString(seed), "random", config,
+                options.withMaxSeqLen(cache.length()));
         try {
             if (draftLayers > 0) {
                 ModelConfig truncated = new ModelConfig(config.dim(), draftLayers, config.nHead(), config.nLocalHeads(),
@@ -153,7 +165,7 @@ public final class Engine implements AutoCloseable {
                 }
             }
             return new Engine(session, draftLayers > 0 ? options.speculateK() : 0, tokenizer, config,
-                    "random weights, seed " + seed, new int[0]);
+                    "random weights, seed " + seed, new int[0], template, cache.note());
         } catch (RuntimeException e) {
             session.close();
             throw GptFastException.fromNative(e);
@@ -170,6 +182,33 @@ public final class Engine implements AutoCloseable {
                     o.batchSize(), o.prefillChunk());
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
+        }
+    }
+
+    /**
+     * The KV cache length per sequence: what was asked for, else the model's block_size up to
+     * {@link Defaults#MAX_SEQ_LEN_CAP} (note says so). A model with a sliding attention window
+     * (Mistral) runs only within it: the default stays inside, asking for more is refused.
+     */
+    record CacheLength(int length, String note) {
+        static CacheLength of(int requested, int blockSize, int slidingWindow) {
+            if (slidingWindow > 0 && slidingWindow < blockSize) {
+                if (requested > slidingWindow) {
+                    throw new GptFastException("max_seq_len " + requested + " exceeds the model's sliding attention window of "
+                            + slidingWindow + " tokens; contexts beyond the window are not supported (use at most "
+                            + slidingWindow + ")");
+                }
+                if (requested == 0) {
+                    int len = Math.min(slidingWindow, Defaults.MAX_SEQ_LEN_CAP);
+                    return new CacheLength(len, "KV cache of " + len + " tokens: the model attends within a sliding window of "
+                            + slidingWindow + " (of its " + blockSize + " positions), longer contexts are not supported");
+                }
+            }
+            if (requested == 0 && blockSize > Defaults.MAX_SEQ_LEN_CAP) {
+                return new CacheLength(Defaults.MAX_SEQ_LEN_CAP, "KV cache of " + Defaults.MAX_SEQ_LEN_CAP
+                        + " tokens per sequence (the model allows " + blockSize + "; --max-seq-len N for more)");
+            }
+            return new CacheLength(requested, null);
         }
     }
 
@@ -241,7 +280,8 @@ public final class Engine implements AutoCloseable {
         return promptTokens(tokenizer, text, allowSpecial);
     }
 
-    static int[] promptTokens(Tokenizer tokenizer, String text, boolean allowSpecial) {
+    /** BOS followed by the encoding of text (see {@link Tokenizer#encode(String, boolean)}). */
+    public static int[] promptTokens(Tokenizer tokenizer, String text, boolean allowSpecial) {
         int[] body = tokenizer.encode(text, allowSpecial);
         int[] ids = new int[body.length + 1];
         ids[0] = tokenizer.bosId();
@@ -263,6 +303,11 @@ public final class Engine implements AutoCloseable {
                                        CancellationToken cancel) {
         ensureOpen();
         if (promptIds == null) throw new GptFastException("prompt is null");
+        if (promptIds.length > session.max_seq_len()) {
+            throw new GptFastException("prompt has " + promptIds.length + " tokens, more than the context length "
+                    + session.max_seq_len() + (session.max_seq_len() < config.blockSize()
+                    ? " (the model allows " + config.blockSize() + ": raise --max-seq-len)" : ""));
+        }
         int slot = freeSlot();
         if (slot < 0) throw new GptFastException("all " + slots.length + " batch slots are busy");
         int k = params.speculateK() != null ? params.speculateK()
@@ -352,6 +397,12 @@ public final class Engine implements AutoCloseable {
     }
 
     public Tokenizer tokenizer() { return tokenizer; }
+    /** The model's chat template (see {@link ChatTemplate#forModel}). */
+    public ChatTemplate chatTemplate() { return chatTemplate; }
+    /** Prompt ids for a conversation through the model's chat template. */
+    public int[] chatPromptTokens(List<ChatTemplate.Message> messages) { return chatTemplate.promptTokens(tokenizer, messages); }
+    /** Why the KV cache is shorter than the model's context (a default cap), or null. */
+    public String cacheNote() { return cacheNote; }
     /** Ids that end a generation whose params name none: model eos ids, tokenizer EOS / end of turn, BOS. */
     public int[] defaultStopTokens() { return defaultStops.clone(); }
     public ModelConfig config() { return config; }

@@ -97,7 +97,8 @@ public final class HuggingFaceJsonTokenizer implements Tokenizer {
 
         HuggingFaceTokenizer full = null;
         try {
-            Map<String, String> options = Map.of("addSpecialTokens", "false");
+            // DJL truncates to 512 tokens unless told not to
+            Map<String, String> options = Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false");
             full = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(bytes), options);
             ObjectNode withoutSpecials = ((ObjectNode) root).deepCopy();
             withoutSpecials.set("added_tokens", stripped);

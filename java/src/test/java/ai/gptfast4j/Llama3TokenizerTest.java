@@ -150,6 +150,19 @@ class Llama3TokenizerTest {
     }
 
     @Test
+    void longTextsAreNotTruncated() {  // DJL truncates to 512 tokens by default
+        Random r = new Random(99);
+        StringBuilder sb = new StringBuilder();
+        while (sb.length() < 40_000) sb.append(randomText(r, 60)).append(' ');
+        String text = sb.toString();
+        int[] a = tiktoken.encode(text), b = json.encode(text);
+        assertTrue(a.length > 5000, "long enough: " + a.length);
+        assertArrayEquals(a, b);
+        assertArrayEquals(tiktoken.encode(text, true), json.encode(text, true));
+        assertEquals(text, json.decode(b));
+    }
+
+    @Test
     void piecesShowTokens() {
         assertEquals("<|eot_id|>", tiktoken.piece(128009));
         assertEquals("<|eot_id|>", json.piece(128009));
