@@ -35,6 +35,15 @@ final class Llama3Tiny {
 
     /** Writes the Hugging Face form of the model into dir; maxPositions becomes max_position_embeddings. */
     static void writeHfDirectory(Path dir, int maxPositions) throws IOException {
+        writeHfDirectory(dir, maxPositions, null);
+    }
+
+    /**
+     * Same; lmHead, when given, makes an untied output head from the embedding matrix (rows of
+     * BF16 values as floats, [vocab][dim]) instead of tying it.
+     */
+    static void writeHfDirectory(Path dir, int maxPositions, java.util.function.Consumer<float[][]> lmHead)
+            throws IOException {
         JsonNode gf = JSON.readTree(SharedData.llama3Tiny().resolve("config.json").toFile());
         int dim = gf.get("dim").asInt(), nHead = gf.get("n_head").asInt(), nKv = gf.get("n_local_heads").asInt();
         int headDim = gf.get("head_dim").asInt(), layers = gf.get("n_layer").asInt();
@@ -54,7 +63,7 @@ final class Llama3Tiny {
         ObjectNode scaling = cfg.putObject("rope_scaling");
         scaling.put("rope_type", "llama3");
         scaling.setAll((ObjectNode) gf.get("rope_scaling"));
-        cfg.put("tie_word_embeddings", true);
+        cfg.put("tie_word_embeddings", lmHead == null);
         cfg.put("torch_dtype", "bfloat16");
         cfg.put("bos_token_id", 128000);
         cfg.put("eos_token_id", 128001);
@@ -83,6 +92,19 @@ final class Llama3Tiny {
             hf.put(h + "post_attention_layernorm.weight", w.get(g + "ffn_norm.weight"));
         }
         hf.put("model.norm.weight", w.get("norm.weight"));
+        if (lmHead != null) {
+            TorchPth.Tensor e = w.get("tok_embeddings.weight");
+            int rows = (int) e.shape()[0], cols = (int) e.shape()[1];
+            ByteBuffer in = ByteBuffer.wrap(e.data()).order(ByteOrder.LITTLE_ENDIAN);
+            float[][] m = new float[rows][cols];
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) m[r][c] = Float.intBitsToFloat((in.getShort() & 0xFFFF) << 16);
+            lmHead.accept(m);
+            ByteBuffer out = ByteBuffer.allocate(e.data().length).order(ByteOrder.LITTLE_ENDIAN);
+            for (float[] row : m)
+                for (float v : row) out.putShort((short) (Float.floatToRawIntBits(v) >>> 16));  // exact for bf16 values
+            hf.put("lm_head.weight", new TorchPth.Tensor("BF16", e.shape(), out.array()));
+        }
         writeSafetensors(dir.resolve("model.safetensors"), hf);
     }
 

@@ -137,7 +137,8 @@ public final class GptHandler implements AutoCloseable {
     /** Generates one request; each token's text goes to the listener (if any) as it is sampled. */
     public GenerationResult inference(GenerationRequest request, TokenListener listener, CancellationToken cancel) {
         ensureInitialized();
-        return engine.generate(request.prompt(), request.params(), listener, cancel);
+        return request.promptIds() != null ? engine.generate(request.promptIds(), request.params(), listener, cancel)
+                : engine.generate(request.prompt(), request.params(), listener, cancel);
     }
 
     public List<Map<String, Object>> postprocess(List<GenerationResult> results) {
