@@ -67,21 +67,25 @@ final class ChatCommand implements Callable<Integer> {
             options = model.engineOptions(threads);
             params = GenerationParams.builder().maxNewTokens(maxNewTokens).temperature(temperature).topK(topK)
                     .topP(topP).seed(seed).build();
-            if (chatTemplate != null) template = ChatTemplate.named(chatTemplate);
         } catch (GptFastException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
+        if (chatTemplate != null) template = TokenizeCommand.template(spec, chatTemplate);
+        java.io.PrintWriter err = spec.commandLine().getErr();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         boolean interactive = System.console() != null;
         try (Engine engine = Engine.load(options)) {
             if (template == null) template = engine.chatTemplate();
-            System.err.printf("%s; chat template: %s%s%n", engine.describe(), template.name(),
+            err.printf("%s; chat template: %s%s%n", engine.describe(), template.name(),
                     engine.cacheNote() != null ? "; " + engine.cacheNote() : "");
             List<ChatTemplate.Message> conversation = new ArrayList<>();
             if (system != null) conversation.add(new ChatTemplate.Message("system", system));
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             while (true) {
-                if (interactive) System.err.print("> ");
+                if (interactive) {
+                    err.print("> ");
+                    err.flush();
+                }
                 String line = in.readLine();
                 if (line == null) break;
                 if (line.isBlank()) continue;
@@ -95,7 +99,7 @@ final class ChatCommand implements Callable<Integer> {
                     conversation.add(new ChatTemplate.Message("assistant", r.completion()));
                 } catch (GptFastException e) {  // e.g. the conversation outgrew the context: this turn is dropped
                     conversation.remove(conversation.size() - 1);
-                    System.err.println("gptfast: error: " + e.getMessage());
+                    err.println("gptfast: error: " + e.getMessage());
                 }
             }
         }

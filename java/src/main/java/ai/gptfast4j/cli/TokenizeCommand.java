@@ -61,7 +61,7 @@ final class TokenizeCommand implements Callable<Integer> {
         try (Tokenizer t = Tokenizers.open(tokenizer)) {
             int[] ids;
             if (conversation != null) {
-                ChatTemplate template = chatTemplate != null ? ChatTemplate.named(chatTemplate)
+                ChatTemplate template = chatTemplate != null ? template(spec, chatTemplate)
                         : ChatTemplate.forModel(Tokenizers.resolve(tokenizer).toAbsolutePath().getParent(), t);
                 ids = template.promptTokens(t, conversation);
             } else {
@@ -98,6 +98,15 @@ final class TokenizeCommand implements Callable<Integer> {
             out.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
         }
         return out;
+    }
+
+    /** --chat-template: a built-in name or a file (else exit 2); a file's bad content is a runtime error (exit 1). */
+    static ChatTemplate template(CommandLine.Model.CommandSpec spec, String nameOrFile) {
+        if (!ChatTemplate.BUILTIN.contains(nameOrFile) && !java.nio.file.Files.isRegularFile(Path.of(nameOrFile))) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--chat-template '" + nameOrFile
+                    + "' is neither built in (" + String.join(", ", ChatTemplate.BUILTIN) + ") nor a file");
+        }
+        return ChatTemplate.named(nameOrFile);
     }
 
     private CommandLine.ParameterException bad(String message) {
