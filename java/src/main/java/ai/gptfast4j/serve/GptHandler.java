@@ -58,7 +58,8 @@ public final class GptHandler implements AutoCloseable {
         if (engine != null) throw new IllegalStateException("handler already initialized");
         config = context.config();
         engine = engineLoader.apply(context);
-        LOG.info("worker {}: {}", context.workerId(), engine.describe());
+        LOG.info("worker {}: {}; chat template: {}", context.workerId(), engine.describe(), engine.chatTemplate().name());
+        if (engine.cacheNote() != null) LOG.info("worker {}: {}", context.workerId(), engine.cacheNote());
     }
 
     static Engine loadEngine(Context context) {
