@@ -45,7 +45,7 @@ public final class ChatTemplate {
 
     private ChatTemplate(String name, String source) {
         this.name = name;
-        this.source = source;
+        this.source = applyWhitespaceControl(source);
         this.jinjava = new Jinjava(JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true)
                 .withFailOnUnknownTokens(false).build());
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
@@ -57,6 +57,14 @@ public final class ChatTemplate {
                 throw new GptFastException("chat template '" + name + "' is malformed: " + oneLine(e));
             }
         }
+    }
+
+    /**
+     * Jinja's whitespace control, done here: jinjava ignores it on {@code {{- ... -}}} (Llama 3.1's
+     * template is full of them), so "-" at a tag's edge strips all whitespace on that side.
+     */
+    static String applyWhitespaceControl(String source) {
+        return source.replaceAll("\\s*(\\{[{%#])-", "$1").replaceAll("-([}%#]\\})\\s*", "$1");
     }
 
     public static ChatTemplate builtin(String name) {

@@ -63,6 +63,43 @@ class ChatTemplateTest {
         }
     }
 
+    /** Whitespace control on every tag, system extraction and defaults, as Llama 3.1/3.2 templates write them. */
+    static final String WHITESPACE_CONTROLLED = """
+            {{- bos_token }}
+            {%- if not date_string is defined %}
+                {%- set date_string = "26 Jul 2024" %}
+            {%- endif %}
+            {%- if messages[0]['role'] == 'system' %}
+                {%- set system_message = messages[0]['content']|trim %}
+                {%- set messages = messages[1:] %}
+            {%- else %}
+                {%- set system_message = "" %}
+            {%- endif %}
+            {#- the system header, always #}
+            {{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+            {{- "Today Date: " + date_string + "\\n\\n" }}
+            {{- system_message }}
+            {{- "<|eot_id|>" }}
+            {%- for message in messages %}
+                {%- if not (message.role == 'tool' or 'tool_calls' in message) %}
+                    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+                {%- endif %}
+            {%- endfor %}
+            {%- if add_generation_prompt %}
+                {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+            {%- endif %}
+            """;
+
+    @Test
+    void whitespaceControlIsJinjas() {
+        ChatTemplate t = ChatTemplate.jinja("ws", WHITESPACE_CONTROLLED);
+        String text = t.render(List.of(new ChatTemplate.Message("system", " Be nice. "),
+                new ChatTemplate.Message("user", "Hi")), "<|begin_of_text|>", "<|end_of_text|>");
+        assertEquals("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nToday Date: 26 Jul 2024\n\n"
+                + "Be nice.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n", text);
+    }
+
     @Test
     void tokenizerConfigTemplateIsTheModels(@TempDir Path dir) throws IOException {
         new ObjectMapper().writeValue(dir.resolve("tokenizer_config.json").toFile(),
