@@ -29,8 +29,8 @@ import java.util.Map;
 public final class HuggingFaceJsonTokenizer implements Tokenizer {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Names tried for BOS/EOS when no tokenizer_config.json says: Llama 3, Llama 2/Mistral, Gemma, GPT-2. */
-    private static final List<String> BOS_NAMES = List.of("<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>");
-    private static final List<String> EOS_NAMES = List.of("<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>");
+    private static final List<String> BOS_NAMES = List.of(TiktokenTokenizer.LLAMA3_BOS, "<s>", "<bos>", "<|endoftext|>");
+    private static final List<String> EOS_NAMES = List.of(TiktokenTokenizer.LLAMA3_EOS, "</s>", "<eos>", "<|endoftext|>");
 
     private final HuggingFaceTokenizer full, ordinary;
     private final String[] pieces;

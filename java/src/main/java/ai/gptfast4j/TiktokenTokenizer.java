@@ -27,14 +27,15 @@ public final class TiktokenTokenizer implements Tokenizer {
     /** Llama 3's pre-tokenizer pattern (Meta's tokenizer.py); \s, \p{L}, \p{N} are Unicode classes. */
     public static final String LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
             + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static final String LLAMA3_BOS = "<|begin_of_text|>", LLAMA3_EOS = "<|end_of_text|>";
     /** Llama 3's special tokens, in id order after the ranks; reserved ones fill up to 256. */
-    static final List<String> LLAMA3_NAMED_SPECIALS = List.of("<|begin_of_text|>", "<|end_of_text|>",
+    static final List<String> LLAMA3_NAMED_SPECIALS = List.of(LLAMA3_BOS, LLAMA3_EOS,
             "<|reserved_special_token_0|>", "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>",
             "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
             "<|python_tag|>", "<|image|>");
     static final int LLAMA3_SPECIAL_COUNT = 256;
     /** Meta's stop tokens for Llama 3.x: end of text, end of message (tool call), end of turn. */
-    static final List<String> LLAMA3_STOPS = List.of("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>");
+    static final List<String> LLAMA3_STOPS = List.of(LLAMA3_EOS, "<|eom_id|>", "<|eot_id|>");
 
     private final Encoding encoding;
     private final Map<String, Integer> specials;
@@ -49,8 +50,8 @@ public final class TiktokenTokenizer implements Tokenizer {
         this.specials = Collections.unmodifiableMap(specials);
         this.specialById = new String[specials.size()];
         specials.forEach((s, id) -> specialById[id - ranks] = s);
-        this.bosId = specials.get("<|begin_of_text|>");
-        this.eosId = specials.get("<|end_of_text|>");
+        this.bosId = specials.get(LLAMA3_BOS);
+        this.eosId = specials.get(LLAMA3_EOS);
         this.stopIds = LLAMA3_STOPS.stream().mapToInt(specials::get).toArray();
     }
 
