@@ -168,7 +168,7 @@ public final class HuggingFaceJsonTokenizer implements Tokenizer {
         java.util.Objects.checkFromToIndex(from, to, ids.length);
         long[] longs = new long[to - from];
         for (int i = from; i < to; i++) {
-            checkId(ids[i]);
+            Tokenizer.checkId(ids[i], pieces.length);
             longs[i - from] = ids[i];
         }
         return full.decode(longs, false);
@@ -176,15 +176,10 @@ public final class HuggingFaceJsonTokenizer implements Tokenizer {
 
     @Override
     public String piece(int id) {
-        checkId(id);
+        Tokenizer.checkId(id, pieces.length);
         return pieces[id] != null ? pieces[id] : "";
     }
 
-    private void checkId(int id) {
-        if (id < 0 || id >= pieces.length) {
-            throw new GptFastException("token id " + id + " is outside the tokenizer's vocabulary (0.." + (pieces.length - 1) + ")");
-        }
-    }
 
     private static int[] toInts(long[] ids) {
         int[] out = new int[ids.length];

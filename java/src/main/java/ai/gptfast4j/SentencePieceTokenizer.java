@@ -40,9 +40,7 @@ public final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public String piece(int id) {
-        if (id < 0 || id >= pieces.length) {
-            throw new GptFastException("token id " + id + " is outside the tokenizer's vocabulary (0.." + (pieces.length - 1) + ")");
-        }
+        Tokenizer.checkId(id, pieces.length);
         return pieces[id];
     }
 

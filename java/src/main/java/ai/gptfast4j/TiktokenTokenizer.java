@@ -127,7 +127,7 @@ public final class TiktokenTokenizer implements Tokenizer {
         java.util.Objects.checkFromToIndex(from, to, ids.length);
         IntArrayList list = new IntArrayList(to - from);
         for (int i = from; i < to; i++) {
-            checkId(ids[i]);
+            Tokenizer.checkId(ids[i], vocabSize());
             list.add(ids[i]);
         }
         return new String(encoding.decodeBytes(list), StandardCharsets.UTF_8);
@@ -135,16 +135,11 @@ public final class TiktokenTokenizer implements Tokenizer {
 
     @Override
     public String piece(int id) {
-        checkId(id);
+        Tokenizer.checkId(id, vocabSize());
         if (id >= ranks) return specialById[id - ranks];
         return decode(new int[] {id});
     }
 
-    private void checkId(int id) {
-        if (id < 0 || id >= vocabSize()) {
-            throw new GptFastException("token id " + id + " is outside the tokenizer's vocabulary (0.." + (vocabSize() - 1) + ")");
-        }
-    }
 
     @Override public int vocabSize() { return ranks + specials.size(); }
     @Override public int bosId() { return bosId; }

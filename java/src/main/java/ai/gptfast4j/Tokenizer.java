@@ -78,6 +78,13 @@ public interface Tokenizer extends AutoCloseable {
     @Override
     void close();
 
+    /** Throws unless 0 <= id < vocabSize (for implementations whose library would fail less clearly). */
+    static void checkId(int id, int vocabSize) {
+        if (id < 0 || id >= vocabSize) {
+            throw new GptFastException("token id " + id + " is outside the tokenizer's vocabulary (0.." + (vocabSize - 1) + ")");
+        }
+    }
+
     /** A piece of text: ordinary, or a special-token string. */
     record Segment(String text, boolean special) {}
 
