@@ -25,15 +25,25 @@ public final class ConfigResolver {
 
     private ConfigResolver() {}
 
-    /** A resolved config and where it came from (for messages and --verbose output). */
-    public record Resolved(ModelConfig config, String source) {}
+    /**
+     * A resolved config and where it came from (for messages and --verbose output);
+     * slidingWindow: the attention window of a Hugging Face config's sliding_window (Mistral),
+     * 0 when the model attends to its whole context.
+     */
+    public record Resolved(ModelConfig config, String source, int slidingWindow) {
+        public Resolved(ModelConfig config, String source) {
+            this(config, source, 0);
+        }
+    }
 
     public static Resolved resolve(Path checkpointFile, Path explicitConfig) {
-        if (explicitConfig != null) return new Resolved(fromFile(explicitConfig), explicitConfig.toString());
+        if (explicitConfig != null) {
+            return new Resolved(fromFile(explicitConfig), explicitConfig.toString(), slidingWindow(explicitConfig));
+        }
         Path dir = checkpointFile.toAbsolutePath().getParent();
         for (String name : List.of("config.json", "params.json")) {
             Path beside = dir.resolve(name);
-            if (Files.isRegularFile(beside)) return new Resolved(fromFile(beside), beside.toString());
+            if (Files.isRegularFile(beside)) return new Resolved(fromFile(beside), beside.toString(), slidingWindow(beside));
         }
         for (String name : List.of(dir.getFileName() == null ? "" : dir.getFileName().toString(),
                 stem(checkpointFile))) {
@@ -60,6 +70,16 @@ public final class ConfigResolver {
             return fromJson(node);
         } catch (GptFastException e) {
             throw new GptFastException("model config " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** A Hugging Face config's sliding_window (Mistral), 0 when absent or null. */
+    static int slidingWindow(Path file) {
+        try {
+            JsonNode n = JSON.readTree(file.toFile());
+            return n != null && n.has("hidden_size") ? Math.max(0, intField(n, "sliding_window", 0)) : 0;
+        } catch (IOException e) {
+            throw new GptFastException("cannot read model config " + file + ": " + e.getMessage(), e);
         }
     }
 
@@ -91,6 +111,12 @@ public final class ConfigResolver {
         int dim = intField(n, "hidden_size", 0);
         int nHead = intField(n, "num_attention_heads", 0);
         JsonNode scaling = n.get("rope_scaling");
+        if (scaling != null && !scaling.isNull()) {
+            String type = scaling.path("rope_type").asText(scaling.path("type").asText("llama3"));
+            if (!type.equals("llama3")) {
+                throw new GptFastException("rope_scaling type '" + type + "' is not supported (only Llama 3's 'llama3')");
+            }
+        }
         return new ModelConfig(dim, intField(n, "num_hidden_layers", 0), nHead,
                 intField(n, "num_key_value_heads", nHead),
                 intField(n, "head_dim", nHead > 0 ? dim / nHead : 0), intField(n, "intermediate_size", 0),

@@ -24,8 +24,13 @@ public final class Defaults {
     public static final String DEVICE = "cpu";
     /** 0 keeps libtorch's thread count. */
     public static final int THREADS = 0;
-    /** 0 means the model's block_size. */
+    /** 0 means the model's block_size, up to {@link #MAX_SEQ_LEN_CAP}. */
     public static final int MAX_SEQ_LEN = 0;
+    /**
+     * KV cache length when none is asked for and the model's context is longer (Llama 3.1's
+     * 131,072 tokens would take GiBs of cache per sequence); --max-seq-len raises it.
+     */
+    public static final int MAX_SEQ_LEN_CAP = 8192;
     /** Draft tokens per speculative round (GPT-Fast's default). */
     public static final int SPECULATE_K = 5;
     /** Sequences one engine decodes together (KV cache slots). */

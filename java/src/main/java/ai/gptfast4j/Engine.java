@@ -34,6 +34,9 @@ public final class Engine implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final ModelConfig config;
     private final String configSource;
+    private final int[] defaultStops;
+    private final ChatTemplate chatTemplate;
+    private final String cacheNote;
     private final int speculateK;  // a sequence's default k; 0 without a draft
     private final Sequence[] slots;
     private final int stride;
@@ -41,8 +44,11 @@ public final class Engine implements AutoCloseable {
     private final List<Sequence> lanes = new ArrayList<>();
 
     private Engine(GptFastNative.Session session, int speculateK, Tokenizer tokenizer, ModelConfig config,
-                   String source) {
+                   String source, int[] modelEosIds, ChatTemplate chatTemplate, String cacheNote) {
         this.session = session;
+        this.chatTemplate = chatTemplate;
+        this.cacheNote = cacheNote;
+        this.defaultStops = defaultStops(tokenizer, modelEosIds, config);
         this.speculateK = speculateK;
         this.tokenizer = tokenizer;
         this.config = config;
@@ -61,17 +67,22 @@ public final class Engine implements AutoCloseable {
             Path file = CheckpointFormat.resolveFile(options.checkpoint());
             CheckpointFormat format = CheckpointFormat.detect(file);
             ConfigResolver.Resolved resolved = ConfigResolver.resolve(file, options.config());
-            Path tokenizerPath = options.tokenizer() != null ? options.tokenizer()
-                    : file.toAbsolutePath().getParent().resolve("tokenizer.model");
-            if (!Files.isRegularFile(tokenizerPath)) {
-                throw new GptFastException("tokenizer not found: " + tokenizerPath + " (pass --tokenizer)");
+            Path tokenizerPath;
+            if (options.tokenizer() != null) {
+                tokenizerPath = Tokenizers.resolve(options.tokenizer());
+            } else {
+                try {
+                    tokenizerPath = Tokenizers.resolve(file.toAbsolutePath().getParent());
+                } catch (GptFastException e) {
+                    throw new GptFastException(e.getMessage() + " (pass --tokenizer)");
+                }
             }
             return new ResolvedModel(file, format, resolved, tokenizerPath);
         }
 
         /** The tokenizer, checked against the model's vocabulary; the caller closes it. */
         Tokenizer openTokenizer() {
-            Tokenizer tokenizer = new SentencePieceTokenizer(tokenizerPath);
+            Tokenizer tokenizer = Tokenizers.open(tokenizerPath);
             try {
                 checkVocab(tokenizer, config.config());
                 return tokenizer;
@@ -84,13 +95,19 @@ public final class Engine implements AutoCloseable {
 
     public static Engine load(EngineOptions options) {
         ResolvedModel model = ResolvedModel.of(options);
+        CacheLength cache = CacheLength.of(options.maxSeqLen(), model.config().config().blockSize(),
+                model.config().slidingWindow());
         Tokenizer tokenizer = model.openTokenizer();
         GptFastNative.Session session = null;
         try {
-            session = openSession(model.file().toString(), model.format().nativeName, model.config().config(), options);
+            Path dir = model.file().toAbsolutePath().getParent();
+            ChatTemplate template = ChatTemplate.forModel(dir, tokenizer);
+            int[] eosIds = ModelFiles.eosTokenIds(dir);
+            session = openSession(model.file().toString(), model.format().nativeName, model.config().config(),
+                    options.withMaxSeqLen(cache.length()));
             if (options.speculative()) loadDraft(session, options, model.config().config(), model.tokenizerPath());
             return new Engine(session, options.speculative() ? options.speculateK() : 0, tokenizer,
-                    model.config().config(), model.config().source());
+                    model.config().config(), model.config().source(), eosIds, template, cache.note());
         } catch (RuntimeException e) {
             if (session != null) session.close();
             tokenizer.close();
@@ -103,8 +120,12 @@ public final class Engine implements AutoCloseable {
                                   Path tokenizerPath) {
         Path file = CheckpointFormat.resolveFile(options.draftCheckpoint());
         ModelConfig draftConfig = ConfigResolver.resolve(file, options.draftConfig()).config();
-        Path draftTokenizer = file.toAbsolutePath().getParent().resolve("tokenizer.model");
-        if (Files.isRegularFile(draftTokenizer) && !sameFile(draftTokenizer, tokenizerPath)) {
+        Path draftTokenizer = null;
+        for (String name : Tokenizers.DEFAULT_NAMES) {
+            Path p = file.toAbsolutePath().getParent().resolve(name);
+            if (draftTokenizer == null && Files.isRegularFile(p)) draftTokenizer = p;
+        }
+        if (draftTokenizer != null && !sameFile(draftTokenizer, tokenizerPath)) {
             throw new GptFastException("draft model's tokenizer " + draftTokenizer + " differs from the target's "
                     + tokenizerPath + ": speculative decoding needs a shared tokenizer");
         }
@@ -130,7 +151,10 @@ public final class Engine implements AutoCloseable {
     public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
                                 int draftLayers) {
         checkVocab(tokenizer, config);
-        GptFastNative.Session session = openSession(Long.toString(seed), "random", config, options);
+        CacheLength cache = CacheLength.of(options.maxSeqLen(), config.blockSize(), 0);
+        ChatTemplate template = ChatTemplate.forModel(null, tokenizer);
+        GptFastNative.Session session = openSession(Long.toString(seed), "random", config,
+                options.withMaxSeqLen(cache.length()));
         try {
             if (draftLayers > 0) {
                 ModelConfig truncated = new ModelConfig(config.dim(), draftLayers, config.nHead(), config.nLocalHeads(),
@@ -143,7 +167,7 @@ public final class Engine implements AutoCloseable {
                 }
             }
             return new Engine(session, draftLayers > 0 ? options.speculateK() : 0, tokenizer, config,
-                    "random weights, seed " + seed);
+                    "random weights, seed " + seed, new int[0], template, cache.note());
         } catch (RuntimeException e) {
             session.close();
             throw GptFastException.fromNative(e);
@@ -161,6 +185,42 @@ public final class Engine implements AutoCloseable {
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
+    }
+
+    /**
+     * The KV cache length per sequence: what was asked for, else the model's block_size up to
+     * {@link Defaults#MAX_SEQ_LEN_CAP} (note says so). A model with a sliding attention window
+     * (Mistral) runs only within it: the default stays inside, asking for more is refused.
+     */
+    record CacheLength(int length, String note) {
+        static CacheLength of(int requested, int blockSize, int slidingWindow) {
+            if (slidingWindow > 0 && slidingWindow < blockSize) {
+                if (requested > slidingWindow) {
+                    throw new GptFastException("max_seq_len " + requested + " exceeds the model's sliding attention window of "
+                            + slidingWindow + " tokens; contexts beyond the window are not supported (use at most "
+                            + slidingWindow + ")");
+                }
+                if (requested == 0) {
+                    int len = Math.min(slidingWindow, Defaults.MAX_SEQ_LEN_CAP);
+                    return new CacheLength(len, "KV cache of " + len + " tokens: the model attends within a sliding window of "
+                            + slidingWindow + " (of its " + blockSize + " positions), longer contexts are not supported");
+                }
+            }
+            if (requested == 0 && blockSize > Defaults.MAX_SEQ_LEN_CAP) {
+                return new CacheLength(Defaults.MAX_SEQ_LEN_CAP, "KV cache of " + Defaults.MAX_SEQ_LEN_CAP
+                        + " tokens per sequence (the model allows " + blockSize + "; --max-seq-len N for more)");
+            }
+            return new CacheLength(requested, null);
+        }
+    }
+
+    /** The model's eos ids, the tokenizer's stop tokens and BOS, without duplicates or ids past the vocabulary. */
+    private static int[] defaultStops(Tokenizer tokenizer, int[] modelEosIds, ModelConfig config) {
+        java.util.LinkedHashSet<Integer> ids = new java.util.LinkedHashSet<>();
+        for (int id : modelEosIds) ids.add(id);
+        for (int id : tokenizer.stopTokens()) ids.add(id);
+        ids.add(tokenizer.bosId());
+        return ids.stream().mapToInt(Integer::intValue).filter(id -> id >= 0 && id < config.vocabSize()).toArray();
     }
 
     static void checkVocab(Tokenizer tokenizer, ModelConfig config) {
@@ -211,14 +271,20 @@ public final class Engine implements AutoCloseable {
         return s.result();
     }
 
-    /** BOS followed by the tokenizer's encoding of text. */
+    /** BOS followed by the tokenizer's encoding of text (special-token strings as plain text). */
     public int[] promptTokens(String text) {
-        if (text == null) throw new GptFastException("prompt is null");
-        return promptTokens(tokenizer, text);
+        return promptTokens(text, false);
     }
 
-    static int[] promptTokens(Tokenizer tokenizer, String text) {
-        int[] body = tokenizer.encode(text);
+    /** BOS followed by the encoding of text; allowSpecial: special-token strings become their ids. */
+    public int[] promptTokens(String text, boolean allowSpecial) {
+        if (text == null) throw new GptFastException("prompt is null");
+        return promptTokens(tokenizer, text, allowSpecial);
+    }
+
+    /** BOS followed by the encoding of text (see {@link Tokenizer#encode(String, boolean)}). */
+    public static int[] promptTokens(Tokenizer tokenizer, String text, boolean allowSpecial) {
+        int[] body = tokenizer.encode(text, allowSpecial);
         int[] ids = new int[body.length + 1];
         ids[0] = tokenizer.bosId();
         System.arraycopy(body, 0, ids, 1, body.length);
@@ -240,6 +306,11 @@ public final class Engine implements AutoCloseable {
         ensureOpen();
         if (promptIds == null) throw new GptFastException("prompt is null");
         checkParams(params);
+        if (promptIds.length > session.max_seq_len()) {
+            throw new GptFastException("prompt has " + promptIds.length + " tokens, more than the context length "
+                    + session.max_seq_len() + (session.max_seq_len() < config.blockSize()
+                    ? " (the model allows " + config.blockSize() + ": raise --max-seq-len)" : ""));
+        }
         int slot = freeSlot();
         if (slot < 0) throw new GptFastException("all " + slots.length + " batch slots are busy");
         int k = params.speculateK() != null ? params.speculateK()
@@ -250,6 +321,7 @@ public final class Engine implements AutoCloseable {
             throw GptFastException.fromNative(e);
         }
         GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, session.max_seq_len(),
+                defaultStops,
                 ids -> session.suppress_tokens(slot, ids, ids.length));
         Sequence s = new Sequence(slot, run, cancel);
         slots[slot] = s;
@@ -343,6 +415,14 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** The model's chat template (see {@link ChatTemplate#forModel}). */
+    public ChatTemplate chatTemplate() { return chatTemplate; }
+    /** Prompt ids for a conversation through the model's chat template. */
+    public int[] chatPromptTokens(List<ChatTemplate.Message> messages) { return chatTemplate.promptTokens(tokenizer, messages); }
+    /** Why the KV cache is shorter than the model's context (a default cap), or null. */
+    public String cacheNote() { return cacheNote; }
+    /** Ids that end a generation whose params name none: model eos ids, tokenizer EOS / end of turn, BOS. */
+    public int[] defaultStopTokens() { return defaultStops.clone(); }
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
     public int contextLength() { return session.max_seq_len(); }

@@ -9,7 +9,8 @@ import java.nio.file.Path;
  *
  * @param checkpoint model.pth, *.safetensors, model.safetensors.index.json, llama2.c .bin, or a
  *                   directory holding one
- * @param tokenizer tokenizer.model; null means tokenizer.model beside the checkpoint
+ * @param tokenizer a tokenizer file or directory (see {@link Tokenizers}); null means tokenizer.model,
+ *                  else tokenizer.json, beside the checkpoint
  * @param config explicit config file; null means resolve (see {@link ConfigResolver})
  * @param dtype "fp32" or "bf16"
  * @param device "cpu" (or "cuda[:N]" with a CUDA build)

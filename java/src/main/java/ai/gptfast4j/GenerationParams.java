@@ -12,8 +12,10 @@ import java.util.List;
  * temperature, top-k, top-p; temperature 0 is greedy.
  *
  * @param stopTokens ids that end generation (kept as the last generated token); null means the
- *                   tokenizer's EOS and BOS (a sampled BOS starts a new document, which is how
- *                   llama2.c-trained models such as TinyStories end a story)
+ *                   engine's default stop tokens: the model's eos_token_id(s) (generation_config.json,
+ *                   config.json), the tokenizer's EOS and end-of-turn tokens, and BOS (a sampled BOS
+ *                   starts a new document, which is how llama2.c-trained models such as TinyStories
+ *                   end a story); see {@link Engine#defaultStopTokens()}
  * @param minNewTokens stop tokens are suppressed until this many tokens were generated
  * @param stopSequences texts that end generation; the completion is cut before the match
  * @param speculateK draft tokens per speculative round for this sequence: 0 = plain decoding,
@@ -57,15 +59,9 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         return new Builder();
     }
 
-    public boolean isStopToken(int id, int eosId, int bosId) {
-        if (stopTokens == null) return id == eosId || id == bosId;
-        for (int t : stopTokens) if (t == id) return true;
-        return false;
-    }
-
-    /** The stop token ids in force for a tokenizer (for min_new_tokens suppression). */
-    int[] effectiveStopTokens(int eosId, int bosId) {
-        return stopTokens != null ? stopTokens.clone() : new int[] {eosId, bosId};
+    /** The stop token ids in force, given the engine's defaults. */
+    int[] effectiveStopTokens(int[] defaultStops) {
+        return stopTokens != null ? stopTokens.clone() : defaultStops.clone();
     }
 
     /** Whether a repetition, presence or frequency penalty is set (those need plain decoding). */
@@ -89,7 +85,7 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
                 + ", temperature=" + temperature + ", topK=" + topK + ", topP=" + topP
                 + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
                 + ", frequencyPenalty=" + frequencyPenalty + ", seed=" + seed
-                + ", stopTokens=" + (stopTokens == null ? "EOS,BOS" : Arrays.toString(stopTokens))
+                + ", stopTokens=" + (stopTokens == null ? "default" : Arrays.toString(stopTokens))
                 + ", stopSequences=" + stopSequences + ", speculateK=" + speculateK + "]";
     }
 
@@ -116,7 +112,7 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         public Builder presencePenalty(float v) { presencePenalty = v; return this; }
         public Builder frequencyPenalty(float v) { frequencyPenalty = v; return this; }
         public Builder seed(long v) { seed = v; return this; }
-        /** Ids that end generation; not called means the tokenizer's EOS and BOS. */
+        /** Ids that end generation; not called means the engine's defaults (EOS, end of turn, BOS). */
         public Builder stopTokens(int... ids) { stopTokens = ids; return this; }
         public Builder stopSequences(List<String> texts) { stopSequences = texts; return this; }
         public Builder greedy() { temperature = 0; return this; }

@@ -26,7 +26,7 @@ final class GenerationRun {
     long firstTokenNanos;
 
     GenerationRun(Tokenizer tokenizer, int[] promptIds, GenerationParams params, TokenListener listener,
-                  CancellationToken cancel, int contextLength, Consumer<int[]> suppressor) {
+                  CancellationToken cancel, int contextLength, int[] defaultStops, Consumer<int[]> suppressor) {
         // the prompt was checked natively when the sequence started
         this.promptIds = promptIds.clone();
         this.params = params;
@@ -39,7 +39,7 @@ final class GenerationRun {
         // the last position can still be sampled from, so the context allows one token more
         this.generated = new int[Math.min(params.maxNewTokens(), contextLength - promptIds.length + 1)];
         this.needText = listener != null || !params.stopSequences().isEmpty();
-        this.stopIds = params.effectiveStopTokens(tokenizer.eosId(), tokenizer.bosId());
+        this.stopIds = params.effectiveStopTokens(defaultStops);
     }
 
     /** Stop tokens are suppressed natively until min_new_tokens were generated. */
@@ -54,7 +54,7 @@ final class GenerationRun {
     boolean accept(int token) {
         if (count == 0) firstTokenNanos = System.nanoTime();
         generated[count++] = token;
-        if (params.isStopToken(token, tokenizer.eosId(), tokenizer.bosId())) {
+        if (isStop(token)) {
             reason = GenerationResult.StopReason.STOP_TOKEN;
         } else {
             text.append(token);
@@ -68,6 +68,11 @@ final class GenerationRun {
         }
         if (listener != null) listener.onToken(token, reason != null ? text.takeRest() : text.takeFinalText());
         return reason != null;
+    }
+
+    private boolean isStop(int token) {
+        for (int t : stopIds) if (t == token) return true;
+        return false;
     }
 
     boolean finished() {

@@ -9,6 +9,8 @@ import java.nio.file.Path;
 public final class SentencePieceTokenizer implements Tokenizer {
     private final GptFastNative.SentencePieceTokenizer processor;
     private final int vocabSize, bosId, eosId;
+    private final String[] pieces;
+    private final java.util.Map<String, Integer> controls;
 
     public SentencePieceTokenizer(Path modelFile) {
         if (!Files.isRegularFile(modelFile)) throw new GptFastException("tokenizer not found: " + modelFile);
@@ -20,6 +22,26 @@ public final class SentencePieceTokenizer implements Tokenizer {
         vocabSize = processor.vocab_size();
         bosId = processor.bos_id();
         eosId = processor.eos_id();
+        java.util.List<SentencePieceModelFile.Piece> list = SentencePieceModelFile.pieces(modelFile);
+        pieces = new String[list.size()];
+        java.util.Map<String, Integer> c = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < pieces.length; i++) {
+            pieces[i] = list.get(i).text();
+            if (list.get(i).type() == SentencePieceModelFile.CONTROL) c.put(pieces[i], i);
+        }
+        controls = java.util.Collections.unmodifiableMap(c);
+    }
+
+    /** Control pieces (<s>, </s>, Mistral's [INST] ...): SentencePiece never produces them from text. */
+    @Override
+    public java.util.Map<String, Integer> specialTokens() {
+        return controls;
+    }
+
+    @Override
+    public String piece(int id) {
+        Tokenizer.checkId(id, pieces.length);
+        return pieces[id];
     }
 
     @Override

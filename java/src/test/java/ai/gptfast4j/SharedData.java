@@ -24,6 +24,31 @@ final class SharedData {
     static Path storiesBin() { return stories().resolve("stories260K.bin"); }
     static Path storiesTokenizer() { return stories().resolve("tokenizer.model"); }
     static Path llama2Tokenizer() { return root().resolve("tokenizers/llama2-tokenizer.model"); }
+    static Path llama3TiktokenModel() { return root().resolve("tokenizers/llama3-tokenizer.model"); }
+    static Path llama3TokenizerJson() { return root().resolve("tokenizers/llama3-tokenizer.json"); }
+    static Path mistralTokenizer() { return root().resolve("tokenizers/mistral-v3-tokenizer.model"); }
+    static Path llama3Tiny() { return root().resolve("models/llama3-tiny-random"); }
+
+    /** Each line of a reference .jsonl file, parsed. */
+    static List<JsonNode> jsonl(String relative) {
+        List<JsonNode> out = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        try {
+            for (String line : Files.readAllLines(root().resolve(relative))) {
+                if (!line.isBlank()) out.add(json.readTree(line));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        if (out.isEmpty()) throw new IllegalStateException(relative + " holds no cases");
+        return out;
+    }
+
+    static int[] ints(JsonNode array) {
+        int[] r = new int[array.size()];
+        for (int i = 0; i < r.length; i++) r[i] = array.get(i).intValue();
+        return r;
+    }
 
     /** One line of reference/stories260K-greedy.jsonl. */
     record GreedyCase(String prompt, int steps, int[] promptTokens, int[] generatedTokens, String text,

@@ -10,7 +10,7 @@ import ai.gptfast4j.GenerationResult;
 import ai.gptfast4j.GenerationStats;
 import ai.gptfast4j.GptFastException;
 import ai.gptfast4j.ModelConfig;
-import ai.gptfast4j.SentencePieceTokenizer;
+import ai.gptfast4j.Tokenizers;
 import ai.gptfast4j.natives.GptFastNative;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -273,7 +273,7 @@ final class BenchCommand implements Callable<Integer> {
 
     /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
     private <T> T withTokenizer(java.util.function.Function<ai.gptfast4j.Tokenizer, T> build) {
-        var tokenizer = new SentencePieceTokenizer(model.tokenizer);
+        var tokenizer = Tokenizers.open(model.tokenizer);
         try {
             return build.apply(tokenizer);
         } catch (RuntimeException e) {

@@ -57,8 +57,11 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "intra-op threads (default: libtorch's choice)")
     int threads;
 
-    @Option(names = "--stop-token", split = ",", description = "ids that end generation (default: EOS and BOS)")
+    @Option(names = "--stop-token", split = ",", description = "ids that end generation (default: the model's eos_token_id, the tokenizer's EOS and end-of-turn ids, BOS)")
     List<Integer> stopTokens;
+
+    @Option(names = "--allow-special", description = "special-token strings in the prompt become their ids (default: plain text)")
+    boolean allowSpecial;
 
     @Option(names = "--json", description = "print one JSON object instead of streaming text")
     boolean json;
@@ -100,12 +103,15 @@ final class GenerateCommand implements Callable<Integer> {
             }
             System.err.printf("loaded in %.2f s (%s; config: %s)%n", (System.nanoTime() - loadStart) / 1e9,
                     engine.describe(), engine.configSource());
+            if (engine.cacheNote() != null) System.err.println(engine.cacheNote());
+            int[] promptIds = engine.promptTokens(prompt, allowSpecial);
             if (json) {
-                GenerationResult r = engine.generate(prompt, params, null);
+                GenerationResult r = engine.generate(promptIds, params, null, new ai.gptfast4j.CancellationToken());
                 out.println(toJson(r));
             } else {
                 out.print(prompt);
-                GenerationResult r = engine.generate(prompt, params, (id, text) -> out.print(text));
+                GenerationResult r = engine.generate(promptIds, params, (id, text) -> out.print(text),
+                        new ai.gptfast4j.CancellationToken());
                 out.println();
                 GenerationStats s = r.stats();
                 System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s%s]%n",

@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 @Command(name = "gptfast", mixinStandardHelpOptions = true, version = "gptfast4j 0.1.0",
         description = "Fast Llama-family text generation on the JVM.",
         subcommands = {GenerateCommand.class, BenchCommand.class, ServeCommand.class, ServeBenchCommand.class,
-                QuantizeCommand.class, PerplexityCommand.class})
+                QuantizeCommand.class, PerplexityCommand.class, TokenizeCommand.class, ChatCommand.class})
 public final class GptFastCli implements Runnable {
 
     @CommandLine.Spec

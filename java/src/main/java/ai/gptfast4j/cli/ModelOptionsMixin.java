@@ -10,7 +10,8 @@ final class ModelOptionsMixin {
     @Option(names = "--checkpoint", description = "model.pth, *.safetensors, index.json, llama2.c .bin, or a directory")
     Path checkpoint;
 
-    @Option(names = "--tokenizer", description = "tokenizer.model (default: beside the checkpoint)")
+    @Option(names = "--tokenizer", description = "tokenizer.model (SentencePiece or tiktoken) or tokenizer.json "
+            + "(default: tokenizer.model, else tokenizer.json, beside the checkpoint)")
     Path tokenizer;
 
     @Option(names = "--config", description = "model config JSON (default: config.json beside the checkpoint, "
@@ -23,7 +24,7 @@ final class ModelOptionsMixin {
     @Option(names = "--device", defaultValue = Defaults.DEVICE, description = "cpu (default) or cuda[:N] with a CUDA build")
     String device;
 
-    @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context)")
+    @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context, at most " + Defaults.MAX_SEQ_LEN_CAP + ")")
     int maxSeqLen;
 
     @Option(names = "--draft-checkpoint", description = "draft model for speculative decoding (same tokenizer)")

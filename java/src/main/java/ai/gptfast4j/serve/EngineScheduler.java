@@ -1,5 +1,6 @@
 package ai.gptfast4j.serve;
 
+import ai.gptfast4j.ChatTemplate;
 import ai.gptfast4j.Engine;
 import ai.gptfast4j.GenerationResult;
 import java.util.ArrayList;
@@ -61,6 +62,12 @@ public final class EngineScheduler implements RequestScheduler {
         }
     }
 
+    /** Through the model's chat template (every worker has the same model; the first one's tokenizer encodes). */
+    @Override
+    public int[] chatPromptTokens(List<ChatTemplate.Message> messages) {
+        return handlers.get(0).engine().chatPromptTokens(messages);
+    }
+
     @Override
     public GenerationJob submit(GenerationRequest request) {
         return queue.submit(request);
@@ -118,7 +125,10 @@ public final class EngineScheduler implements RequestScheduler {
             job.markStarted();
             try {
                 GenerationRequest r = job.request();
-                running.put(engine.start(r.prompt(), r.params(), job::onToken, job.cancellation()), job);
+                Engine.Sequence s = r.promptIds() != null
+                        ? engine.start(r.promptIds(), r.params(), job::onToken, job.cancellation())
+                        : engine.start(r.prompt(), r.params(), job::onToken, job.cancellation());
+                running.put(s, job);
             } catch (Throwable t) {
                 metrics.generationFailed();
                 job.fail(t);

@@ -58,7 +58,8 @@ public final class GptHandler implements AutoCloseable {
         if (engine != null) throw new IllegalStateException("handler already initialized");
         config = context.config();
         engine = engineLoader.apply(context);
-        LOG.info("worker {}: {}", context.workerId(), engine.describe());
+        LOG.info("worker {}: {}; chat template: {}", context.workerId(), engine.describe(), engine.chatTemplate().name());
+        if (engine.cacheNote() != null) LOG.info("worker {}: {}", context.workerId(), engine.cacheNote());
     }
 
     static Engine loadEngine(Context context) {
@@ -138,7 +139,8 @@ public final class GptHandler implements AutoCloseable {
     /** Generates one request; each token's text goes to the listener (if any) as it is sampled. */
     public GenerationResult inference(GenerationRequest request, TokenListener listener, CancellationToken cancel) {
         ensureInitialized();
-        return engine.generate(request.prompt(), request.params(), listener, cancel);
+        return request.promptIds() != null ? engine.generate(request.promptIds(), request.params(), listener, cancel)
+                : engine.generate(request.prompt(), request.params(), listener, cancel);
     }
 
     public List<Map<String, Object>> postprocess(List<GenerationResult> results) {

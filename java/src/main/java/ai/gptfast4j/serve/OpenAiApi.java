@@ -1,7 +1,9 @@
 package ai.gptfast4j.serve;
 
+import ai.gptfast4j.ChatTemplate;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GenerationResult;
+import ai.gptfast4j.GptFastException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -16,7 +18,7 @@ import java.util.UUID;
 
 /**
  * OpenAI-compatible routes: {@code POST /v1/completions}, {@code POST /v1/chat/completions}
- * (messages joined by {@link #chatPrompt}), {@code GET /v1/models}; {@code "stream": true}
+ * (messages through the model's chat template), {@code GET /v1/models}; {@code "stream": true}
  * answers Server-Sent Events ending with {@code data: [DONE]}. Sampling: max_tokens (or
  * max_completion_tokens), temperature, top_p, stop, presence_penalty, frequency_penalty, seed,
  * and as in vLLM top_k, repetition_penalty, min_tokens. Options the engine cannot honour (n > 1,
@@ -53,7 +55,16 @@ final class OpenAiApi {
     private void generate(Context ctx, boolean chat) throws InterruptedException {
         ObjectNode body = JsonBody.parse(server.readBody(ctx));
         checkModel(JsonBody.string(body, "model"));
-        String prompt = chat ? chatPrompt(body) : completionPrompt(body);
+        String prompt = chat ? null : completionPrompt(body);
+        int[] promptIds = null;
+        if (chat) {
+            List<ChatTemplate.Message> messages = chatMessages(body);
+            try {
+                promptIds = server.scheduler().chatPromptTokens(messages);
+            } catch (GptFastException e) {
+                throw ApiException.badRequest(e.getMessage());
+            }
+        }
         rejectUnsupported(body, chat);
         Integer max = JsonBody.integer(body, "max_tokens");
         String maxKey = "max_tokens";
@@ -84,7 +95,7 @@ final class OpenAiApi {
             includeUsage = Boolean.TRUE.equals(JsonBody.bool((ObjectNode) so, "include_usage"));
         }
         long deadline = server.streamer().deadline();
-        GenerationJob job = server.scheduler().submit(new GenerationRequest(prompt, params, stream));
+        GenerationJob job = server.scheduler().submit(new GenerationRequest(prompt, promptIds, params, stream));
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         long now = System.currentTimeMillis() / 1000;
         if (stream) {
@@ -118,15 +129,15 @@ final class OpenAiApi {
     }
 
     /**
-     * The chat template: system (and developer) messages as plain paragraphs, then
-     * "User: ..." / "Assistant: ..." lines, ending with "Assistant:" for the model to continue.
+     * The conversation of a chat request; roles are system, developer (a system message), user and
+     * assistant. The model's chat template (see {@link ChatTemplate#forModel}) turns it into ids.
      */
-    static String chatPrompt(ObjectNode body) {
+    static List<ChatTemplate.Message> chatMessages(ObjectNode body) {
         if (!JsonBody.has(body, "messages")) throw ApiException.badRequest("'messages' is required");
         JsonNode messages = body.get("messages");
         if (!messages.isArray()) throw JsonBody.wrongType("messages", "an array", messages);
         if (messages.isEmpty()) throw ApiException.badRequest("'messages' must not be empty");
-        StringBuilder sb = new StringBuilder();
+        List<ChatTemplate.Message> out = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
             JsonNode m = messages.get(i);
             String key = "messages[" + i + "]";
@@ -135,14 +146,13 @@ final class OpenAiApi {
             if (role == null) throw ApiException.badRequest("'" + key + ".role' is required");
             String content = messageText(m.get("content"), key + ".content");
             switch (role) {
-                case "system", "developer" -> sb.append(content).append("\n\n");
-                case "user" -> sb.append("User: ").append(content).append('\n');
-                case "assistant" -> sb.append("Assistant: ").append(content).append('\n');
+                case "system", "developer" -> out.add(new ChatTemplate.Message("system", content));
+                case "user", "assistant" -> out.add(new ChatTemplate.Message(role, content));
                 default -> throw ApiException.badRequest("'" + key + ".role' must be system, developer, user or "
                         + "assistant, got \"" + role + "\"");
             }
         }
-        return sb.append("Assistant:").toString();
+        return out;
     }
 
     private static String messageText(JsonNode content, String key) {

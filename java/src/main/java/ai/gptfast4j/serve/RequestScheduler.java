@@ -16,6 +16,13 @@ public interface RequestScheduler extends AutoCloseable {
      */
     GenerationJob submit(GenerationRequest request);
 
+    /**
+     * Prompt ids for a conversation through the model's chat template.
+     *
+     * @throws ai.gptfast4j.GptFastException when the template refuses the messages
+     */
+    int[] chatPromptTokens(List<ai.gptfast4j.ChatTemplate.Message> messages);
+
     /** Jobs waiting for a worker. */
     int queueDepth();
 
