@@ -17,9 +17,13 @@ class ConfigResolverTest {
 
     @Test
     void gptFastNameTableWithItsDerivedSizes() {
-        // Every GPT-Fast entry is present and valid.
+        // Every GPT-Fast entry (14) is present and valid, plus llama-3.2-1b (Meta's shape).
         for (String name : ConfigResolver.names()) ConfigResolver.fromName(name);
-        assertEquals(14, ConfigResolver.names().size());
+        assertEquals(15, ConfigResolver.names().size());
+        ModelConfig llama32 = ConfigResolver.fromName(ConfigResolver.matchName("Llama-3.2-1B-Instruct"));
+        assertEquals(2048, llama32.dim());
+        assertEquals(64, llama32.headDim());
+        assertEquals(32.0f, llama32.ropeScalingFactor());
         ModelConfig llama7b = ConfigResolver.fromName("7B");
         assertEquals(11008, llama7b.intermediateSize());  // find_multiple(int(2 * 4 * 4096 / 3), 256)
         assertEquals(128, llama7b.headDim());
