@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace gptfast {
 
@@ -75,6 +76,43 @@ void multi(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t b,
   }
 }
 
+void multi(MatvecKernel kernel, const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e,
+           int64_t rows, int64_t n) {
+  switch (kernel) {
+    case MatvecKernel::avx512: return kernels_avx512::multi(w, x, y, b, e, rows, n);
+    case MatvecKernel::avx2: return kernels_avx2::multi(w, x, y, b, e, rows, n);
+    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::multi(w, x, y, b, e, rows, n);
+    default: return kernels_baseline::multi(w, x, y, b, e, rows, n);
+  }
+}
+
+// The int4 kernel's view of x (matvec_kernels.h), in a buffer of the calling thread that only
+// grows (so a decode step stays allocation-free once warm).
+Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group) {
+  thread_local std::vector<float> buffer;
+  const int64_t groups = (cols + group - 1) / group, half = groups * group / 2;
+  const size_t need = size_t(n * (2 * half + groups));
+  if (buffer.size() < need) buffer.resize(need);
+  float* even = buffer.data();
+  float* odd = even + n * half;
+  float* sums = odd + n * half;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xt = x + t * cols;
+    float* e = even + t * half;
+    float* o = odd + t * half;
+    for (int64_t j = 0; j < half; ++j) {
+      e[j] = 2 * j < cols ? xt[2 * j] : 0.0f;
+      o[j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0;
+      for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) s += xt[c];
+      sums[t * groups + g] = s;
+    }
+  }
+  return Int4Vectors{even, odd, sums, half, groups};
+}
+
 inline void single(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
   single_f32(w, x, y, b, e, cols);
 }
@@ -104,14 +142,23 @@ void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t r
   const int64_t min_work = n_vectors >= 2 ? (int64_t(1) << 18) : 32768;
   const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
   const int64_t grain = std::max<int64_t>(1, min_work / std::max<int64_t>(kRowBlock * cols * n_vectors, 1));
-  at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-    const int64_t begin = block_begin * kRowBlock, end = std::min(rows, block_end * kRowBlock);
-    if (multi_path) {
-      multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
-    } else if constexpr (dense) {
-      for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
-    }
-  });
+  if constexpr (std::is_same_v<W, Int4Rows>) {
+    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group);
+    at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+      multi(kernel, w, xv, y, block_begin * kRowBlock, std::min(rows, block_end * kRowBlock), rows, n_vectors);
+    });
+  } else {
+    at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+      const int64_t begin = block_begin * kRowBlock, end = std::min(rows, block_end * kRowBlock);
+      if constexpr (!dense) {
+        multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
+      } else if (multi_path) {
+        multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
+      } else {
+        for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
+      }
+    });
+  }
 }
 
 }  // namespace

@@ -20,7 +20,9 @@ struct Int8Rows {
 };
 // int4: row r's bytes start at q + r * ld (two columns per byte, column 2j in the high nibble);
 // its (scale, zero) bf16 pairs for groups of `group` columns start at scale_zero + r * sz_ld,
-// w = (nibble - 8) * scale + zero. group: a multiple of 32.
+// w = (nibble - 8) * scale + zero. group: a multiple of 32. Each row must be readable up to its
+// last whole group (ceil(cols / group) * group / 2 bytes), as GPT-Fast's padding guarantees;
+// nibbles past cols are read but multiply zeros.
 struct Int4Rows {
   const uint8_t* q;
   int64_t ld;

@@ -8,6 +8,16 @@
 
 namespace gptfast {
 
+// The vectors prepared for the int4 kernel (by matvec.cpp, once per call): x[t][2j] and x[t][2j+1]
+// split into even[t * half + j] and odd[t * half + j] (zero past cols), and the sum of x[t] over
+// each group of columns, group_sums[t * groups + g]. half = groups * group / 2.
+struct Int4Vectors {
+  const float* even;
+  const float* odd;
+  const float* group_sums;
+  int64_t half, groups;
+};
+
 #define GPTFAST_DECLARE_KERNELS(isa)                                                                            \
   namespace isa {                                                                                              \
   void multi(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t rows, int64_t cols,      \
@@ -16,7 +26,7 @@ namespace gptfast {
              int64_t n);                                                                                       \
   void multi(const Int8Rows& w, const float* x, float* y, int64_t b, int64_t e, int64_t rows, int64_t cols,   \
              int64_t n);                                                                                       \
-  void multi(const Int4Rows& w, const float* x, float* y, int64_t b, int64_t e, int64_t rows, int64_t cols,   \
+  void multi(const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e, int64_t rows,         \
              int64_t n);                                                                                       \
   }
 

@@ -88,18 +88,28 @@ struct Int4Case {
   std::vector<double> ref, mag;
 };
 
-// Rows stored with padding past the last column (as GPT-Fast pads K) and filled with garbage
-// there, so that a kernel reading past `cols` would be caught.
+// Realistic int4 parameters: a random normal weight matrix quantized as GPT-Fast does (rows padded
+// to K), so that scale and zero have the relation they have in real checkpoints (the kernel
+// applies them once per group, whose rounding is bounded relative to the weights only then).
+// The nibbles past `cols` are then overwritten with random values: a kernel that used columns
+// past `cols` would be caught.
 Int4Case int4_case(int64_t rows, int64_t cols, int64_t n, int64_t group, std::mt19937& rng) {
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> sd(1e-3f, 2e-2f), zd(-0.1f, 0.1f);
+  std::uniform_int_distribution<int> nib(0, 15);
   std::normal_distribution<float> xd(0.0f, 1.0f);
-  const int64_t groups = (cols + group - 1) / group + 1;
-  Int4Case c{rows, cols, n, group, (cols + 1) / 2 + 8, 2 * groups, {}, {}, {}, {}, {}};
-  c.q.resize(size_t(rows * c.ld));
-  for (auto& v : c.q) v = uint8_t(byte(rng));
-  c.sz.resize(size_t(rows * c.sz_ld));
-  for (int64_t i = 0; i < rows * groups; ++i) c.sz[size_t(2 * i)] = to_bf16(sd(rng)), c.sz[size_t(2 * i + 1)] = to_bf16(zd(rng));
+  at::manual_seed(rng());
+  const gptfast::LinearWeight lw = gptfast::quantize(at::randn({rows, cols}) * 0.05,
+                                                     gptfast::parse_quantize("int4:" + std::to_string(group)));
+  const int64_t padded = lw.weight.size(1) * 2, groups = padded / group;
+  Int4Case c{rows, cols, n, group, padded / 2, 2 * groups, {}, {}, {}, {}, {}};
+  c.q.assign(lw.weight.data_ptr<uint8_t>(), lw.weight.data_ptr<uint8_t>() + rows * c.ld);
+  const uint16_t* sz = reinterpret_cast<const uint16_t*>(lw.scales.data_ptr<at::BFloat16>());
+  c.sz.assign(sz, sz + rows * c.sz_ld);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = cols; k < padded; ++k) {
+      uint8_t& b = c.q[size_t(r * c.ld + k / 2)];
+      b = (k % 2) ? uint8_t((b & 0xF0) | nib(rng)) : uint8_t((b & 0x0F) | (nib(rng) << 4));
+    }
+  }
   c.x.resize(size_t(n * cols));
   for (auto& v : c.x) v = xd(rng);
   c.ref.assign(size_t(n * rows), 0.0);
@@ -107,10 +117,10 @@ Int4Case int4_case(int64_t rows, int64_t cols, int64_t n, int64_t group, std::mt
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k) {
       const uint8_t b = c.q[size_t(r * c.ld + k / 2)];
-      const int nib = (k % 2) ? (b & 15) : (b >> 4);
+      const int q = (k % 2) ? (b & 15) : (b >> 4);
       const double s = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / group))]);
       const double z = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / group) + 1)]);
-      const double w = (nib - 8) * s + z;
+      const double w = (q - 8) * s + z;
       for (int64_t t = 0; t < n; ++t) {
         c.ref[size_t(t * rows + r)] += w * c.x[size_t(t * cols + k)];
         c.mag[size_t(t * rows + r)] += std::fabs(w * c.x[size_t(t * cols + k)]);
@@ -185,7 +195,7 @@ TEST(QuantizedMatvec, Int4MatchesFloat64Reference) {
 TEST(QuantizedMatvec, ReferenceComparisonDetectsAWrongZeroPoint) {
   std::mt19937 rng(9);
   Int4Case c = int4_case(8, 96, 1, 32, rng);
-  for (size_t i = 1; i < c.sz.size(); i += 2) c.sz[i] = to_bf16(gptfast::bf16_to_float(c.sz[i]) + 0.01f);
+  for (size_t i = 1; i < c.sz.size(); i += 2) c.sz[i] = to_bf16(gptfast::bf16_to_float(c.sz[i]) + 0.001f);
   std::vector<float> y(8);
   gptfast::matmul_rows(gptfast::Int4Rows{c.q.data(), c.ld, c.sz.data(), c.sz_ld, 32}, c.x.data(), y.data(), 8, 96, 1);
   EXPECT_GT(compare(y, c.ref, c.mag, "shifted zeros", /*report=*/false), 0);
