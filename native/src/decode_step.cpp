@@ -140,6 +140,8 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
         for (int64_t j = 0; j < count; ++j) {
           const float* k = kh + (first + j) * hd;
           float dot = 0;
+          // Vectorized (reassociated) like the matvec kernels: GCC keeps a plain float sum serial.
+#pragma omp simd reduction(+ : dot)
           for (int64_t i = 0; i < hd; ++i) dot += qh[i] * k[i];
           block[j] = dot * scale;
           block_max = std::max(block_max, block[j]);
