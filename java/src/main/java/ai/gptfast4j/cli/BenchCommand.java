@@ -236,7 +236,7 @@ final class BenchCommand implements Callable<Integer> {
         o.put("bandwidth_bytes_per_second", bandwidth);
         o.put("roofline_tokens_per_second", bandwidth / weightBytes * batch);
         o.put("roofline_fraction", fraction);
-        o.put("matmul_flops_per_second", flops);
+        if (!Double.isNaN(flops)) o.put("matmul_flops_per_second", flops);
         if (m != null) {
             o.put("time_to_first_token_ms", m.ttft);
             if (k > 0) {
