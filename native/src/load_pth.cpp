@@ -46,7 +46,7 @@ std::optional<std::string> plain_dicts(const std::string& in) {
     for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | uint8_t(in[at + size_t(i)]);
     return v;
   };
-  std::optional<uint64_t> od_memo;  // memo slot holding collections.OrderedDict
+  int64_t od_memo = -1;  // memo slot holding collections.OrderedDict (-1: none)
   bool od_on_top = false;           // the last value pushed is that class
   bool empty_tuple_after_od = false;
   while (pos < in.size()) {
@@ -119,11 +119,11 @@ std::optional<std::string> plain_dicts(const std::string& in) {
     // Track the OrderedDict class through the memo: PUT after GLOBAL, GET of that slot.
     if (op == 'q' || op == 'r') {
       const uint64_t slot = le(pos, op == 'q' ? 1 : 4);
-      if (od_on_top) od_memo = slot;
-      else if (od_memo == slot) od_memo.reset();
+      if (od_on_top) od_memo = int64_t(slot);
+      else if (od_memo == int64_t(slot)) od_memo = -1;
       pushes_od = od_on_top;  // PUT leaves the value on the stack
     } else if (op == 'h' || op == 'j') {
-      pushes_od = od_memo && le(pos, op == 'h' ? 1 : 4) == *od_memo;
+      pushes_od = od_memo >= 0 && int64_t(le(pos, op == 'h' ? 1 : 4)) == od_memo;
     }
     od_on_top = pushes_od;
     out.append(in, start, 1 + arg);
