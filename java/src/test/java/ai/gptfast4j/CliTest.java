@@ -63,8 +63,20 @@ class CliTest {
     }
 
     @Test
+    void withoutACheckpointTheEmbeddedModelGeneratesTheReferenceStory() throws Exception {
+        // The jar's own copy of stories260K (extracted to the cache), checked against the reference.
+        SharedData.GreedyCase c = SharedData.greedyCases().get(0);
+        Run r = run("generate", "--prompt", c.prompt(), "--temperature", "0", "--max-new-tokens", "30", "--json");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("using the embedded stories260K model"), r.err());
+        int[] generated = new ObjectMapper().treeToValue(new ObjectMapper().readTree(r.out()).get("generated_tokens"),
+                int[].class);
+        assertArrayEquals(java.util.Arrays.copyOf(c.generatedTokens(), 30), generated);
+        assertTrue(EmbeddedModel.checkpoint().startsWith(EmbeddedModel.cacheDir()), "extracted into the cache");
+    }
+
+    @Test
     void badArgumentsExitWithTwo() {
-        assertOneLineError(run("generate", "--prompt", "x"), 2, "--checkpoint");
         assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString()), 2, "--prompt");
         assertOneLineError(run("generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "x",
                 "--temperature", "-1"), 2, "temperature");

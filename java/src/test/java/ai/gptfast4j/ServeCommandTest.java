@@ -11,7 +11,7 @@ class ServeCommandTest {
 
     @Test
     void badServeArgumentsExitWithTwo() throws Exception {
-        CliTest.assertOneLineError(CliTest.run("serve"), 2, "--config model-config.yaml or --checkpoint");
+        CliTest.assertOneLineError(CliTest.run("serve", "--port", "70000"), 2, "--port");  // no checkpoint: embedded
         Path yaml = dir.resolve("model-config.yaml");
         Files.writeString(yaml, "handler:\n  model_path: m.pth\n  speculative: true\n");
         CliTest.assertOneLineError(CliTest.run("serve", "--config", yaml.toString()), 2, "draft_model_path");

@@ -83,8 +83,12 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if ((model.checkpoint == null) == (randomName == null)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "give exactly one of --checkpoint or --random");
+        if (model.checkpoint != null && randomName != null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "give --checkpoint or --random, not both");
+        }
+        if (randomName == null) {
+            model.defaultCheckpoint();
+            model.sayIfEmbedded(spec.commandLine().getErr());
         }
         if (randomName != null && model.tokenizer == null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--random needs --tokenizer");

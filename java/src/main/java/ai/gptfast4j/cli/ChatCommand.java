@@ -57,9 +57,7 @@ final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (model.checkpoint == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "missing required option '--checkpoint'");
-        }
+        model.defaultCheckpoint();
         GenerationParams params;
         ChatTemplate template = null;
         ai.gptfast4j.EngineOptions options;
@@ -74,6 +72,7 @@ final class ChatCommand implements Callable<Integer> {
         java.io.PrintWriter err = spec.commandLine().getErr();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         boolean interactive = System.console() != null;
+        model.sayIfEmbedded(err);
         try (Engine engine = Engine.load(options)) {
             if (template == null) template = engine.chatTemplate();
             err.printf("%s; chat template: %s%s%n", engine.describe(), template.name(),

@@ -70,9 +70,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (model.checkpoint == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "missing required option '--checkpoint'");
-        }
+        model.defaultCheckpoint();
         GenerationParams params;
         ai.gptfast4j.EngineOptions options;
         try {
@@ -92,6 +90,7 @@ final class GenerateCommand implements Callable<Integer> {
                     + "--frequency-penalty need plain decoding and cannot be combined with --draft-checkpoint");
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        model.sayIfEmbedded(spec.commandLine().getErr());
         // progress for big checkpoints; a missing one gets just its one-line error
         if (java.nio.file.Files.exists(options.checkpoint())) System.err.printf("loading %s ...%n", options.checkpoint());
         long loadStart = System.nanoTime();

@@ -1,14 +1,35 @@
 package ai.gptfast4j.cli;
 
 import ai.gptfast4j.Defaults;
+import ai.gptfast4j.EmbeddedModel;
 import ai.gptfast4j.EngineOptions;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /** Options shared by commands that load a model. */
 final class ModelOptionsMixin {
-    @Option(names = "--checkpoint", description = "model.pth, *.safetensors, index.json, llama2.c .bin, or a directory")
+    @Option(names = "--checkpoint", description = "model.pth, *.safetensors, index.json, llama2.c .bin, or a directory "
+            + "(default: the embedded stories260K model)")
     Path checkpoint;
+
+    /** True when --checkpoint was left out and the embedded model stands in for it. */
+    boolean embedded;
+
+    /** Without --checkpoint: the embedded stories260K model (extracted from the jar once). */
+    void defaultCheckpoint() {
+        if (checkpoint != null) return;
+        checkpoint = EmbeddedModel.checkpoint();
+        embedded = true;
+    }
+
+    /** Says, just before loading, that the embedded model is used. */
+    void sayIfEmbedded(PrintWriter err) {
+        if (!embedded) return;
+        err.println("no --checkpoint: using the embedded " + EmbeddedModel.NAME + " model (a 260K-parameter "
+                + "TinyStories model; see models/stories260K/README.md)");
+        err.flush();
+    }
 
     @Option(names = "--tokenizer", description = "tokenizer.model (SentencePiece or tiktoken) or tokenizer.json "
             + "(default: tokenizer.model, else tokenizer.json, beside the checkpoint)")

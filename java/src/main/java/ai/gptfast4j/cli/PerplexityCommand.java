@@ -33,9 +33,7 @@ final class PerplexityCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (model.checkpoint == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "missing required option '--checkpoint'");
-        }
+        model.defaultCheckpoint();
         EngineOptions options;
         try {
             options = model.engineOptions(threads);
@@ -48,6 +46,7 @@ final class PerplexityCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new GptFastException("cannot read --text " + text + ": " + e.getMessage());
         }
+        model.sayIfEmbedded(spec.commandLine().getErr());
         try (Engine engine = Engine.load(options)) {
             java.io.PrintWriter err = spec.commandLine().getErr();
             err.printf("loaded (%s)%n", engine.describe());

@@ -63,7 +63,7 @@ final class ServeBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (model.checkpoint == null) throw new CommandLine.ParameterException(spec.commandLine(), "missing --checkpoint");
+        model.defaultCheckpoint();
         if (requests < 1 || maxNewTokens < 1 || workers < 1 || clients.stream().anyMatch(c -> c < 1)
                 || (soak != null && soak < 10)) {
             throw new CommandLine.ParameterException(spec.commandLine(),
@@ -79,6 +79,7 @@ final class ServeBenchCommand implements Callable<Integer> {
         b.queueSize = Math.max(64, Collections.max(clients));
         b.maxNewTokensCap = Math.max(1024, maxNewTokens);
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+        model.sayIfEmbedded(spec.commandLine().getErr());
         try (GptServer server = GptServer.start(b.build(), "127.0.0.1", 0)) {
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             run(http, uri, Math.max(4, 2 * workers), 2, n -> { }); // warm-up

@@ -113,6 +113,7 @@ final class ServeCommand implements Callable<Integer> {
                 // not a signal on this platform; the shutdown hook below still stops the server
             }
         }
+        model.sayIfEmbedded(spec.commandLine().getErr());
         GptServer server = GptServer.start(config, host, port);
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "gptfast-shutdown"));
         System.out.println("listening on http://" + host + ":" + server.port() + " (model '" + config.modelName()
@@ -152,11 +153,10 @@ final class ServeCommand implements Callable<Integer> {
             b = ServeConfig.fromYaml(model.config);
             if (model.checkpoint != null) b.checkpoint = model.checkpoint;
         } else {
-            if (model.checkpoint == null) {
-                throw new GptFastException("give --config model-config.yaml or --checkpoint");
-            }
+            model.defaultCheckpoint();
             b = ServeConfig.builder();
             b.checkpoint = model.checkpoint;
+            if (model.embedded) b.modelName = ai.gptfast4j.EmbeddedModel.NAME;
             b.architectureConfig = model.config;
             b.stream = false;
         }

@@ -23,9 +23,11 @@ class ServeConfigTest {
     }
 
     @Test
-    void exampleConfigPointsAtTheSharedModel() {
+    void exampleConfigPointsAtTheEmbeddedModelBesideIt() throws IOException {
         ServeConfig c = ServeConfig.fromYaml(ServeTestSupport.exampleYaml()).build();
-        assertEquals(ServeTestSupport.storiesPth(), c.checkpoint());
+        assertEquals(ServeTestSupport.exampleYaml().toAbsolutePath().normalize().resolveSibling("model.pth"), c.checkpoint());
+        // the embedded copy is the shared stories260K model, byte for byte
+        assertEquals(-1L, java.nio.file.Files.mismatch(c.checkpoint(), ServeTestSupport.storiesPth()));
         assertEquals("stories260K", c.modelName());
         assertEquals(50, c.defaultMaxNewTokens());
         assertFalse(c.stream());
