@@ -1,4 +1,4 @@
-// Fused step for fp32/bf16 weights on CPU: any mix of tokens from cache slots at their
+// Fused step for fp32/bf16/int8/int4 weights on CPU: any mix of tokens from cache slots at their
 // positions (one decode token, a speculative verify pass, a short prompt chunk, one token of
 // each sequence of a batch; see Model::forward). The path through generic ATen ops costs ~60 dispatcher calls per
 // layer, and ATen's small-M GEMM repacks the weights, so here a step is plain loops for

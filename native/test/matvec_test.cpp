@@ -16,18 +16,16 @@
 #include <vector>
 
 #include "gptfast/bench_api.h"
+#include "kernel_test_support.h"
 #include "matvec.h"
 
 namespace {
 
 using gptfast::MatvecKernel;
-
-uint16_t to_bf16(float f) {  // round to nearest even
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  bits += 0x7fff + ((bits >> 16) & 1);
-  return uint16_t(bits >> 16);
-}
+using kernel_test::kernels;
+using kernel_test::name;
+using kernel_test::ThreadCount;
+using kernel_test::to_bf16;
 
 struct Case {
   int64_t rows, cols, n;
@@ -68,26 +66,6 @@ Case make_case(int64_t rows, int64_t cols, int64_t n, std::mt19937& rng) {
   return c;
 }
 
-std::vector<MatvecKernel> kernels() {
-  std::vector<MatvecKernel> out;
-  for (MatvecKernel k : {MatvecKernel::automatic, MatvecKernel::baseline, MatvecKernel::avx2,
-                         MatvecKernel::avx512_shape_on_avx2, MatvecKernel::avx512}) {
-    if (gptfast::matvec_kernel_supported(k)) out.push_back(k);
-  }
-  return out;
-}
-
-const char* name(MatvecKernel k) {
-  switch (k) {
-    case MatvecKernel::automatic: return "automatic";
-    case MatvecKernel::baseline: return "baseline";
-    case MatvecKernel::avx2: return "avx2";
-    case MatvecKernel::avx512: return "avx512";
-    case MatvecKernel::avx512_shape_on_avx2: return "avx512_shape_on_avx2";
-  }
-  return "?";
-}
-
 // Counts outputs outside the bound (reporting the first few) for one run.
 template <class W>
 int64_t check(const Case& c, const std::vector<W>& w, const std::vector<double>& ref, const std::vector<double>& mag,
@@ -113,15 +91,6 @@ int64_t check(const Case& c, const std::vector<W>& w, const std::vector<double>&
   }
   return bad;
 }
-
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
-  ~ThreadCount() { at::set_num_threads(previous_); }
-
- private:
-  int previous_;
-};
 
 TEST(MatmulRows, MatchesFloat64ReferenceForAllShapesKernelsAndThreads) {
   std::mt19937 rng(1234);

@@ -12,28 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "kernel_test_support.h"
 #include "linear_weight.h"
 #include "matvec.h"
 
 namespace {
 
 using gptfast::MatvecKernel;
-
-std::vector<MatvecKernel> kernels() {
-  std::vector<MatvecKernel> out;
-  for (MatvecKernel k : {MatvecKernel::automatic, MatvecKernel::baseline, MatvecKernel::avx2,
-                         MatvecKernel::avx512_shape_on_avx2, MatvecKernel::avx512}) {
-    if (gptfast::matvec_kernel_supported(k)) out.push_back(k);
-  }
-  return out;
-}
-
-uint16_t to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  bits += 0x7fff + ((bits >> 16) & 1);
-  return uint16_t(bits >> 16);
-}
+using kernel_test::kernels;
+using kernel_test::ThreadCount;
+using kernel_test::to_bf16;
 
 // Checks y against the float64 reference: |y - ref| <= 1e-5 * sum |w||x| for every output (the
 // issue's "1e-5 relative", relative to the dot product's magnitude so that outputs near zero
@@ -129,17 +117,8 @@ Int4Case int4_case(int64_t rows, int64_t cols, int64_t n, int64_t group, std::mt
   return c;
 }
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
-  ~ThreadCount() { at::set_num_threads(previous_); }
-
- private:
-  int previous_;
-};
-
 std::string label(const char* type, MatvecKernel k, int64_t rows, int64_t cols, int64_t n, int threads) {
-  return std::string(type) + " kernel=" + std::to_string(int(k)) + " rows=" + std::to_string(rows) +
+  return std::string(type) + " kernel=" + kernel_test::name(k) + " rows=" + std::to_string(rows) +
          " cols=" + std::to_string(cols) + " n=" + std::to_string(n) + " threads=" + std::to_string(threads);
 }
 
