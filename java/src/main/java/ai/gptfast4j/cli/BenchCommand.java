@@ -107,21 +107,21 @@ final class BenchCommand implements Callable<Integer> {
             double bandwidth = limits(t).bandwidth();
             Medians plain;
             int promptLength;
-            String params;
+            ModelConfig config;
             long weightBytes;
             try (Engine engine = load(t, 0, 1)) {
                 int[] ids = promptIds(engine);
                 promptLength = ids.length;
-                params = millions(engine.config());
+                config = engine.config();
                 weightBytes = engine.weightBytes();
                 plain = measure(engine, ids, t, "plain");
             }
-            row(params, t, promptLength, 0, plain, 1.0, weightBytes, bandwidth, 1);
+            row(config, t, promptLength, 0, plain, 1.0, weightBytes, bandwidth);
             if (!speculative) continue;
             for (int k : kValues) {
                 try (Engine engine = load(t, k, 1)) {
                     Medians m = measure(engine, promptIds(engine), t, "k=" + k);
-                    row(params, t, promptLength, k, m, m.decode / plain.decode, weightBytes, bandwidth, 1);
+                    row(config, t, promptLength, k, m, m.decode / plain.decode, weightBytes, bandwidth);
                 }
             }
         }
@@ -180,9 +180,11 @@ final class BenchCommand implements Callable<Integer> {
                 List<Double> rates = new ArrayList<>();
                 ModelConfig c;
                 long weightBytes;
+                int promptLength;
                 try (Engine engine = load(t, 0, b)) {
                     c = engine.config();
                     weightBytes = engine.weightBytes();
+                    promptLength = batchPrompt(engine, 0).length;
                     for (int run = 0; run < warmup + runs; run++) {
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).build();
@@ -205,7 +207,7 @@ final class BenchCommand implements Callable<Integer> {
                 double flopRoof = flops / (2.0 * matmulWeights);
                 double memoryRoof = bandwidth / weightBytes * b;
                 if (json) {
-                    jsonRow(c, t, b, batchPrompt(null, 0).length, 0, Double.NaN, med, weightBytes, bandwidth,
+                    jsonRow(c, t, b, promptLength, 0, Double.NaN, med, weightBytes, bandwidth,
                             med / memoryRoof, flops, null);
                 } else {
                     System.out.printf("%-24s %7s %7d %6d %12d %14.1f %16.1f %14.1f %6.0f%% %14.1f %6.0f%%%n", label(),
@@ -254,9 +256,7 @@ final class BenchCommand implements Callable<Integer> {
         System.out.println(o.toString());
     }
 
-    /** engine null: only the length matters. */
     private int[] batchPrompt(Engine engine, int i) {
-        if (engine == null) return new int[prompt != null ? 0 : promptTokens];
         return prompt != null ? engine.promptTokens(prompt)
                 : randomIds(engine.config().vocabSize(), engine.tokenizer().bosId(), 42 + i);
     }
@@ -286,18 +286,17 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private ModelConfig benchConfig;  // of the last loaded engine, for --json rows
-
-    private void row(String params, int t, int promptLength, int k, Medians m, double speedup, long weightBytes,
-                     double bandwidth, int batch) {
+    /** One single-sequence row (plain, or speculative with k > 0). */
+    private void row(ModelConfig config, int t, int promptLength, int k, Medians m, double speedup, long weightBytes,
+                     double bandwidth) {
         double roof = bandwidth / weightBytes;
         if (json) {
-            jsonRow(benchConfig, t, batch, promptLength, k, m.prefill, m.decode, weightBytes, bandwidth, m.decode / roof,
+            jsonRow(config, t, 1, promptLength, k, m.prefill, m.decode, weightBytes, bandwidth, m.decode / roof,
                     Double.NaN, m);
             return;
         }
         System.out.printf("%-24s %8s %7s %7d %6d %5d %4s %13.1f %9.2f %12.1f %9.2f %10.1f %5.0f%% %8s %8s %7.2fx%n",
-                label(), params, weightsLabel(), t, promptLength, newTokens, k == 0 ? "-" : Integer.toString(k), m.prefill,
+                label(), millions(config), weightsLabel(), t, promptLength, newTokens, k == 0 ? "-" : Integer.toString(k), m.prefill,
                 m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.decode / roof,
                 k == 0 ? "-" : String.format("%.0f%%", 100 * m.acceptance),
                 k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup);
@@ -335,7 +334,6 @@ final class BenchCommand implements Callable<Integer> {
             engine = withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
                     Math.max(k, 1), batch), k == 0 ? 0 : draftLayers));
         }
-        benchConfig = engine.config();
         System.err.printf("  loaded: %s%n", engine.describe());
         return engine;
     }
