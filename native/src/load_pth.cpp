@@ -11,7 +11,9 @@
 
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "state_dict.h"
@@ -36,11 +38,22 @@ void check_zip_magic(const std::string& path) {
 // a state dict sets the OrderedDict's _metadata). libtorch's unpickler has no POP, but its NEWOBJ
 // just drops the top of the stack. Returns nullopt when it meets an opcode it does
 // not know, so that the caller unpickles the original bytes and reports libtorch's error.
+// Throws CorruptPickle for what libtorch would turn into a huge allocation instead of an error:
+// an argument running past the end (a string of up to 4 GiB) or a memo index beyond anything
+// this pickle could have stored (libtorch resizes its memo table to the index).
+struct CorruptPickle : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::optional<std::string> plain_dicts(const std::string& in) {
   std::string out;
   out.reserve(in.size());
   size_t pos = 0;
   auto need = [&](size_t n) { return pos + n <= in.size(); };
+  auto past_end = [&](size_t n) {
+    return CorruptPickle("pickle opcode at byte " + std::to_string(pos - 1) + " needs " + std::to_string(n) +
+                         " bytes, " + std::to_string(in.size() - pos) + " left");
+  };
   auto le = [&](size_t at, int bytes) {
     uint64_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | uint8_t(in[at + size_t(i)]);
@@ -83,16 +96,16 @@ std::optional<std::string> plain_dicts(const std::string& in) {
       case 'J': case 'r': case 'j': arg = 4; break;
       case 'G': case '\x95': arg = 8; break;
       case '\x8a': case '\x8c': case 'C': case 'U':
-        if (!need(1)) return std::nullopt;
+        if (!need(1)) throw past_end(1);
         arg = 1 + size_t(uint8_t(in[pos]));
         break;
       case '\x8b': case 'X': case 'B': case 'T':
-        if (!need(4)) return std::nullopt;
+        if (!need(4)) throw past_end(4);
         arg = 4 + size_t(le(pos, 4));
         break;
       case '\x8d':
-        if (!need(8)) return std::nullopt;
-        arg = 8 + size_t(le(pos, 8));
+        if (!need(8)) throw past_end(8);
+        arg = 8 + std::min<uint64_t>(le(pos, 8), in.size());  // capped: the check below fails
         break;
       case 'c': {  // module\nname\n
         const size_t a = in.find('\n', pos);
@@ -111,7 +124,11 @@ std::optional<std::string> plain_dicts(const std::string& in) {
       default:
         return std::nullopt;
     }
-    if (!need(arg)) return std::nullopt;
+    if (!need(arg)) throw past_end(arg);
+    if ((op == 'r' || op == 'j') && le(pos, 4) >= in.size()) {
+      throw CorruptPickle("pickle memo index " + std::to_string(le(pos, 4)) + " at byte " + std::to_string(start) +
+                          " is beyond its " + std::to_string(in.size()) + " bytes");
+    }
     if (empty_tuple_after_od) {  // an EMPTY_TUPLE after the class but no REDUCE: keep it as it was
       out += ')';
       empty_tuple_after_od = false;
@@ -157,6 +174,8 @@ StateDict load_pth(const std::string& path) {
     root = unpickler.parse_ivalue();
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' is corrupt or truncated: " + e.what_without_backtrace());
+  } catch (const CorruptPickle& e) {
+    throw Error("checkpoint '" + path + "' is corrupt or truncated: " + e.what());
   }
   if (!root.isGenericDict()) {
     throw Error("checkpoint '" + path + "' does not hold a state dict (found " + root.tagKind() + ")");

@@ -15,7 +15,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Seeded random corruption of real checkpoints (flipped bytes, truncation, overwritten headers):
  * every load either works or fails with a GptFastException; the JVM never dies (a native crash
- * would end the test run). Undetectable corruption of weight bytes simply loads.
+ * would end the test run) and memory stays bounded. Undetectable corruption of weight bytes
+ * simply loads.
  */
 class CorruptCheckpointFuzzTest {
 
@@ -27,6 +28,7 @@ class CorruptCheckpointFuzzTest {
         Files.copy(SharedData.storiesTokenizer(), dir.resolve("tokenizer.model"));
         Random random = new Random(20261125);
         int loaded = 0, refused = 0;
+        Files.writeString(Path.of("/proc/self/clear_refs"), "5");  // restart the peak-RSS count (VmHWM)
         for (int i = 0; i < 30; i++) {
             byte[] bytes = corrupt(original, random);
             Path file = Files.write(dir.resolve(name), bytes);
@@ -39,9 +41,20 @@ class CorruptCheckpointFuzzTest {
                 refused++;
             }
         }
+        // A corrupt file must be refused, not believed: one with a huge pickle memo index once made
+        // libtorch's unpickler resize its memo table to ~20 GB (the OOM killer ended the test JVM).
+        long peakKib = peakRssKib();
+        assertTrue(peakKib < 2L << 20, "peak RSS " + peakKib / 1024 + " MiB while loading 1 MB checkpoints");
         // both outcomes must occur, or the corruptions test only one path
         assertTrue(refused > 0, "some corruptions must be detected");
         assertTrue(loaded > 0, "flipped weight bytes are undetectable and must load; loaded none of " + (loaded + refused));
+    }
+
+    static long peakRssKib() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+        throw new IllegalStateException("no VmHWM in /proc/self/status");
     }
 
     static byte[] corrupt(byte[] original, Random random) {
