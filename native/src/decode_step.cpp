@@ -165,6 +165,14 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
   });
 }
 
+void FusedDecodeStep::all_reduce_rows(int64_t n) {
+  // Without TP the rank's heads are the model's (a tp >= 2 shard has fewer): nothing to sum, and
+  // no view is made, so the single-rank step stays allocation-free.
+  if (spec_.n_head == model_.full_spec().n_head) return;
+  at::Tensor rows = proj_.narrow(0, 0, n);  // contiguous: the first n rows
+  model_.all_reduce(rows);
+}
+
 const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n,
                                   const int32_t* logit_rows, int64_t n_logits) {
   if (n < 1 || n > max_tokens_) throw Error("fused decode step takes 1.." + std::to_string(max_tokens_) + " tokens");
@@ -188,6 +196,7 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
     }
     attention(l, slots, positions, n);
     project(w.wo, attn_out_, proj_, n);
+    all_reduce_rows(n);
     const float* proj = proj_.data_ptr<float>();
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
 
@@ -198,6 +207,7 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
     const float* h3 = h3_.data_ptr<float>();
     for (int64_t i = 0; i < n * ffn; ++i) h1[i] = h1[i] / (1.0f + std::exp(-h1[i])) * h3[i];  // silu(w1 x) * w3 x
     project(w.w2, h1_, proj_, n);
+    all_reduce_rows(n);
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
   }
   if (n_logits < 0 || n_logits > n) throw Error("fused step: n_logits must be in [0, n]");

@@ -34,6 +34,7 @@ class FusedDecodeStep {
 
  private:
   void attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);
+  void all_reduce_rows(int64_t n);  // sums proj_'s first n rows over the TP ranks
 
   Transformer& model_;
   const ModelSpec& spec_;

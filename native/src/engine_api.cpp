@@ -25,13 +25,13 @@ void set_threads(int threads) {
 
 Session::Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
                  const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                 int prefill_chunk, const std::string& quantize) {
+                 int prefill_chunk, const std::string& quantize, int tp) {
   guarded("loading model", [&] {
-    check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1, quantize);
+    check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1, quantize, tp);
     set_threads(threads);
-    state_ = std::make_unique<SessionState>(checkpoint_path, format, model,
-                                            RuntimeSpec{dtype, device, threads, max_seq_len, quantize}, slots,
-                                            prefill_chunk);
+    RuntimeSpec runtime{dtype, device, threads, max_seq_len, quantize};
+    runtime.tp = tp;
+    state_ = std::make_unique<SessionState>(checkpoint_path, format, model, runtime, slots, prefill_chunk);
   });
 }
 
@@ -74,6 +74,12 @@ int Session::vocab_size() const { return state_->vocab(); }
 int Session::max_speculate_k() const { return state_->max_speculate_k(); }
 int Session::max_tokens_per_step() const { return state_->max_tokens_per_step(); }
 int64_t Session::weight_bytes() const { return state_->weight_bytes(); }
+int Session::tensor_parallel() const { return state_->tp(); }
+int64_t Session::all_reduces() const { return state_->all_reduces(); }
+int64_t Session::all_reduce_nanos() const { return state_->all_reduce_nanos(); }
+void Session::fail_rank_for_test(int rank, int n, int timeout_ms) {
+  guarded("fail rank", [&] { state_->fail_rank_for_test(rank, n, timeout_ms); });
+}
 int Session::position(int slot) const {
   return guarded("position", [&] { return int(state_->position(slot)); });
 }

@@ -107,6 +107,46 @@ LinearWeight LinearWeight::to(at::Device device) const {
   return w;
 }
 
+LinearWeight LinearWeight::rows(const std::vector<std::pair<int64_t, int64_t>>& ranges) const {
+  std::vector<at::Tensor> w, s;
+  LinearWeight r = *this;
+  r.out = 0;
+  for (const auto& [start, count] : ranges) {
+    if (start < 0 || count < 1 || start + count > out) throw Error("row shard outside the weight's " + str(out) + " rows");
+    w.push_back(weight.narrow(0, start, count));
+    if (scales.defined()) s.push_back(scales.narrow(0, start, count));  // int8 [out], int4 [out, groups, 2]
+    r.out += count;
+  }
+  r.weight = at::cat(w, 0).contiguous();
+  if (scales.defined()) r.scales = at::cat(s, 0).contiguous();
+  return r;
+}
+
+LinearWeight LinearWeight::columns(int64_t start, int64_t count) const {
+  if (start < 0 || count < 1 || start + count > in) throw Error("column shard outside the weight's " + str(in) + " columns");
+  LinearWeight r = *this;
+  r.in = count;
+  switch (kind) {
+    case WeightKind::dense:
+    case WeightKind::int8:  // per-row scales are unchanged by a column cut
+      r.weight = weight.narrow(1, start, count).contiguous();
+      return r;
+    case WeightKind::int4: {
+      if (start % group != 0 || count % group != 0) {
+        throw Error("int4 group " + str(group) + " does not divide the tensor-parallel shard of " + str(count) +
+                    " input columns (of " + str(in) + "); use a smaller group or fewer ranks");
+      }
+      const int64_t padded = int4_padded_in(count, group);
+      r.weight = at::zeros({out, padded / 2}, weight.options());  // padded columns are zero, as GPT-Fast pads
+      r.weight.narrow(1, 0, count / 2).copy_(weight.narrow(1, start / 2, count / 2));
+      r.scales = at::zeros({out, padded / group, 2}, scales.options());
+      r.scales.narrow(1, 0, count / group).copy_(scales.narrow(1, start / group, count / group));
+      return r;
+    }
+  }
+  return r;
+}
+
 LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec) {
   const at::Tensor w = weight.to(at::kFloat).contiguous();
   LinearWeight out;

@@ -60,6 +60,14 @@ struct LinearWeight {
   // y = x W^T over the last dimension of x, for the ATen path.
   at::Tensor linear(const at::Tensor& x) const;
   LinearWeight to(at::Device device) const;
+
+  // Tensor-parallel shards, as GPT-Fast's tp.py cuts them (scales/zeros travel with their rows or
+  // groups). rows(): the given [start, start+count) ranges of output rows, concatenated (wqkv takes
+  // its q, k and v parts this way). columns(): input columns [start, start+count); for int4 both
+  // must be multiples of the group, and the shard is re-padded as GPT-Fast pads its width.
+  // Both copy, so a shard owns its memory.
+  LinearWeight rows(const std::vector<std::pair<int64_t, int64_t>>& ranges) const;
+  LinearWeight columns(int64_t start, int64_t count) const;
 };
 
 // Takes a dense tensor from a loaded checkpoint, checking its shape (naming the tensor and both

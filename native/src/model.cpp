@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <algorithm>
 #include <iomanip>
@@ -77,13 +78,18 @@ int checked_prefill_chunk(int prefill_chunk) {
   return prefill_chunk;
 }
 
+int checked_tp(int tp) {
+  if (tp < 1 || tp > 64) throw Error("tp (tensor-parallel ranks) must be in [1, 64], got " + std::to_string(tp));
+  return tp;
+}
+
 int checked_speculate_k(int k) {
   if (k < 1 || k > 64) throw Error("speculate_k must be in [1, 64], got " + std::to_string(k));
   return k;
 }
 
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                   int prefill_chunk, int speculate_k, const std::string& quantize) {
+                   int prefill_chunk, int speculate_k, const std::string& quantize, int tp) {
   tensor_options(dtype, device);
   parse_quantize(quantize);
   if (threads < 0) throw Error("threads must be >= 0 (0 = libtorch's default), got " + std::to_string(threads));
@@ -97,6 +103,10 @@ void check_options(const std::string& dtype, const std::string& device, int thre
   checked_slots(slots);
   checked_prefill_chunk(prefill_chunk);
   checked_speculate_k(speculate_k);
+  checked_tp(tp);
+  if (tp > 1 && !tensor_options(dtype, device).device().is_cpu()) {
+    throw Error("tp > 1 runs on CPU (Gloo) only so far; device '" + device + "' would need NCCL");
+  }
 }
 
 Model::Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
@@ -105,17 +115,37 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
       slots_(checked_slots(slots)),
       options_(tensor_options(runtime.dtype, runtime.device)),
       cache_length_(cache_length(spec, runtime)),
-      transformer_(spec, load_checkpoint(path, format, spec), options_, parse_quantize(runtime.quantize), cache_length_,
-                   slots) {
-  if (use_fused(transformer_)) {
-    fused_.emplace(transformer_, kFusedCapacity);
-    const bool aten_prefill = options_.dtype() == at::kFloat && transformer_.quantization().empty();
+      spec_((shard_spec(spec, checked_tp(runtime.tp)), spec)) {  // sizes that do not divide fail before loading
+  const int tp = runtime.tp;
+  if (tp > 1 && !options_.device().is_cpu()) {
+    throw Error("tensor parallelism runs on CPU (Gloo) only so far; device '" + runtime.device + "' would need NCCL");
+  }
+  StateDict weights = load_checkpoint(path, format, spec);
+  const QuantSpec quant = parse_quantize(runtime.quantize);
+  for (int r = 0; r < tp; ++r) ranks_.push_back(std::make_unique<Rank>());
+  if (tp > 1) {
+    team_.emplace(tp);
+    auto store = in_process_store();
+    // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
+    team_->run([&](int r) { ranks_[r]->comm = std::make_unique<Communicator>(store, r, tp, runtime.tp_timeout); });
+  }
+  for (int r = 0; r < tp; ++r) {
+    Rank& rank = *ranks_[r];
+    // A shallow copy (tensors share storage); each rank cuts and copies its shards from it.
+    rank.transformer = std::make_unique<Transformer>(spec, r + 1 == tp ? std::move(weights) : weights, options_, quant,
+                                                     cache_length_, slots, rank.comm.get());
+  }
+  if (use_fused(rank0())) {
+    const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
     max_fused_segment_ = aten_prefill ? kMaxFusedSegmentFp32 : INT32_MAX;
-    group_tokens_.resize(kFusedCapacity);
-    group_slots_.resize(kFusedCapacity);
-    group_logit_rows_.resize(kFusedCapacity);
-    group_positions_.resize(kFusedCapacity);
-    group_logit_out_.resize(kFusedCapacity);
+    for (auto& rank : ranks_) {
+      rank->fused.emplace(*rank->transformer, kFusedCapacity);
+      rank->group_tokens.resize(kFusedCapacity);
+      rank->group_slots.resize(kFusedCapacity);
+      rank->group_logit_rows.resize(kFusedCapacity);
+      rank->group_positions.resize(kFusedCapacity);
+      rank->group_logit_out.resize(kFusedCapacity);
+    }
   }
 }
 
@@ -135,22 +165,39 @@ void Model::forward(const Segment* segments, int n) {
     }
     if (s.n_logits < 0 || s.n_logits > s.n) throw Error("n_logits must be in [0, n]");
   }
-  // Short segments (decode tokens, verify passes, small chunks) share fused passes; long ones
-  // (prompt chunks) go through ATen's GEMMs one by one. The two never touch the same slot.
-  forward_fused(segments, n);
-  for (int i = 0; i < n; ++i) {
-    if (segments[i].n > max_fused_segment_) forward_aten(segments[i]);
+  if (!broken_.empty()) throw Error(broken_ + "; close this session and create a new one");
+  if (!team_) {
+    forward_rank(*ranks_[0], true, segments, n);
+    return;
+  }
+  try {
+    team_->run([&](int r) { forward_rank(*ranks_[r], r == 0, segments, n); });
+  } catch (const Error& e) {
+    // The other ranks may have left a collective half done: nothing guarantees the next one
+    // pairs up, and the KV caches may disagree. Refuse rather than compute garbage.
+    broken_ = std::string("this session's tensor-parallel group failed earlier (") + e.what() + ")";
+    throw;
   }
 }
 
-void Model::forward_fused(const Segment* segments, int n) {
+void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n) {
+  // Short segments (decode tokens, verify passes, small chunks) share fused passes; long ones
+  // (prompt chunks) go through ATen's GEMMs one by one. The two never touch the same slot.
+  // Every rank runs the same sequence of passes, so their all-reduces pair up.
+  if (rank.fused) forward_fused(rank, logits, segments, n);
+  for (int i = 0; i < n; ++i) {
+    if (segments[i].n > max_fused_segment_) forward_aten(rank, logits, segments[i]);
+  }
+}
+
+void Model::forward_fused(Rank& rank, bool logits, const Segment* segments, int n) {
   int64_t count = 0, outputs = 0;
   const int64_t vocab = this->vocab();
   auto flush = [&] {
     if (count == 0) return;
-    const float* logits = fused_->run(group_tokens_.data(), group_slots_.data(), group_positions_.data(), count,
-                                      group_logit_rows_.data(), outputs);
-    for (int64_t r = 0; r < outputs; ++r) std::copy_n(logits + r * vocab, vocab, group_logit_out_[r]);
+    const float* out = rank.fused->run(rank.group_tokens.data(), rank.group_slots.data(), rank.group_positions.data(),
+                                       count, rank.group_logit_rows.data(), outputs);
+    for (int64_t r = 0; r < outputs; ++r) std::copy_n(out + r * vocab, vocab, rank.group_logit_out[r]);
     count = outputs = 0;
   };
   for (int i = 0; i < n; ++i) {
@@ -158,13 +205,13 @@ void Model::forward_fused(const Segment* segments, int n) {
     if (s.n > max_fused_segment_) continue;
     for (int32_t t = 0; t < s.n; ++t) {
       if (count == kFusedCapacity) flush();
-      group_tokens_[count] = s.tokens[t];
-      group_slots_[count] = s.slot;
-      group_positions_[count] = s.start + t;
+      rank.group_tokens[count] = s.tokens[t];
+      rank.group_slots[count] = s.slot;
+      rank.group_positions[count] = s.start + t;
       const int32_t first_logit = s.n - s.n_logits;
-      if (t >= first_logit) {
-        group_logit_rows_[outputs] = int32_t(count);
-        group_logit_out_[outputs] = s.logits + int64_t(t - first_logit) * vocab;
+      if (logits && t >= first_logit) {  // only the rank that reports logits runs the output head
+        rank.group_logit_rows[outputs] = int32_t(count);
+        rank.group_logit_out[outputs] = s.logits + int64_t(t - first_logit) * vocab;
         ++outputs;
       }
       ++count;
@@ -173,13 +220,32 @@ void Model::forward_fused(const Segment* segments, int n) {
   flush();
 }
 
-void Model::forward_aten(const Segment& s) {
+void Model::forward_aten(Rank& rank, bool logits, const Segment& s) {
+  Transformer& model = *rank.transformer;
   at::Tensor ids = at::from_blob(const_cast<int32_t*>(s.tokens), {1, s.n}, at::kInt)
-                       .to(transformer_.options().dtype(at::kLong));
-  at::Tensor logits = transformer_.forward(ids, s.start, s.n_logits, s.slot);
-  if (s.n_logits == 0) return;
-  logits = logits.cpu().contiguous();
-  std::copy_n(logits.data_ptr<float>(), logits.numel(), s.logits);
+                       .to(model.options().dtype(at::kLong));
+  at::Tensor out = model.forward(ids, s.start, logits ? s.n_logits : 0, s.slot);
+  if (!logits || s.n_logits == 0) return;
+  out = out.cpu().contiguous();
+  std::copy_n(out.data_ptr<float>(), out.numel(), s.logits);
+}
+
+int64_t Model::weight_bytes() const {
+  // Only rank 0 runs the (replicated) output head.
+  int64_t bytes = rank0().weight_bytes();
+  for (size_t r = 1; r < ranks_.size(); ++r) {
+    bytes += ranks_[r]->transformer->weight_bytes() - ranks_[r]->transformer->output().bytes();
+  }
+  return bytes;
+}
+
+int64_t Model::all_reduces() const { return ranks_[0]->comm ? ranks_[0]->comm->all_reduces() : 0; }
+int64_t Model::all_reduce_nanos() const { return ranks_[0]->comm ? ranks_[0]->comm->all_reduce_nanos() : 0; }
+
+void Model::fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout) {
+  if (rank < 0 || rank >= tp() || !ranks_[rank]->comm) throw Error("no tensor-parallel rank " + std::to_string(rank));
+  for (auto& r : ranks_) r->comm->set_timeout(timeout);
+  ranks_[rank]->comm->fail_after(ranks_[rank]->comm->all_reduces() + n);
 }
 
 std::string Model::describe() const {
@@ -188,9 +254,9 @@ std::string Model::describe() const {
   out << "dim=" << s.dim << " n_layer=" << s.n_layer << " n_head=" << s.n_head << " n_local_heads=" << s.n_local_heads
       << " head_dim=" << s.head_dim << " intermediate_size=" << s.intermediate_size << " vocab_size=" << s.vocab_size
       << " cache=" << max_seq_len() << " slots=" << slots_ << " dtype=" << runtime_.dtype
-      << " device=" << runtime_.device << " threads=" << at::get_num_threads()
-      << " weights=" << (transformer_.quantization().empty() ? runtime_.dtype : transformer_.quantization())
-      << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
+      << " device=" << runtime_.device << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
+      << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
+      << " tp=" << tp() << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : "aten");
   return out.str();
 }

@@ -6,11 +6,16 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
+
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "decode_step.h"
+#include "dist/communicator.h"
+#include "dist/rank_team.h"
 #include "transformer.h"
 
 namespace gptfast {
@@ -19,6 +24,9 @@ struct RuntimeSpec {
   std::string dtype, device;
   int threads = 0, max_seq_len = 0;
   std::string quantize;  // --quantize: "" or parse_quantize()'s values
+  int tp = 1;            // tensor-parallel ranks in this process (threads), 1 = none
+  // How long a rank waits for the others in an all-reduce before the generation fails.
+  std::chrono::milliseconds tp_timeout{30000};
 };
 
 // n tokens of the sequence in cache slot `slot`, at positions start..start+n-1 (the slot holds
@@ -38,7 +46,15 @@ at::TensorOptions tensor_options(const std::string& dtype, const std::string& de
 int checked_slots(int slots);
 int checked_prefill_chunk(int prefill_chunk);
 int checked_speculate_k(int k);
+int checked_tp(int tp);
 
+// Under tensor parallelism (runtime.tp > 1) a Model is tp ranks in this process: each a native
+// thread with its own shard of the weights and KV cache (a Transformer built with a Communicator)
+// and its own fused step, joined by a Gloo group over an in-process store. forward() runs the
+// same segments on every rank (the tokens are shared memory, so nothing is broadcast); the
+// ranks' residual streams agree after every all-reduce, and rank 0 alone runs the output head
+// and writes the logits, which the session samples once. With tp = 1 there is one rank, run on
+// the calling thread, and no collective.
 class Model {
  public:
   // Most tokens one fused call takes; longer runs of fused segments are split into such groups.
@@ -57,18 +73,37 @@ class Model {
   void forward(const Segment* segments, int n);
 
   void check_token(int32_t token) const;
-  int64_t max_seq_len() const { return transformer_.max_seq_len(); }
-  int vocab() const { return transformer_.spec().vocab_size; }
+  int64_t max_seq_len() const { return rank0().max_seq_len(); }
+  int vocab() const { return spec_.vocab_size; }
   int slots() const { return slots_; }
-  const ModelSpec& spec() const { return transformer_.spec(); }
+  const ModelSpec& spec() const { return spec_; }  // the whole model's sizes
   const RuntimeSpec& runtime() const { return runtime_; }
-  bool fused() const { return fused_.has_value(); }
-  int64_t weight_bytes() const { return transformer_.weight_bytes(); }
+  bool fused() const { return ranks_[0]->fused.has_value(); }
+  // Linear weight bytes one decode step reads, over all ranks (each its shards, rank 0 the head).
+  int64_t weight_bytes() const;
+  int tp() const { return int(ranks_.size()); }
+  // All-reduces so far and their total time (rank 0's view), for bench.
+  int64_t all_reduces() const;
+  int64_t all_reduce_nanos() const;
+  // Test hook: rank `rank`'s n-th all-reduce from now on throws (see Communicator::fail_after),
+  // and every rank's collective timeout becomes `timeout`, so that a test ends quickly.
+  void fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout);
   std::string describe() const;
 
  private:
-  void forward_fused(const Segment* segments, int n);
-  void forward_aten(const Segment& segment);
+  struct Rank {
+    std::unique_ptr<Communicator> comm;  // null without TP
+    std::unique_ptr<Transformer> transformer;
+    std::optional<FusedDecodeStep> fused;
+    // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
+    std::vector<int32_t> group_tokens, group_slots, group_logit_rows;
+    std::vector<int64_t> group_positions;
+    std::vector<float*> group_logit_out;
+  };
+  const Transformer& rank0() const { return *ranks_[0]->transformer; }
+  void forward_rank(Rank& rank, bool logits, const Segment* segments, int n);
+  void forward_fused(Rank& rank, bool logits, const Segment* segments, int n);
+  void forward_aten(Rank& rank, bool logits, const Segment& segment);
 
   RuntimeSpec runtime_;
   // Checked before the checkpoint is read (members initialise in this order), so a bad
@@ -76,13 +111,12 @@ class Model {
   int slots_;
   at::TensorOptions options_;
   int64_t cache_length_;
-  Transformer transformer_;
-  std::optional<FusedDecodeStep> fused_;
+  ModelSpec spec_;
+  std::vector<std::unique_ptr<Rank>> ranks_;
+  std::optional<RankTeam> team_;  // tp > 1
+  // Set when a rank failed: its group may be mid-collective, so the model refuses further work.
+  std::string broken_;
   int64_t max_fused_segment_ = 0;  // 0 without the fused step
-  // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
-  std::vector<int32_t> group_tokens_, group_slots_, group_logit_rows_;
-  std::vector<int64_t> group_positions_;
-  std::vector<float*> group_logit_out_;
 };
 
 }  // namespace gptfast

@@ -44,6 +44,13 @@ class SessionState {
   int64_t accepted(int slot) const { return slot_at(slot).accepted; }
   std::string describe() const;
   int64_t weight_bytes() const { return target_.weight_bytes(); }
+  int tp() const { return target_.tp(); }
+  int64_t all_reduces() const { return target_.all_reduces(); }
+  int64_t all_reduce_nanos() const { return target_.all_reduce_nanos(); }
+  void fail_rank_for_test(int rank, int n, int timeout_ms) {
+    if (n < 1 || timeout_ms < 1) throw Error("fail_rank_for_test: n and timeout_ms must be >= 1");
+    target_.fail_rank_after(rank, n, std::chrono::milliseconds(timeout_ms));
+  }
 
  private:
   struct Slot {

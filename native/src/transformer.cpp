@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "dist/communicator.h"
 #include "rope.h"
 
 namespace gptfast {
@@ -26,29 +27,56 @@ void check_model(const ModelSpec& s) {
   if (s.head_dim % 2 != 0) throw Error("model config: head_dim must be even for RoPE, got " + std::to_string(s.head_dim));
   if (!(s.rope_base > 0) || !(s.norm_eps > 0)) throw Error("model config: rope_base and norm_eps must be positive");
 }
-
+ModelSpec shard_spec(const ModelSpec& spec, int tp) {
+  check_model(spec);
+  if (tp < 1) throw Error("tensor parallel size must be >= 1, got " + std::to_string(tp));
+  auto divide = [tp](int v, const char* name) {
+    if (v % tp != 0) {
+      throw Error(std::string("tensor parallelism: ") + name + " " + std::to_string(v) + " is not divisible by tp " +
+                  std::to_string(tp));
+    }
+    return v / tp;
+  };
+  ModelSpec local = spec;
+  local.n_head = divide(spec.n_head, "n_head");
+  local.n_local_heads = divide(spec.n_local_heads, "n_local_heads (KV heads)");
+  local.intermediate_size = divide(spec.intermediate_size, "intermediate_size");
+  return local;
+}
 
 Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions options, const QuantSpec& quant,
-                         int64_t max_seq_len, int64_t slots)
-    : spec_((check_model(spec), spec)),
+                         int64_t max_seq_len, int64_t slots, Communicator* comm)
+    : full_spec_((check_model(spec), spec)),
+      spec_(shard_spec(spec, comm ? comm->size() : 1)),
+      comm_(comm),
       options_(options),
       // On CPU the cache is fp32 whatever the weights: the fused decode step reads it directly
       // and keeps activations in fp32 (bf16 weights are widened on the fly).
-      cache_(spec.n_layer, slots, spec.n_local_heads, max_seq_len, spec.head_dim,
+      cache_(spec.n_layer, slots, spec_.n_local_heads, max_seq_len, spec.head_dim,
              options.device().is_cpu() ? options.dtype(at::kFloat) : options) {
   const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
   const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
+  // This rank's slices: rank r of tp holds heads [r*n/tp, (r+1)*n/tp) and FFN units likewise.
+  const int64_t tp = comm ? comm->size() : 1, r = comm ? comm->rank() : 0;
+  const int64_t q_local = q_dim / tp, kv_local = kv_dim / tp, ffn_local = ffn / tp;
+  auto by_rows = [&](LinearWeight full, std::vector<std::pair<int64_t, int64_t>> ranges) {
+    return tp == 1 ? full : full.rows(ranges);
+  };
+  auto by_columns = [&](LinearWeight full, int64_t width) {
+    return tp == 1 ? full : full.columns(r * width, width);
+  };
   tok_embeddings_ = take_tensor(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
   for (int i = 0; i < spec.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     LayerWeights l;
     l.attention_norm = take_tensor(w, p + "attention_norm.weight", {dim}, options);
-    l.wqkv = take_linear(w, p + "attention.wqkv", q_dim + 2 * kv_dim, dim, quant);
-    l.wo = take_linear(w, p + "attention.wo", dim, q_dim, quant);
+    l.wqkv = by_rows(take_linear(w, p + "attention.wqkv", q_dim + 2 * kv_dim, dim, quant),
+                     {{r * q_local, q_local}, {q_dim + r * kv_local, kv_local}, {q_dim + kv_dim + r * kv_local, kv_local}});
+    l.wo = by_columns(take_linear(w, p + "attention.wo", dim, q_dim, quant), q_local);
     l.ffn_norm = take_tensor(w, p + "ffn_norm.weight", {dim}, options);
-    l.w1 = take_linear(w, p + "feed_forward.w1", ffn, dim, quant);
-    l.w2 = take_linear(w, p + "feed_forward.w2", dim, ffn, quant);
-    l.w3 = take_linear(w, p + "feed_forward.w3", ffn, dim, quant);
+    l.w1 = by_rows(take_linear(w, p + "feed_forward.w1", ffn, dim, quant), {{r * ffn_local, ffn_local}});
+    l.w2 = by_columns(take_linear(w, p + "feed_forward.w2", dim, ffn, quant), ffn_local);
+    l.w3 = by_rows(take_linear(w, p + "feed_forward.w3", ffn, dim, quant), {{r * ffn_local, ffn_local}});
     layers_.push_back(std::move(l));
   }
   if (w.count("layers." + std::to_string(spec.n_layer) + ".attention_norm.weight")) {
@@ -70,6 +98,10 @@ LinearWeight Transformer::take_linear(StateDict& w, const std::string& name, int
   }
   quantization_ = kind;
   return lw;
+}
+
+void Transformer::all_reduce(at::Tensor& partial) const {
+  if (comm_) comm_->all_reduce(partial);
 }
 
 int64_t Transformer::weight_bytes() const {
@@ -105,11 +137,15 @@ at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::
   // Causal mask over the cached prefix: query at position p sees keys at positions <= p.
   at::Tensor mask = at::arange(context_len, input_pos.options()).unsqueeze(0) <= input_pos.unsqueeze(1);
   at::Tensor y = at::scaled_dot_product_attention(q, keys, values, mask);
-  return w.wo.linear(y.transpose(1, 2).reshape({B, T, q_dim}));
+  at::Tensor out = w.wo.linear(y.transpose(1, 2).reshape({B, T, q_dim})).contiguous();
+  all_reduce(out);
+  return out;
 }
 
 at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x) const {
-  return w.w2.linear(at::silu(w.w1.linear(x)) * w.w3.linear(x));
+  at::Tensor out = w.w2.linear(at::silu(w.w1.linear(x)) * w.w3.linear(x)).contiguous();
+  all_reduce(out);
+  return out;
 }
 
 at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot) {

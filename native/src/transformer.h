@@ -14,6 +14,13 @@
 
 namespace gptfast {
 
+class Communicator;
+
+// This rank's part of a model under tensor parallelism (GPT-Fast's tp.py): heads, KV heads and
+// the FFN width divided by the group size; dim, vocab and layers unchanged. Throws, naming the
+// sizes, when one does not divide. shard_spec(spec, 1) is spec.
+ModelSpec shard_spec(const ModelSpec& spec, int tp);
+
 struct LayerWeights {
   at::Tensor attention_norm, ffn_norm;
   LinearWeight wqkv, wo, w1, w2, w3;
@@ -24,8 +31,12 @@ class Transformer {
   // Validates every tensor's presence and shape against spec, converts to options' dtype/device.
   // Linear layers (all but embeddings and norms) are quantized as `quant` asks, or kept as the
   // checkpoint quantized them. slots: independent sequences the KV cache holds.
+  // comm: this rank's group under tensor parallelism (null: the whole model). A rank keeps only
+  // its shards: column-wise (output rows) of wqkv (q, k and v each by heads), w1, w3; row-wise
+  // (input columns) of wo and w2; embeddings, norms and output whole. Its KV cache holds its KV
+  // heads. The partial sums of wo and w2 are all-reduced, two collectives per layer.
   Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, const QuantSpec& quant,
-              int64_t max_seq_len, int64_t slots);
+              int64_t max_seq_len, int64_t slots, Communicator* comm = nullptr);
 
   // tokens: [1, T] int64 of the sequence in cache `slot`, placed at positions
   // start_pos .. start_pos+T-1 (the slot must hold its keys/values before start_pos). Returns
@@ -33,7 +44,11 @@ class Transformer {
   // output head is skipped, as for a prompt chunk that is not the last).
   at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot);
 
+  // This rank's sizes (heads, KV heads, FFN width are per rank under TP); full_spec(): the model's.
   const ModelSpec& spec() const { return spec_; }
+  const ModelSpec& full_spec() const { return full_spec_; }
+  // Sums a wo/w2 output over the ranks (nothing without TP).
+  void all_reduce(at::Tensor& partial) const;
   // Weights and cache, read by the fused decode step (decode_step.h).
   const at::Tensor& tok_embeddings() const { return tok_embeddings_; }
   const LayerWeights& layer(int64_t i) const { return layers_[i]; }
@@ -55,7 +70,8 @@ class Transformer {
   at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
   LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant);
 
-  ModelSpec spec_;
+  ModelSpec full_spec_, spec_;
+  Communicator* comm_;
   at::TensorOptions options_;
   at::Tensor tok_embeddings_, norm_;
   LinearWeight output_;

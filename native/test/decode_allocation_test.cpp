@@ -46,7 +46,7 @@ gptfast::ModelSpec small_llama() {
 // Counts CPU allocations made by `steps` decode steps of `slots` sequences decoding together,
 // after their prompts and two warm-up steps.
 int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1, const std::string& quantize = "") {
-  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0, quantize);
+  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0, quantize, 1);
   gptfast::SamplingSpec sampling;
   sampling.temperature = 0.8f;
   sampling.top_k = 20;

@@ -65,11 +65,13 @@ ModelSpec llama2c_model(const std::string& path);
 
 // Throws if a session option is out of range: dtype, device (and whether this build has it),
 // threads in [0, 4 x cores], max_seq_len >= 0, slots in [1, 256], prefill_chunk >= 0, speculate_k in
-// [1, 64], quantize ("" | "int8" | "int4" | "int4:G", G in 32, 64, 128, 256). The one check of
+// [1, 64], quantize ("" | "int8" | "int4" | "int4:G", G in 32, 64, 128, 256), tp in [1, 64] and
+// 1 unless the device is cpu (whether tp divides the model's sizes is checked by Session, which
+// knows the model). The one check of
 // these: a Session runs it before reading any weights, and Java runs it when options are built,
 // so that bad arguments fail at once.
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-                   int prefill_chunk, int speculate_k, const std::string& quantize);
+                   int prefill_chunk, int speculate_k, const std::string& quantize, int tp);
 
 class SessionState;
 class QuantizerState;
@@ -116,10 +118,15 @@ class Session {
   // long prompt joining a running batch does not stall the other sequences. quantize: "" keeps
   // the checkpoint's weights (dense, or int8/int4 as a quantized checkpoint stores them);
   // "int8", "int4" (group 128) or "int4:G" quantizes a dense checkpoint's Linear layers as it
-  // loads, in GPT-Fast's formats (the same as `gptfast quantize` writes).
+  // loads, in GPT-Fast's formats (the same as `gptfast quantize` writes). tp: tensor-parallel
+  // ranks (1 = none): the model is split over tp native threads in this process, each holding
+  // its shard of the weights and KV cache, joined by libtorch's c10d Gloo process group (two
+  // all-reduces per layer); threads then counts intra-op threads per rank. A model whose heads,
+  // KV heads or FFN width tp does not divide is refused, naming the sizes. The draft model
+  // (load_draft) is sharded the same way.
   Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
           const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
-          int prefill_chunk, const std::string& quantize);
+          int prefill_chunk, const std::string& quantize, int tp);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -155,6 +162,16 @@ class Session {
   // Bytes of the target's Linear weights (with scales), all of which one decode step reads: the
   // numerator of the memory roofline.
   int64_t weight_bytes() const;
+  int tensor_parallel() const;       // tp ranks
+  // All-reduces the target model has run so far and their total wall time in nanoseconds, as
+  // rank 0 saw them (0 without TP): bench divides them by the tokens generated.
+  int64_t all_reduces() const;
+  int64_t all_reduce_nanos() const;
+  // Test hook: rank `rank` of the target fails at its n-th all-reduce from now (n >= 1), as a
+  // rank crashing mid-generation would, and every rank's collective timeout becomes timeout_ms
+  // (so that the test is quick). The step that hits it throws, naming the rank, after at most
+  // that timeout; every later step throws that the session must be recreated.
+  void fail_rank_for_test(int rank, int n, int timeout_ms);
   int position(int slot) const;     // tokens in the slot's cache
   // Speculative statistics of the slot's current (or last) sequence.
   int64_t rounds(int slot) const;    // verify passes

@@ -181,7 +181,7 @@ public final class Engine implements AutoCloseable {
     private static GptFastNative.Session openSession(String path, String format, ModelConfig config, EngineOptions o) {
         try (GptFastNative.ModelSpec spec = config.toNative()) {
             return new GptFastNative.Session(path, format, spec, o.dtype(), o.device(), o.threads(), o.maxSeqLen(),
-                    o.batchSize(), o.prefillChunk(), o.quantize());
+                    o.batchSize(), o.prefillChunk(), o.quantize(), o.tp());
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
@@ -267,7 +267,12 @@ public final class Engine implements AutoCloseable {
     public synchronized GenerationResult generate(int[] promptIds, GenerationParams params, TokenListener listener,
                                                   CancellationToken cancel) {
         Sequence s = start(promptIds, params, listener, cancel);
-        while (!s.finished()) step();
+        try {
+            while (!s.finished()) step();
+        } catch (RuntimeException e) {
+            abort(s);  // free the slot: a failed step must not leave the engine full
+            throw e;
+        }
         return s.result();
     }
 
@@ -430,6 +435,24 @@ public final class Engine implements AutoCloseable {
     /** Bytes of Linear-layer weights (and quantization scales) one decode step reads: the memory roofline's numerator. */
     public long weightBytes() { return session.weight_bytes(); }
     public boolean isSpeculative() { return speculateK > 0; }
+    /** Tensor-parallel ranks (1 = none). */
+    public int tensorParallel() { return session.tensor_parallel(); }
+    /** All-reduces the target model has run so far (0 without TP), as rank 0 counted them. */
+    public synchronized long allReduces() { return session.all_reduces(); }
+    /** Their total wall time in nanoseconds (waiting for the slowest rank included). */
+    public synchronized long allReduceNanos() { return session.all_reduce_nanos(); }
+    /**
+     * Test hook: TP rank {@code rank} fails at its n-th all-reduce from now, as a crashing rank
+     * would, and every rank's collective timeout becomes {@code timeoutMs}. The step that hits it
+     * fails naming the rank; later steps say the engine must be recreated.
+     */
+    public synchronized void failRankForTest(int rank, int n, int timeoutMs) {
+        try {
+            session.fail_rank_for_test(rank, n, timeoutMs);
+        } catch (RuntimeException e) {
+            throw GptFastException.fromNative(e);
+        }
+    }
     public int speculateK() { return speculateK; }
     /** Sequences this engine decodes together. */
     public int batchSize() { return slots.length; }

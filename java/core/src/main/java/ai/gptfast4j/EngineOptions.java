@@ -26,10 +26,14 @@ import java.nio.file.Path;
  * @param quantize "" (or null) keeps the checkpoint's weights; "int8", "int4" or "int4:G" quantizes
  *                 a dense checkpoint's Linear layers as it loads (GPT-Fast's formats)
  * @param draftQuantize the same for the draft model
+ * @param tp tensor-parallel ranks (1 = none): the model (and draft) split over tp native threads,
+ *           each with its shard of the weights and KV cache, joined by a c10d Gloo group; CPU only;
+ *           {@code threads} then counts intra-op threads per rank. In [1, 64] (checked natively);
+ *           whether it divides the model's heads and FFN width is checked when the model loads.
  */
 public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String dtype, String device,
                             int threads, int maxSeqLen, Path draftCheckpoint, Path draftConfig, int speculateK,
-                            int batchSize, int prefillChunk, String quantize, String draftQuantize) {
+                            int batchSize, int prefillChunk, String quantize, String draftQuantize, int tp) {
 
     public EngineOptions {
         if (checkpoint == null) throw new GptFastException("a checkpoint path is required");
@@ -39,12 +43,21 @@ public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String
         if (draftQuantize == null) draftQuantize = "";
         NativeLibrary.load();  // one-line error if the natives are missing or mismatched
         try {
-            GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK, quantize);
+            GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK, quantize,
+                    tp);
             GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK,
-                    draftQuantize);
+                    draftQuantize, tp);
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
+    }
+
+    /** Without tensor parallelism. */
+    public EngineOptions(Path checkpoint, Path tokenizer, Path config, String dtype, String device, int threads,
+                         int maxSeqLen, Path draftCheckpoint, Path draftConfig, int speculateK, int batchSize,
+                         int prefillChunk, String quantize, String draftQuantize) {
+        this(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK,
+                batchSize, prefillChunk, quantize, draftQuantize, 1);
     }
 
     /** Weights as the checkpoint stores them. */
@@ -71,16 +84,18 @@ public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String
         return draftCheckpoint != null;
     }
 
-    public EngineOptions withTokenizer(Path p) { return new EngineOptions(checkpoint, p, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withConfig(Path p) { return new EngineOptions(checkpoint, tokenizer, p, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withDtype(String d) { return new EngineOptions(checkpoint, tokenizer, config, d, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withDevice(String d) { return new EngineOptions(checkpoint, tokenizer, config, dtype, d, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withThreads(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, n, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withMaxSeqLen(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, n, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withTokenizer(Path p) { return new EngineOptions(checkpoint, p, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withConfig(Path p) { return new EngineOptions(checkpoint, tokenizer, p, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withDtype(String d) { return new EngineOptions(checkpoint, tokenizer, config, d, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withDevice(String d) { return new EngineOptions(checkpoint, tokenizer, config, dtype, d, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withThreads(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, n, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withMaxSeqLen(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, n, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, tp); }
     /** Speculative decoding with the given draft model and k. */
-    public EngineOptions withDraft(Path draft, Path draftConfigFile, int k) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draft, draftConfigFile, k, batchSize, prefillChunk, quantize, draftQuantize); }
-    public EngineOptions withBatchSize(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, n, prefillChunk, quantize, draftQuantize); }
+    public EngineOptions withDraft(Path draft, Path draftConfigFile, int k) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draft, draftConfigFile, k, batchSize, prefillChunk, quantize, draftQuantize, tp); }
+    public EngineOptions withBatchSize(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, n, prefillChunk, quantize, draftQuantize, tp); }
     /** Quantize the target's (q) and the draft's (draftQ) Linear layers at load: "", "int8", "int4", "int4:G". */
-    public EngineOptions withQuantize(String q, String draftQ) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, q, draftQ); }
-    public EngineOptions withPrefillChunk(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, n, quantize, draftQuantize); }
+    public EngineOptions withQuantize(String q, String draftQ) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, q, draftQ, tp); }
+    public EngineOptions withPrefillChunk(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, n, quantize, draftQuantize, tp); }
+    /** Tensor parallelism over n in-process ranks (1 = none). */
+    public EngineOptions withTp(int n) { return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint, draftConfig, speculateK, batchSize, prefillChunk, quantize, draftQuantize, n); }
 }

@@ -79,7 +79,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify) {}
+    /** allReduces/allReduceMicros: per generated token over the measured runs (prefill included; 0 without --tp). */
+    private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify,
+                           double allReduces, double allReduceMicros) {}
 
     @Override
     public Integer call() {
@@ -232,6 +234,7 @@ final class BenchCommand implements Callable<Integer> {
         o.put("dtype", model.dtype);
         o.put("quantize", model.quantize == null ? "" : model.quantize);
         o.put("threads", t);
+        o.put("tp", model.tp != null ? model.tp : 1);
         o.put("batch_size", batch);
         o.put("speculate_k", k);
         o.put("prompt_tokens", promptLength);
@@ -249,6 +252,10 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("acceptance_rate", m.acceptance);
                 o.put("tokens_per_verify", m.perVerify);
             }
+        }
+        if (m != null) {
+            o.put("all_reduces_per_token", m.allReduces);
+            o.put("all_reduce_us_per_token", m.allReduceMicros);
         }
         o.put("runs", runs);
         o.put("cpu", cpuName());
@@ -272,7 +279,7 @@ final class BenchCommand implements Callable<Integer> {
         int cache = model.maxSeqLen > 0 ? model.maxSeqLen : Math.min(config.blockSize(), promptTokens + newTokens + 1);
         return new EngineOptions(Path.of(randomName), model.tokenizer, null, model.dtype, model.device, threadCount, cache,
                 null, null, k, batch, model.prefillChunk != null ? model.prefillChunk : Defaults.PREFILL_CHUNK,
-                model.quantize, model.draftQuantize);
+                model.quantize, model.draftQuantize, model.tp != null ? model.tp : 1);
     }
 
     /** Builds something that owns the --tokenizer; closes the tokenizer if building fails. */
@@ -300,6 +307,10 @@ final class BenchCommand implements Callable<Integer> {
                 m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.decode / roof,
                 k == 0 ? "-" : String.format("%.0f%%", 100 * m.acceptance),
                 k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup);
+        if (m.allReduces > 0) {
+            System.out.printf("  tp %d: %.1f all-reduces per token, %.1f us of all-reduce per token%n", model.tp,
+                    m.allReduces, m.allReduceMicros);
+        }
     }
 
     private Medians measure(Engine engine, int[] ids, int threadCount, String what) {
@@ -309,17 +320,25 @@ final class BenchCommand implements Callable<Integer> {
         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).maxNewTokens(newTokens)
                 .stopTokens(-1).build();
         List<GenerationStats> stats = new ArrayList<>();
+        long reduces = 0, reduceNanos = 0, tokens = 0;
         for (int i = 0; i < warmup + runs; i++) {
+            long reducesBefore = engine.allReduces(), nanosBefore = engine.allReduceNanos();
             GenerationParams seeded = GenerationParams.builder().temperature(temperature).topK(0).seed(i)
                     .maxNewTokens(newTokens).stopTokens(-1).build();
             GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded, null, new CancellationToken());
             System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s%n", what, i + 1, warmup + runs,
                     threadCount, r.stats().decodeTokensPerSecond());
-            if (i >= warmup) stats.add(r.stats());
+            if (i >= warmup) {
+                stats.add(r.stats());
+                reduces += engine.allReduces() - reducesBefore;
+                reduceNanos += engine.allReduceNanos() - nanosBefore;
+                tokens += r.generatedTokens().length;
+            }
         }
         return new Medians(median(stats, GenerationStats::prefillTokensPerSecond),
                 median(stats, GenerationStats::timeToFirstTokenMillis), median(stats, GenerationStats::decodeTokensPerSecond),
-                median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify));
+                median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify),
+                tokens == 0 ? 0 : (double) reduces / tokens, tokens == 0 ? 0 : reduceNanos / 1e3 / tokens);
     }
 
     /** An engine with batch slots; k > 0 adds the draft (--draft-checkpoint or --draft-layers). */

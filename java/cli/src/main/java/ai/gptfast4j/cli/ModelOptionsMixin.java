@@ -70,9 +70,14 @@ final class ModelOptionsMixin {
     @Option(names = "--draft-quantize", paramLabel = "int8|int4[:G]", description = "the same for the draft model")
     String draftQuantize;
 
+    @Option(names = "--tp", paramLabel = "N", description = "tensor parallelism: split the model over N ranks, "
+            + "native threads of this process joined by a c10d Gloo group, each holding its shard; --threads then "
+            + "counts threads per rank (default: 1 = none)")
+    Integer tp;
+
     EngineOptions engineOptions(int threads) {
         return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint,
                 draftConfig, speculateK, Defaults.BATCH_SIZE, prefillChunk != null ? prefillChunk : Defaults.PREFILL_CHUNK,
-                quantize, draftQuantize);
+                quantize, draftQuantize, tp != null ? tp : 1);
     }
 }

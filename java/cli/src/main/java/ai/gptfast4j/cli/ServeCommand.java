@@ -178,6 +178,7 @@ final class ServeCommand implements Callable<Integer> {
         if (batchSize != null) b.batchSize = batchSize;
         if (model.prefillChunk != null) b.prefillChunk = model.prefillChunk;
         if (model.quantize != null) b.quantize = model.quantize;
+        if (model.tp != null) b.tp = model.tp;
         if (model.draftQuantize != null) b.draftQuantize = model.draftQuantize;
         if (model.draftCheckpoint != null) {
             b.speculative = true;

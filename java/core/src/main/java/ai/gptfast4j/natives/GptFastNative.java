@@ -87,7 +87,7 @@ public final class GptFastNative {
     @Name("gptfast::check_options")
     public static native void checkOptions(@StdString String dtype, @StdString String device, int threads,
                                            int maxSeqLen, int slots, int prefillChunk, int speculateK,
-                                           @StdString String quantize);
+                                           @StdString String quantize, int tp);
 
     static { load(); }
 
@@ -100,13 +100,14 @@ public final class GptFastNative {
     public static class Session extends Pointer {
         static { load(); }
         public Session(String checkpointPath, String format, ModelSpec model, String dtype, String device,
-                       int threads, int maxSeqLen, int slots, int prefillChunk, String quantize) {
-            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, slots, prefillChunk, quantize);
+                       int threads, int maxSeqLen, int slots, int prefillChunk, String quantize, int tp) {
+            allocate(checkpointPath, format, model, dtype, device, threads, maxSeqLen, slots, prefillChunk, quantize,
+                     tp);
         }
         private native void allocate(@StdString String checkpointPath, @StdString String format,
                                      @Const @ByRef ModelSpec model, @StdString String dtype,
                                      @StdString String device, int threads, int maxSeqLen, int slots,
-                                     int prefillChunk, @StdString String quantize);
+                                     int prefillChunk, @StdString String quantize, int tp);
 
         public native void load_draft(@StdString String checkpointPath, @StdString String format,
                                       @Const @ByRef ModelSpec model, int maxSpeculateK, @StdString String quantize);
@@ -122,6 +123,10 @@ public final class GptFastNative {
         public native int max_speculate_k();
         public native int max_tokens_per_step();
         public native long weight_bytes();
+        public native int tensor_parallel();
+        public native long all_reduces();
+        public native long all_reduce_nanos();
+        public native void fail_rank_for_test(int rank, int n, int timeoutMs);
         @Name("position") public native int slotPosition(int slot);
         public native long rounds(int slot);
         public native long proposed(int slot);

@@ -64,8 +64,8 @@ public final class GptHandler implements AutoCloseable {
 
     static Engine loadEngine(Context context) {
         ServeConfig c = context.config();
-        int threads = c.threadsPerWorker() > 0 ? c.threadsPerWorker()
-                : Math.max(1, Runtime.getRuntime().availableProcessors() / c.maxWorkers());
+        int threads = c.threadsPerWorker() > 0 ? c.threadsPerWorker()  // per TP rank
+                : Math.max(1, Runtime.getRuntime().availableProcessors() / c.maxWorkers() / c.tp());
         String device = c.deviceFor(context.workerId());
         if (device.equals("cpu")) return Engine.load(options(c, device, threads));
         try {
@@ -81,7 +81,7 @@ public final class GptHandler implements AutoCloseable {
     private static EngineOptions options(ServeConfig c, String device, int threads) {
         EngineOptions o = new EngineOptions(c.checkpoint(), c.tokenizer(), c.architectureConfig(), c.dtype(), device,
                 threads, c.maxSeqLen()).withBatchSize(c.batchSize()).withPrefillChunk(c.prefillChunk())
-                .withQuantize(c.quantize(), c.draftQuantize());
+                .withQuantize(c.quantize(), c.draftQuantize()).withTp(c.tp());
         return c.speculative() ? o.withDraft(c.draftModel(), null, c.speculateK()) : o;
     }
 

@@ -19,7 +19,9 @@ import java.util.Set;
  * keys) and/or command-line options. Relative paths in the YAML resolve against the YAML file's
  * directory (not the working directory), so a config works from wherever the server starts.
  *
- * <p>Keys that cannot be honoured yet (compile, parallelType tp, maxBatchDelay, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
+ * <p>{@code parallelType: tp} with {@code torchrun: nproc-per-node: N} runs each worker's engine as N
+ * in-process tensor-parallel ranks (threads; see {@link EngineOptions#tp()}).
+ * Keys that cannot be honoured yet (compile, parallelType pp/pptp, torchrun's multi-node keys, maxBatchDelay, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
  * impossible combinations fail {@link Builder#build()} with a message naming the key.
  */
 public record ServeConfig(
@@ -30,7 +32,7 @@ public record ServeConfig(
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
         int batchSize, int prefillChunk, int maxBatchDelayMs, int maxSeqLen, int shutdownTimeoutSeconds,
-        Access access, String quantize, String draftQuantize, List<String> notes) {
+        Access access, String quantize, String draftQuantize, int tp, List<String> notes) {
 
     /**
      * Who may call the server: API keys (empty = no authentication), whether /metrics needs a key
@@ -103,8 +105,20 @@ public record ServeConfig(
             }
             b.deviceIds = list;
         }
-        if (root.has("torchrun")) b.notes.add(y.file + ": torchrun " + root.get("torchrun")
-                + " ignored: the engine runs in this process (no tensor parallelism yet)");
+        if (root.has("torchrun")) {
+            JsonNode t = root.get("torchrun");
+            if (!t.isObject()) throw new GptFastException(y.file + ": torchrun must be a mapping (nproc-per-node: N)");
+            t.fieldNames().forEachRemaining(k -> {
+                if (k.equals("nproc-per-node")) {
+                    if (!t.get(k).isIntegralNumber()) {
+                        throw new GptFastException(y.file + ": torchrun.nproc-per-node must be an integer, got " + t.get(k));
+                    }
+                    b.nprocPerNode = t.get(k).asInt();
+                } else {
+                    b.notes.add(y.file + ": torchrun." + k + " ignored: ranks run as threads of this process");
+                }
+            });
+        }
         JsonNode h = root.get("handler");
         if (h == null || !h.isObject()) throw new GptFastException(y.file + ": a 'handler:' section with model_path is required");
         h.fieldNames().forEachRemaining(k -> {
@@ -207,6 +221,10 @@ public record ServeConfig(
         public Path draftModel;
         public int speculateK = Defaults.SPECULATE_K;
         public String parallelType;
+        /** torchrun.nproc-per-node: tensor-parallel ranks when parallelType is tp (null = not given). */
+        public Integer nprocPerNode;
+        /** Tensor-parallel ranks per engine, set directly (--tp); overrides the YAML when > 0. */
+        public int tp;
         public int batchSize = Defaults.BATCH_SIZE;
         public int prefillChunk = Defaults.PREFILL_CHUNK;
         public int maxBatchDelayMs = 0;
@@ -252,15 +270,24 @@ public record ServeConfig(
                     throw new GptFastException("a CORS origin must be scheme://host[:port] (or *), got '" + origin + "'");
                 }
             }
+            int ranks = 1;
+            if (tp > 0) {
+                ranks = tp;
+            } else if ("tp".equals(parallelType)) {
+                if (nprocPerNode == null) {
+                    throw new GptFastException("parallelType tp needs torchrun: nproc-per-node: N (the number of ranks)");
+                }
+                ranks = nprocPerNode;
+            }
             // the engine options, by the check the engine applies, before anything loads (the device is checked per worker)
             new EngineOptions(checkpoint, tokenizer, architectureConfig, dtype, Defaults.DEVICE, threadsPerWorker,
-                    maxSeqLen, null, null, speculateK, batchSize, prefillChunk);
+                    maxSeqLen, null, null, speculateK, batchSize, prefillChunk, "", "", ranks);
             if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
                 throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
             }
             for (String[] q : new String[][] {{"handler.quantize", quantize}, {"handler.draft_quantize", draftQuantize}}) {
                 try {  // the one check of --quantize values, naming the key
-                    GptFastNative.checkOptions(Defaults.DTYPE, Defaults.DEVICE, 0, 0, 1, 0, 1, q[1] == null ? "" : q[1]);
+                    GptFastNative.checkOptions(Defaults.DTYPE, Defaults.DEVICE, 0, 0, 1, 0, 1, q[1] == null ? "" : q[1], 1);
                 } catch (RuntimeException e) {
                     throw new GptFastException(q[0] + ": " + e.getMessage());
                 }
@@ -274,8 +301,10 @@ public record ServeConfig(
                     + "decode step is compiled ahead of time");
             if (!speculative && draftModel != null) all.add("handler.draft_model_path " + draftModel
                     + " ignored: handler.speculative is false");
-            if (parallelType != null) all.add("parallelType \"" + parallelType + "\" accepted but not honoured: "
-                    + "each worker runs the whole model in this process (no tensor/pipeline parallelism yet)");
+            if (parallelType != null && !"tp".equals(parallelType)) all.add("parallelType \"" + parallelType
+                    + "\" accepted but not honoured: only tp (tensor parallelism) is implemented");
+            if (nprocPerNode != null && !"tp".equals(parallelType) && tp == 0) all.add("torchrun.nproc-per-node "
+                    + nprocPerNode + " ignored without parallelType: tp");
             if (minWorkers != maxWorkers) all.add("minWorkers " + minWorkers + " accepted; the pool is fixed at "
                     + "maxWorkers = " + maxWorkers + " engines (no autoscaling)");
             if (maxBatchDelayMs > 0) all.add("maxBatchDelay " + maxBatchDelayMs + " ms not needed: with batchSize > 1 "
@@ -289,7 +318,7 @@ public record ServeConfig(
                     defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
                     compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
                     maxSeqLen, shutdownTimeoutSeconds, new Access(apiKeys, metricsAuth, corsOrigins, allowedHosts),
-                    quantize, draftQuantize, List.copyOf(all));
+                    quantize, draftQuantize, ranks, List.copyOf(all));
         }
 
         /** The checkpoint's directory name (model.pth in models/stories260K serves as "stories260K"). */

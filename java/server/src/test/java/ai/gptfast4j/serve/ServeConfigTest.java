@@ -60,11 +60,29 @@ class ServeConfigTest {
         assertEquals(2, c.maxWorkers());
         assertEquals(300, c.requestTimeoutSeconds());
         assertEquals("cuda:0", c.deviceFor(0));
+        assertEquals(4, c.tp(), "parallelType tp with torchrun.nproc-per-node 4: four tensor-parallel ranks");
         String notes = String.join("\n", c.notes());
-        for (String k : new String[] {"torchrun", "compile", "parallelType \"tp\"", "maxBatchDelay", "minWorkers 1",
-                "draft_model_path", "some_future_key"}) {
+        for (String k : new String[] {"compile", "maxBatchDelay", "minWorkers 1", "draft_model_path", "some_future_key"}) {
             assertTrue(notes.contains(k), "no note for " + k + " in:\n" + notes);
         }
+        assertFalse(notes.contains("parallelType"), notes);
+    }
+
+    @Test
+    void tensorParallelKeys() throws IOException {
+        String handler = "handler:\n  model_path: m/model.pth\n";
+        assertEquals(1, load(handler).tp());
+        assertEquals(2, load("parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  nnodes: 1\n" + handler).tp());
+        assertTrue(String.join("\n", load("parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  nnodes: 1\n" + handler)
+                .notes()).contains("torchrun.nnodes ignored"));
+        ServeConfig pp = load("parallelType: pp\ntorchrun:\n  nproc-per-node: 2\n" + handler);
+        assertEquals(1, pp.tp());
+        assertTrue(String.join("\n", pp.notes()).contains("parallelType \"pp\" accepted but not honoured"), pp.notes().toString());
+        GptFastException missing = assertThrows(GptFastException.class, () -> load("parallelType: tp\n" + handler));
+        assertTrue(missing.getMessage().contains("nproc-per-node"), missing.getMessage());
+        GptFastException range = assertThrows(GptFastException.class,
+                () -> load("parallelType: tp\ntorchrun:\n  nproc-per-node: 0\n" + handler));
+        assertTrue(range.getMessage().contains("tp"), range.getMessage());
     }
 
     @Test

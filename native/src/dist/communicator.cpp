@@ -1,0 +1,46 @@
+#include "dist/communicator.h"
+
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+
+#include <vector>
+
+#include "dist/gloo_decl.h"
+#include "errors.h"
+
+namespace gptfast {
+
+Communicator::Communicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                           std::chrono::milliseconds timeout)
+    : rank_(rank), size_(size), timeout_(timeout) {
+  auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
+  backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
+}
+
+Communicator::~Communicator() = default;
+
+void Communicator::all_reduce(at::Tensor& t) {
+  ++count_;
+  if (fail_after_ > 0 && count_ >= fail_after_) {
+    throw Error("test hook: rank " + std::to_string(rank_) + " fails at all-reduce " + std::to_string(count_));
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> tensors{t};
+  auto work = backend_->allreduce(tensors);
+  try {
+    work->wait(timeout_);
+  } catch (const std::exception& e) {
+    // c10d's messages run over many lines; the first one says what happened.
+    std::string what = e.what();
+    throw Error("all-reduce " + std::to_string(count_) + " failed: " + what.substr(0, what.find('\n')));
+  }
+  nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count();
+}
+
+void Communicator::set_timeout(std::chrono::milliseconds timeout) {
+  timeout_ = timeout;
+  backend_->setTimeout(timeout);
+}
+
+c10::intrusive_ptr<c10d::Store> in_process_store() { return c10::make_intrusive<c10d::HashStore>(); }
+
+}  // namespace gptfast

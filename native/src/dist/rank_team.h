@@ -1,0 +1,42 @@
+// The ranks of an in-process tensor-parallel group as native threads: the calling thread is
+// rank 0, ranks 1..N-1 are threads started once and parked between calls (a forward pass per
+// token must not pay for thread creation). run(job) runs job(rank) on every rank and returns
+// when all have finished; if any threw, it throws the error of the rank that failed first, naming it.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gptfast {
+
+class RankTeam {
+ public:
+  explicit RankTeam(int size);
+  ~RankTeam();
+  RankTeam(const RankTeam&) = delete;
+  RankTeam& operator=(const RankTeam&) = delete;
+
+  void run(const std::function<void(int rank)>& job);
+  int size() const { return size_; }
+
+ private:
+  void worker(int rank);
+  void run_one(int rank);
+
+  const int size_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* job_ = nullptr;  // guarded by mutex_
+  uint64_t generation_ = 0;                          // guarded by mutex_
+  int pending_ = 0;                                  // guarded by mutex_
+  bool stop_ = false;                                // guarded by mutex_
+  int first_failed_ = -1;                            // guarded by mutex_
+  std::vector<std::string> errors_;                  // per rank, "" = ok; guarded by mutex_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace gptfast
