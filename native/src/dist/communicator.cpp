@@ -1,10 +1,13 @@
 #include "dist/communicator.h"
 
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include <vector>
 
+#if GPTFAST_GLOO
 #include "dist/gloo_decl.h"
+#endif
 #include "errors.h"
 
 namespace gptfast {
@@ -12,8 +15,13 @@ namespace gptfast {
 Communicator::Communicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                            std::chrono::milliseconds timeout)
     : rank_(rank), size_(size), timeout_(timeout) {
+#if GPTFAST_GLOO
   auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
   backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
+#else
+  throw Error(std::string("tensor parallelism needs a build against libtorch 2.10 (src/dist/gloo_decl.h); this one "
+                          "was built against ") + GPTFAST_TORCH_VERSION_STRING);
+#endif
 }
 
 Communicator::~Communicator() = default;
