@@ -108,7 +108,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
       transformer_(spec, load_checkpoint(path, format, spec), options_, parse_quantize(runtime.quantize), cache_length_,
                    slots) {
   if (use_fused(transformer_)) {
-    fused_.emplace(transformer_, kFusedCapacity);
+    fused_.emplace(transformer_, kFusedCapacity, runtime.threads > 0 ? runtime.threads : at::get_num_threads());
     const bool aten_prefill = options_.dtype() == at::kFloat && transformer_.quantization().empty();
     max_fused_segment_ = aten_prefill ? kMaxFusedSegmentFp32 : INT32_MAX;
     group_tokens_.resize(kFusedCapacity);

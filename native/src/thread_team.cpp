@@ -1,0 +1,102 @@
+#include "thread_team.h"
+
+#include <immintrin.h>
+#include <sched.h>
+
+#include <chrono>
+
+namespace gptfast {
+
+namespace {
+
+// How long a worker spins for the next region before parking: regions of one step follow each
+// other within microseconds, and a wake-up from a condition variable costs tens of microseconds.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+}  // namespace
+
+ThreadTeam::ThreadTeam(int threads) : start_(new Start[threads > 1 ? threads : 1]) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+}
+
+ThreadTeam::~ThreadTeam() {
+  stop_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 1; i <= workers_.size(); ++i) start_[i].generation.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void ThreadTeam::dispatch(int members, Call call, void* ctx) {
+  members = members < 1 ? 1 : members > size() ? size() : members;
+  if (members == 1 || busy_.exchange(true, std::memory_order_acquire)) {
+    for (int m = 0; m < members; ++m) call(ctx, m);
+    return;
+  }
+  call_ = call;
+  ctx_ = ctx;
+  pending_.store(members - 1, std::memory_order_relaxed);
+  ++generation_;
+  // seq_cst stores, then a seq_cst load of sleeping_: pairs with the worker's increment-then-check,
+  // so a worker either sees its new generation or is seen asleep and woken (no lost wake-up).
+  for (int m = 1; m < members; ++m) start_[m].generation.store(generation_);
+  if (sleeping_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    wake_.notify_all();
+  }
+  std::exception_ptr mine;
+  try {
+    call(ctx, 0);
+  } catch (...) {
+    mine = std::current_exception();
+  }
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) {
+      _mm_pause();
+    } else {
+      sched_yield();  // a member was descheduled (an oversubscribed machine): let it run
+    }
+  }
+  std::exception_ptr failure;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failure = mine ? mine : failure_;
+    failure_ = nullptr;
+  }
+  busy_.store(false, std::memory_order_release);
+  if (failure) std::rethrow_exception(failure);
+}
+
+void ThreadTeam::work(int index) {
+  std::atomic<uint64_t>& start = start_[index].generation;
+  uint64_t seen = 0;
+  for (;;) {
+    // Wait for this worker's next region: spin, then park.
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    uint64_t now = start.load(std::memory_order_acquire);
+    for (int i = 0; now == seen; ++i) {
+      _mm_pause();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleeping_.fetch_add(1);
+        while ((now = start.load()) == seen) wake_.wait(lock);
+        sleeping_.fetch_sub(1);
+        break;
+      }
+      now = start.load(std::memory_order_acquire);
+    }
+    seen = now;
+    if (stop_.load()) return;
+    try {
+      call_(ctx_, index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure_) failure_ = std::current_exception();
+    }
+    pending_.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+}  // namespace gptfast
