@@ -86,7 +86,7 @@ void check_options(const std::string& dtype, const std::string& device, int thre
                    int prefill_chunk, int speculate_k, const std::string& quantize) {
   tensor_options(dtype, device);
   parse_quantize(quantize);
-  if (threads < 0) throw Error("threads must be >= 0 (0 = libtorch's default), got " + std::to_string(threads));
+  if (threads < 0) throw Error("threads must be >= 0 (0 = the measured default), got " + std::to_string(threads));
   // More intra-op threads than this only oversubscribes the cores.
   const int max_threads = 4 * int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > max_threads) {

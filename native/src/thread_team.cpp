@@ -3,7 +3,9 @@
 #include <immintrin.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 
 namespace gptfast {
 
@@ -13,7 +15,57 @@ namespace {
 // other within microseconds, and a wake-up from a condition variable costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
+// Sum of n floats with independent accumulators (memory-bound, not add-latency-bound).
+__attribute__((target_clones("arch=haswell", "default")))
+float sum_floats(const float* p, int64_t n) {
+  float acc[16] = {};
+  for (int64_t i = 0; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
+  float s = 0;
+  for (float a : acc) s += a;
+  return s;
+}
+
+// Best-of-passes read rate (bytes/s) of `data` by a team of `threads`, each member summing its
+// contiguous share, as a decode step's members stream their shares of a weight matrix.
+double team_read_rate(ThreadTeam& team, const float* data, int64_t n, int passes) {
+  double best = 0;
+  float sink[64] = {};
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    team.for_ranges(n / 4096, 1, [&](int64_t b, int64_t e) {
+      sink[(b * 16) % 64] += sum_floats(data + b * 4096, (e - b) * 4096);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (s > 0) best = std::max(best, double(n) * sizeof(float) / s);
+  }
+  volatile float keep = sink[0];  // the sums must not be optimized away
+  (void)keep;
+  return best;
+}
+
 }  // namespace
+
+int measured_default_threads() {
+  static const int threads = [] {
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    if (cores == 1) return 1;
+    // 128 MiB: far past the last-level cache, and ~10 ms per pass at 10 GB/s.
+    constexpr int64_t kFloats = int64_t(32) << 20;
+    std::unique_ptr<float[]> buffer(new float[kFloats]);
+    std::fill_n(buffer.get(), kFloats, 1.0f);  // resident before timing
+    ThreadTeam one(1), all(cores);
+    double rate_one = 0, rate_all = 0;
+    for (int round = 0; round < 3; ++round) {  // interleaved: the machine's speed drifts
+      rate_one = std::max(rate_one, team_read_rate(one, buffer.get(), kFloats, 2));
+      rate_all = std::max(rate_all, team_read_rate(all, buffer.get(), kFloats, 2));
+    }
+    // All cores unless they read memory more slowly than one thread (an oversubscribed or
+    // throttled machine): decode then is no faster with them, and prefill (compute) gains.
+    return rate_all >= 0.97 * rate_one ? cores : 1;
+  }();
+  return threads;
+}
 
 ThreadTeam::ThreadTeam(int threads) : start_(new Start[threads > 1 ? threads : 1]) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });

@@ -4,7 +4,10 @@
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <vector>
 
@@ -139,4 +142,13 @@ TEST(DecodeAllocation, CounterSeesTheAtenPathAllocate) {
   const int64_t allocations = allocations_per_decode("fp32", 5);
   unsetenv("GPTFAST_FUSED_DECODE");
   EXPECT_GT(allocations, 0);
+}
+
+// The measured default is either every core or one (the rule in thread_team.h), measured once.
+TEST(DecodeThreads, DefaultThreadsIsOneOrEveryCore) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = gptfast::default_threads();
+  EXPECT_TRUE(threads == 1 || threads == cores) << threads << " of " << cores;
+  EXPECT_EQ(gptfast::default_threads(), threads);
+  std::printf("default_threads() = %d of %d cores\n", threads, cores);
 }
