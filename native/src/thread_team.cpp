@@ -50,15 +50,16 @@ int measured_default_threads() {
   static const int threads = [] {
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
     if (cores == 1) return 1;
-    // 128 MiB: far past the last-level cache, and ~10 ms per pass at 10 GB/s.
-    constexpr int64_t kFloats = int64_t(32) << 20;
+    // 64 MiB: twice a large last-level cache, ~7 ms per pass at 10 GB/s: the probe stays well under
+    // 0.1 s on an idle machine, since every process that asks for the default pays it once.
+    constexpr int64_t kFloats = int64_t(16) << 20;
     std::unique_ptr<float[]> buffer(new float[kFloats]);
     std::fill_n(buffer.get(), kFloats, 1.0f);  // resident before timing
     ThreadTeam one(1), all(cores);
     double rate_one = 0, rate_all = 0;
-    for (int round = 0; round < 3; ++round) {  // interleaved: the machine's speed drifts
-      rate_one = std::max(rate_one, team_read_rate(one, buffer.get(), kFloats, 2));
-      rate_all = std::max(rate_all, team_read_rate(all, buffer.get(), kFloats, 2));
+    for (int round = 0; round < 4; ++round) {  // interleaved: the machine's speed drifts
+      rate_one = std::max(rate_one, team_read_rate(one, buffer.get(), kFloats, 1));
+      rate_all = std::max(rate_all, team_read_rate(all, buffer.get(), kFloats, 1));
     }
     // All cores unless they read memory more slowly than one thread (an oversubscribed or
     // throttled machine): decode then is no faster with them, and prefill (compute) gains.

@@ -82,8 +82,8 @@ class ThreadTeam {
 };
 
 // The thread count used when a session asks for 0: every core, unless a short read-bandwidth
-// probe (once per process, ~0.1 s) shows all of them reading memory more slowly than one thread
-// does, in which case 1. Decode streams the weights once per token, so it gains from threads only
+// probe (once per process, under 0.1 s on an idle machine) shows all of them reading memory more
+// slowly than one thread does, in which case 1. Decode streams the weights once per token, so it gains from threads only
 // as far as they read faster; prefill is compute-bound and gains from every core.
 int measured_default_threads();
 
