@@ -2,7 +2,7 @@
 # gptfast4j build: sets up everything a fresh Debian machine lacks (once; cached in
 # ~/.cache/gptfast4j), builds the native engine with CMake/Ninja and the Java side with Maven.
 #   ./build.sh          set up and build
-#   ./build.sh test     set up, build, run every test (native GoogleTest + JUnit)
+#   ./build.sh test     set up, build, run every test (native GoogleTest + JUnit + examples/)
 # LIBTORCH=/path/to/libtorch uses that libtorch (include/ and lib/) instead of the pinned one.
 set -euo pipefail
 
@@ -107,8 +107,20 @@ build_native() {
 }
 
 build_java() {
-  step "building java/ and benchmarks/ (Maven)"
+  step "building java/ and benchmarks/ (Maven), installing the artifacts to the local Maven repository"
   (cd "$ROOT" && mvn -q -B install -DskipTests)
+}
+
+# examples/ depends on the installed artifacts by coordinates, as a user's project would.
+run_examples() {
+  step "examples/: a consumer project built against the installed artifacts"
+  (cd "$ROOT/examples" && mvn -q -B package)
+  local out
+  for main in example.StreamStory example.LangChainChat; do
+    out="$(cd "$ROOT/examples" && java -cp "target/classes:target/lib/*" "$main")" || die "examples: $main failed"
+    printf '%s\n' "$out"
+    grep -q '^\[[0-9][0-9]* tokens, ' <<<"$out" || die "examples: $main printed no generation summary"
+  done
 }
 
 run_tests() {
@@ -116,6 +128,7 @@ run_tests() {
   (cd "$ROOT/build/native" && ctest --output-on-failure --no-tests=error)
   step "Java tests (JUnit via Maven Surefire)"
   (cd "$ROOT" && mvn -B test)
+  run_examples
 }
 
 install_packages

@@ -27,3 +27,17 @@ target_link_libraries(gptfast_torch INTERFACE
 # libtorch_cpu.so needs libopenblas.so.0 and libgomp.so.1, which sit beside it (build.sh puts the
 # bytedeco openblas .so there too); resolve them at link time only, JavaCPP loads them at run time.
 target_link_options(gptfast_torch INTERFACE "-Wl,-rpath-link,${GPTFAST_TORCH_LIBDIR}")
+
+# The libtorch version these headers declare: written beside libgptfast.so, packaged with it, and
+# compared at load time (Java, NativeLibrary) with the version of the libtorch actually loaded.
+set(GPTFAST_TORCH_VERSION "")
+foreach(h torch/headeronly/version.h torch/csrc/api/include/torch/version.h)
+  if(GPTFAST_TORCH_VERSION STREQUAL "" AND EXISTS "${GPTFAST_TORCH_INCLUDE}/${h}")
+    file(STRINGS "${GPTFAST_TORCH_INCLUDE}/${h}" _v REGEX "#define TORCH_VERSION_(MAJOR|MINOR|PATCH) [0-9]+")
+    string(REGEX REPLACE ".*MAJOR ([0-9]+).*MINOR ([0-9]+).*PATCH ([0-9]+).*" "\\1.\\2.\\3" GPTFAST_TORCH_VERSION "${_v}")
+  endif()
+endforeach()
+if(NOT GPTFAST_TORCH_VERSION MATCHES "^[0-9]+\\.[0-9]+\\.[0-9]+$")
+  message(FATAL_ERROR "cannot read TORCH_VERSION_MAJOR/MINOR/PATCH from the headers in '${GPTFAST_TORCH_INCLUDE}'")
+endif()
+message(STATUS "libtorch headers: ${GPTFAST_TORCH_VERSION}")

@@ -264,6 +264,14 @@ void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, 
   matmul(kernel, w, x, y, rows, cols, n_vectors);
 }
 
+const char* automatic_kernel_name() {
+  switch (best_kernel()) {
+    case MatvecKernel::avx512: return "avx512";
+    case MatvecKernel::avx2: return "avx2";
+    default: return "baseline";
+  }
+}
+
 void matmul_rows(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors) {
   matmul(kernel, w, x, y, rows, cols, n_vectors);

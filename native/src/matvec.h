@@ -64,6 +64,8 @@ enum class MatvecKernel {
   avx512_shape_on_avx2,  // the AVX-512 instantiation (16 lanes, its blocking) compiled for AVX2
 };
 bool matvec_kernel_supported(MatvecKernel kernel);
+// The kernel `automatic` runs on this CPU, by name ("avx512", "avx2", "baseline").
+const char* automatic_kernel_name();
 void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors);
 void matmul_rows(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace gptfast {
 
@@ -22,5 +23,10 @@ MachineLimits measure_machine_limits(int threads);
 // weights x vectors kernel (matmul_rows) on random fp32 data with `threads` threads, to compare it
 // with at::mm and the machine limits. Throws std::runtime_error on invalid sizes.
 double matmul_rows_flops(int threads, int n_vectors, int64_t rows, int64_t cols);
+
+// What this process runs on, for `gptfast doctor` and bug reports, as "key: value" lines: the CPU
+// kernels chosen for this CPU, libtorch's parallel settings (at::get_parallel_info()) and CUDA
+// devices. Never throws for a machine without CUDA.
+std::string runtime_report();
 
 }  // namespace gptfast

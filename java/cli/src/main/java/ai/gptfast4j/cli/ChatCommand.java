@@ -1,0 +1,107 @@
+package ai.gptfast4j.cli;
+
+import ai.gptfast4j.ChatTemplate;
+import ai.gptfast4j.Defaults;
+import ai.gptfast4j.Engine;
+import ai.gptfast4j.GenerationParams;
+import ai.gptfast4j.GenerationResult;
+import ai.gptfast4j.GptFastException;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Interactive multi-turn chat: each line read from stdin is a user message; the answer streams to
+ * stdout as it is sampled and joins the conversation. Works with piped input (one message per line);
+ * ends at end of input. Each turn prefills the whole conversation again (no cache reuse yet).
+ */
+@Command(name = "chat", mixinStandardHelpOptions = true,
+        description = "Chat with a model in the terminal: one line per message, answers streamed, through its chat template.")
+final class ChatCommand implements Callable<Integer> {
+    @Mixin ModelOptionsMixin model;
+
+    @Option(names = "--chat-template", description = "llama3, llama2, mistral, plain, a tokenizer_config.json or a Jinja file "
+            + "(default: the model's tokenizer_config.json, else chosen by its tokenizer)")
+    String chatTemplate;
+
+    @Option(names = "--system", description = "system message that starts the conversation")
+    String system;
+
+    @Option(names = "--max-new-tokens", defaultValue = "" + Defaults.MAX_NEW_TOKENS, description = "per answer (default: ${DEFAULT-VALUE})")
+    int maxNewTokens;
+
+    @Option(names = "--temperature", defaultValue = "" + Defaults.TEMPERATURE, description = "0 = greedy (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Option(names = "--top-k", defaultValue = "" + Defaults.TOP_K, description = "default: ${DEFAULT-VALUE}")
+    int topK;
+
+    @Option(names = "--top-p", defaultValue = "" + Defaults.TOP_P, description = "default: ${DEFAULT-VALUE}")
+    float topP;
+
+    @Option(names = "--seed", defaultValue = "" + Defaults.SEED, description = "default: ${DEFAULT-VALUE}")
+    long seed;
+
+    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "threads (default 0: every core unless a bandwidth probe shows they read memory slower than one)")
+    int threads;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        model.defaultCheckpoint();
+        GenerationParams params;
+        ChatTemplate template = null;
+        ai.gptfast4j.EngineOptions options;
+        try {
+            options = model.engineOptions(threads);
+            params = GenerationParams.builder().maxNewTokens(maxNewTokens).temperature(temperature).topK(topK)
+                    .topP(topP).seed(seed).build();
+        } catch (GptFastException e) {
+            throw GptFastCli.argumentError(spec, e);
+        }
+        if (chatTemplate != null) template = TokenizeCommand.template(spec, chatTemplate);
+        java.io.PrintWriter err = spec.commandLine().getErr();
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        boolean interactive = System.console() != null;
+        model.sayIfEmbedded(err);
+        try (Engine engine = Engine.load(options)) {
+            if (template == null) template = engine.chatTemplate();
+            err.printf("%s; chat template: %s%s%n", engine.describe(), template.name(),
+                    engine.cacheNote() != null ? "; " + engine.cacheNote() : "");
+            List<ChatTemplate.Message> conversation = new ArrayList<>();
+            if (system != null) conversation.add(new ChatTemplate.Message("system", system));
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            while (true) {
+                if (interactive) {
+                    err.print("> ");
+                    err.flush();
+                }
+                String line = in.readLine();
+                if (line == null) break;
+                if (line.isBlank()) continue;
+                conversation.add(new ChatTemplate.Message("user", line));
+                int[] prompt;
+                try {
+                    prompt = template.promptTokens(engine.tokenizer(), conversation);
+                    GenerationResult r = engine.generate(prompt, params, (id, text) -> out.print(text),
+                            new ai.gptfast4j.CancellationToken());
+                    out.println();
+                    conversation.add(new ChatTemplate.Message("assistant", r.completion()));
+                } catch (GptFastException e) {  // e.g. the conversation outgrew the context: this turn is dropped
+                    conversation.remove(conversation.size() - 1);
+                    err.println("gptfast: error: " + e.getMessage());
+                }
+            }
+        }
+        return 0;
+    }
+}
