@@ -5,6 +5,7 @@
 # llama.cpp after its own converter) and runs both benches interleaved, at 1 and 2 threads.
 # Output: $WORK/results.jsonl (gptfast4j `bench --json` rows and llama-bench jsonl rows).
 #   benchmarks/quantized-vs-llamacpp.sh [work dir]
+# SETUP_ONLY=1: build llama.cpp and write the weights, then stop (benchmarks/decode-vs-peers.sh uses it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-/tmp/gptfast-peer}"
@@ -48,6 +49,7 @@ PY
     --llama2c-output-model f32.gguf >/dev/null 2>&1
   for t in F16 Q8_0 Q4_0; do "$L/llama-quantize" --pure f32.gguf "$(echo $t | tr 'A-Z' 'a-z').gguf" $t >/dev/null 2>&1; done
 fi
+[ "${SETUP_ONLY:-0}" = 1 ] && exit 0
 gf() { (cd "$ROOT" && ./gptfast bench --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads 1,2 \
         --prompt-tokens 32 --new-tokens 128 --runs 5 --warmup 1 --json "$@" 2>>"$WORK/gptfast.err"); }
 lc() { "$L/llama-bench" -m "$1" -t 1,2 -p 32 -n 128 -r 5 -o jsonl 2>>"$WORK/llama.err"; }

@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "thread_team.h"
 #include "transformer.h"
 
 namespace gptfast {
@@ -22,8 +23,9 @@ class FusedDecodeStep {
   // activations and the KV cache stay fp32.
   static bool supports(const Transformer& model);
 
-  // max_tokens: most tokens per call.
-  FusedDecodeStep(Transformer& model, int64_t max_tokens);
+  // max_tokens: most tokens per call. threads: the team that runs each step's parallel regions
+  // (created here, once; 1 runs everything on the calling thread).
+  FusedDecodeStep(Transformer& model, int64_t max_tokens, int threads);
 
   // Token t goes to cache slot slots[t] at position positions[t] and attends to that slot's
   // positions 0..positions[t] (tokens of one slot must come in position order). Returns fp32
@@ -43,6 +45,7 @@ class FusedDecodeStep {
   at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
   std::vector<at::Tensor> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
   at::Tensor final_norm_;
+  ThreadTeam team_;
 };
 
 }  // namespace gptfast

@@ -8,6 +8,7 @@
 
 #include "guarded.h"
 #include "session.h"
+#include "thread_team.h"
 
 namespace gptfast {
 
@@ -16,7 +17,6 @@ namespace {
 // libtorch's intra-op thread count is process-wide; set it under a lock.
 void set_threads(int threads) {
   static std::mutex mutex;
-  if (threads == 0) return;
   std::lock_guard<std::mutex> lock(mutex);
   at::set_num_threads(threads);
 }
@@ -28,6 +28,7 @@ Session::Session(const std::string& checkpoint_path, const std::string& format, 
                  int prefill_chunk, const std::string& quantize, int tp) {
   guarded("loading model", [&] {
     check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1, quantize, tp);
+    if (threads == 0) threads = measured_default_threads();
     set_threads(threads);
     RuntimeSpec runtime{dtype, device, threads, max_seq_len, quantize};
     runtime.tp = tp;
@@ -36,6 +37,10 @@ Session::Session(const std::string& checkpoint_path, const std::string& format, 
 }
 
 Session::~Session() = default;
+
+int default_threads() {
+  return guarded("measuring the default thread count", [] { return measured_default_threads(); });
+}
 
 void Session::load_draft(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
                          int max_speculate_k, const std::string& quantize) {

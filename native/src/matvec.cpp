@@ -21,14 +21,46 @@ inline float widen(uint16_t w) { return bf16_to_float(w); }
 // memory-bound; it is cloned per ISA by GCC function multiversioning (the dynamic loader picks the
 // best clone the CPU supports), so the library stays portable without -march flags.
 
+// Four independent 8-lane accumulators per row: one accumulator chains every multiply-add on the
+// previous one (4-cycle FMA latency), which caps a row at ~8 bytes per cycle, below what the memory
+// streams; four chains keep enough loads in flight. (GCC vector types: each clone below maps them
+// onto its ISA's registers.) The summation order is fixed, whatever the thread split.
+// (-Wpsabi: these helpers are always inlined into each clone; no AVX value crosses a call.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float F8 __attribute__((vector_size(32)));
+typedef uint16_t U8 __attribute__((vector_size(16)));
+typedef uint32_t I8 __attribute__((vector_size(32)));
+
+__attribute__((always_inline)) inline F8 load8(const float* p) {
+  F8 v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+__attribute__((always_inline)) inline F8 load8(const uint16_t* p) {
+  U8 h;
+  __builtin_memcpy(&h, p, sizeof(h));
+  const I8 wide = __builtin_convertvector(h, I8) << 16;  // bf16 bits are the top half of an fp32
+  F8 v;
+  __builtin_memcpy(&v, &wide, sizeof(v));
+  return v;
+}
+
 template <class W>
 __attribute__((always_inline)) inline void single_vector(const W* w, const float* x, float* y, int64_t begin,
                                                          int64_t end, int64_t cols) {
+  const int64_t whole = cols / 32 * 32;
   for (int64_t r = begin; r < end; ++r) {
     const W* row = w + r * cols;
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t c = 0; c < cols; ++c) acc += widen(row[c]) * x[c];
+    F8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t c = 0; c < whole; c += 32) {
+      a0 += load8(row + c) * load8(x + c);
+      a1 += load8(row + c + 8) * load8(x + c + 8);
+      a2 += load8(row + c + 16) * load8(x + c + 16);
+      a3 += load8(row + c + 24) * load8(x + c + 24);
+    }
+    const F8 sum = (a0 + a1) + (a2 + a3);
+    float acc = ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+    for (int64_t c = whole; c < cols; ++c) acc += widen(row[c]) * x[c];
     y[r] = acc;
   }
 }
@@ -120,45 +152,67 @@ inline void single(const uint16_t* w, const float* x, float* y, int64_t b, int64
   single_bf16(w, x, y, b, e, cols);
 }
 
-// Rows are split over libtorch's intra-op threads in whole blocks of 16 rows, so that no two tasks
-// write into the same 64-byte line of y (when rows is a multiple of 16 and y is aligned).
-constexpr int64_t kRowBlock = 16;
+// W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
+// calling thread; kernel already resolved (not automatic). multi_path: the blocked kernel.
+template <class W>
+void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x, float* y, int64_t rows,
+                int64_t cols, int64_t n_vectors, int64_t begin, int64_t end) {
+  constexpr bool dense = std::is_pointer_v<W>;
+  if constexpr (std::is_same_v<W, Int4Rows>) {
+    multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group), y, begin, end, rows, n_vectors);
+  } else if constexpr (!dense) {
+    multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
+  } else if (multi_path) {
+    multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
+  } else {
+    for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
+  }
+}
 
-// W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows.
+// Empty products: y = 0 (no kernel runs). True when there is nothing left to do.
+bool trivial(float* y, int64_t rows, int64_t cols, int64_t n_vectors) {
+  if (rows <= 0 || n_vectors <= 0) return true;
+  if (cols > 0) return false;
+  for (int64_t t = 0; t < n_vectors; ++t) std::fill_n(y + t * rows, rows, 0.0f);
+  return true;
+}
+
+// Quantized weights always take the blocked kernel (it is the one that dequantizes).
+template <class W>
+bool uses_multi(MatvecKernel kernel, int64_t n_vectors) {
+  return !std::is_pointer_v<W> || kernel != MatvecKernel::automatic || n_vectors >= 2;
+}
+
+// Rows are split over libtorch's intra-op threads in whole blocks of kMatvecRowBlock rows, so that
+// no two tasks write into the same 64-byte line of y (when rows is a multiple of 16 and y is aligned).
 template <class W>
 void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t rows, int64_t cols,
             int64_t n_vectors) {
-  if (rows <= 0 || n_vectors <= 0) return;
-  if (cols <= 0) {
-    for (int64_t t = 0; t < n_vectors; ++t) std::fill_n(y + t * rows, rows, 0.0f);
-    return;
-  }
-  // Quantized weights always take the blocked kernel (it is the one that dequantizes).
-  constexpr bool dense = std::is_pointer_v<W>;
-  const bool multi_path = !dense || kernel != MatvecKernel::automatic || n_vectors >= 2;
+  if (trivial(y, rows, cols, n_vectors)) return;
+  const bool multi_path = uses_multi<W>(kernel, n_vectors);
   if (kernel == MatvecKernel::automatic) kernel = best_kernel();
-  // Task size: the single-vector pass is memory-bound, ~32K weights per task pay for a thread
-  // hand-off; the blocked kernel is compute-bound and runs ~10x as many multiply-adds in that time.
-  const int64_t min_work = n_vectors >= 2 ? (int64_t(1) << 18) : 32768;
-  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-  const int64_t grain = std::max<int64_t>(1, min_work / std::max<int64_t>(kRowBlock * cols * n_vectors, 1));
+  const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
+  const int64_t grain = matvec_grain_blocks(cols, n_vectors);
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group);
+    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group);  // once, shared by the tasks
     at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-      multi(kernel, w, xv, y, block_begin * kRowBlock, std::min(rows, block_end * kRowBlock), rows, n_vectors);
+      multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,
+            n_vectors);
     });
   } else {
     at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-      const int64_t begin = block_begin * kRowBlock, end = std::min(rows, block_end * kRowBlock);
-      if constexpr (!dense) {
-        multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
-      } else if (multi_path) {
-        multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
-      } else {
-        for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
-      }
+      rows_range(kernel, multi_path, w, x, y, rows, cols, n_vectors, block_begin * kMatvecRowBlock,
+                 std::min(rows, block_end * kMatvecRowBlock));
     });
   }
+}
+
+template <class W>
+void matmul_range(const W& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                  int64_t begin, int64_t end) {
+  if (begin >= end || trivial(y, rows, cols, n_vectors)) return;
+  rows_range(best_kernel(), uses_multi<W>(MatvecKernel::automatic, n_vectors), w, x, y, rows, cols, n_vectors,
+             begin, end);
 }
 
 }  // namespace
@@ -180,6 +234,30 @@ void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int6
 }
 
 bool matvec_kernel_supported(MatvecKernel kernel) { return cpu_has(kernel); }
+
+// Task size: the single-vector pass is memory-bound, ~32K weights per task pay for a thread
+// hand-off; the blocked kernel is compute-bound and runs ~10x as many multiply-adds in that time.
+int64_t matvec_grain_blocks(int64_t cols, int64_t n_vectors) {
+  const int64_t min_work = n_vectors >= 2 ? (int64_t(1) << 18) : 32768;
+  return std::max<int64_t>(1, min_work / std::max<int64_t>(kMatvecRowBlock * cols * n_vectors, 1));
+}
+
+void matmul_rows_range(const float* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end) {
+  matmul_range(w, x, y, rows, cols, n_vectors, begin, end);
+}
+void matmul_rows_range(const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end) {
+  matmul_range(w, x, y, rows, cols, n_vectors, begin, end);
+}
+void matmul_rows_range(const Int8Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end) {
+  matmul_range(w, x, y, rows, cols, n_vectors, begin, end);
+}
+void matmul_rows_range(const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end) {
+  matmul_range(w, x, y, rows, cols, n_vectors, begin, end);
+}
 
 void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors) {

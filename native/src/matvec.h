@@ -38,6 +38,22 @@ void matmul_rows(const uint16_t* w, const float* x, float* y, int64_t rows, int6
 void matmul_rows(const Int8Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
 void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors);
 
+// Rows [begin, end) of the same products on the calling thread only, for a caller that splits the
+// rows among its own threads (the fused decode step's team). Each row's result is the same as
+// matmul_rows gives it, whatever the split, as long as begin and end are multiples of
+// kMatvecRowBlock (end may be rows): the kernels' row tiles then start at the same rows.
+constexpr int64_t kMatvecRowBlock = 16;
+// The fewest blocks of kMatvecRowBlock rows worth one thread's task.
+int64_t matvec_grain_blocks(int64_t cols, int64_t n_vectors);
+void matmul_rows_range(const float* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end);
+void matmul_rows_range(const uint16_t* w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end);
+void matmul_rows_range(const Int8Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end);
+void matmul_rows_range(const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
+                       int64_t begin, int64_t end);
+
 // For tests and benchmarks: the multi-vector kernel of one ISA, used for every n_vectors (also 1).
 // `automatic` is what matmul_rows above does. A kernel may only be run where it is supported.
 enum class MatvecKernel {

@@ -92,7 +92,7 @@ void check_options(const std::string& dtype, const std::string& device, int thre
                    int prefill_chunk, int speculate_k, const std::string& quantize, int tp) {
   tensor_options(dtype, device);
   parse_quantize(quantize);
-  if (threads < 0) throw Error("threads must be >= 0 (0 = libtorch's default), got " + std::to_string(threads));
+  if (threads < 0) throw Error("threads must be >= 0 (0 = the measured default), got " + std::to_string(threads));
   // More intra-op threads than this only oversubscribes the cores.
   const int max_threads = 4 * int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > max_threads) {
@@ -139,7 +139,8 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
     const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
     max_fused_segment_ = aten_prefill ? kMaxFusedSegmentFp32 : INT32_MAX;
     for (auto& rank : ranks_) {
-      rank->fused.emplace(*rank->transformer, kFusedCapacity);
+      // threads per rank: each rank's fused step has its own persistent team
+      rank->fused.emplace(*rank->transformer, kFusedCapacity, runtime.threads > 0 ? runtime.threads : at::get_num_threads());
       rank->group_tokens.resize(kFusedCapacity);
       rank->group_slots.resize(kFusedCapacity);
       rank->group_logit_rows.resize(kFusedCapacity);

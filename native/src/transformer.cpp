@@ -1,5 +1,9 @@
 #include "transformer.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+
 #include <sstream>
 
 #include "dist/communicator.h"
@@ -87,9 +91,31 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
   rope_ = rope_table(spec, max_seq_len).to(options.device());
 }
 
+namespace {
+
+// A copy of a large CPU tensor in memory the kernel may back with 2 MiB pages (madvise: the
+// default policy of transparent huge pages on many systems). Decode streams every weight once per
+// token: with 4 KiB pages that is a TLB miss per 4 KiB, and the hardware prefetchers stop at each
+// 4 KiB page boundary. Smaller tensors, or a failed allocation, keep the tensor as it is.
+at::Tensor in_huge_pages(const at::Tensor& t) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t bytes = t.nbytes();
+  if (bytes < kHuge || !t.is_contiguous()) return t;
+  const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, size);
+  if (p == nullptr) return t;
+  madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP the pages are simply small
+  at::Tensor copy = at::from_blob(p, t.sizes(), t.strides(), [](void* q) { std::free(q); }, t.options());
+  copy.copy_(t);
+  return copy;
+}
+
+}  // namespace
+
 LinearWeight Transformer::take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
                                       const QuantSpec& quant) {
   LinearWeight lw = gptfast::take_linear(w, name, out, in, options_, quant);
+  if (lw.weight.device().is_cpu()) lw.weight = in_huge_pages(lw.weight);
   // One storage per model: a checkpoint quantizes every Linear layer or none.
   const std::string kind = QuantSpec{lw.kind, int(lw.group)}.name();
   if (name != "layers.0.attention.wqkv" && kind != quantization_) {

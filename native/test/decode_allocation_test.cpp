@@ -4,7 +4,10 @@
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <vector>
 
@@ -43,10 +46,23 @@ gptfast::ModelSpec small_llama() {
   return s;
 }
 
+// Large enough that the decode step's matrices are split among two threads (the thread team).
+gptfast::ModelSpec medium_llama() {
+  gptfast::ModelSpec s = small_llama();
+  s.dim = 256;
+  s.n_head = 8;
+  s.n_local_heads = 4;
+  s.head_dim = 32;
+  s.intermediate_size = 688;
+  s.vocab_size = 2000;
+  return s;
+}
+
 // Counts CPU allocations made by `steps` decode steps of `slots` sequences decoding together,
 // after their prompts and two warm-up steps.
-int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1, const std::string& quantize = "") {
-  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, slots, 0, quantize, 1);
+int64_t allocations_per_decode(const std::string& dtype, int steps, int slots = 1, const std::string& quantize = "",
+                               const gptfast::ModelSpec& spec = small_llama(), int threads = 1) {
+  gptfast::Session session("7", "random", spec, dtype, "cpu", threads, 0, slots, 0, quantize, 1);
   gptfast::SamplingSpec sampling;
   sampling.temperature = 0.8f;
   sampling.top_k = 20;
@@ -86,6 +102,36 @@ TEST(DecodeAllocation, QuantizedDecodeAllocatesNothing) {
   EXPECT_EQ(allocations_per_decode("bf16", 30, 2, "int4:32"), 0);
 }
 
+TEST(DecodeAllocation, TwoThreadDecodeAllocatesNothing) {
+  EXPECT_EQ(allocations_per_decode("fp32", 20, 1, "", medium_llama(), 2), 0);
+  EXPECT_EQ(allocations_per_decode("bf16", 20, 2, "int4:32", medium_llama(), 2), 0);
+}
+
+// Greedy tokens of a model whose matrices the team splits: the same with 1, 2 and 3 threads, bit
+// for bit (each row is computed by one thread, in the same order, whatever the split).
+std::vector<int32_t> greedy(const std::string& dtype, int threads, int n_new) {
+  gptfast::Session session("11", "random", medium_llama(), dtype, "cpu", threads, 0, 1, 0, "", 1);
+  gptfast::SamplingSpec sampling;  // temperature 0: greedy
+  const int32_t prompt[] = {1, 17, 42, 99, 512, 3};
+  session.start(0, sampling, 0, prompt, 6);
+  std::vector<int32_t> tokens, out(session.max_tokens_per_step());
+  const int32_t slot = 0;
+  int32_t count = 0;
+  while (int(tokens.size()) < n_new) {
+    session.step(&slot, 1, out.data(), session.max_tokens_per_step(), &count);
+    tokens.insert(tokens.end(), out.begin(), out.begin() + count);
+  }
+  return tokens;
+}
+
+TEST(DecodeThreads, GreedyTokensDoNotDependOnTheThreadCount) {
+  for (const std::string dtype : {"fp32", "bf16"}) {
+    const std::vector<int32_t> one = greedy(dtype, 1, 40);
+    EXPECT_EQ(greedy(dtype, 2, 40), one) << dtype;
+    EXPECT_EQ(greedy(dtype, 3, 40), one) << dtype;
+  }
+}
+
 TEST(DecodeAllocation, BatchedFp32DecodeAllocatesNothing) {
   EXPECT_EQ(allocations_per_decode("fp32", 20, 3), 0);
 }
@@ -96,4 +142,13 @@ TEST(DecodeAllocation, CounterSeesTheAtenPathAllocate) {
   const int64_t allocations = allocations_per_decode("fp32", 5);
   unsetenv("GPTFAST_FUSED_DECODE");
   EXPECT_GT(allocations, 0);
+}
+
+// The measured default is either every core or one (the rule in thread_team.h), measured once.
+TEST(DecodeThreads, DefaultThreadsIsOneOrEveryCore) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = gptfast::default_threads();
+  EXPECT_TRUE(threads == 1 || threads == cores) << threads << " of " << cores;
+  EXPECT_EQ(gptfast::default_threads(), threads);
+  std::printf("default_threads() = %d of %d cores\n", threads, cores);
 }

@@ -150,3 +150,26 @@ TEST(BenchApi, MatmulRowsFlops) {
 }
 
 }  // namespace
+
+// The fused decode step splits rows among its own threads with matmul_rows_range: any split at
+// row-block boundaries must give bit-identical results to the whole product (so the output does
+// not depend on the thread count).
+TEST(MatmulRows, RangesAtRowBlocksMatchTheWholeProductExactly) {
+  std::mt19937 rng(7);
+  for (auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{100, 300, 1}, {77, 129, 3}, {64, 64, 9}}) {
+    const Case c = make_case(rows, cols, n, rng);
+    std::vector<float> whole32(size_t(n * rows)), whole16(whole32.size());
+    gptfast::matmul_rows(c.w32.data(), c.x.data(), whole32.data(), rows, cols, n);
+    gptfast::matmul_rows(c.w16.data(), c.x.data(), whole16.data(), rows, cols, n);
+    const int64_t block = gptfast::kMatvecRowBlock;
+    for (int64_t cut = 0; cut <= rows; cut += block) {
+      std::vector<float> y32(whole32.size(), NAN), y16(whole32.size(), NAN);
+      for (auto [b, e] : {std::pair<int64_t, int64_t>{0, cut}, {cut, rows}}) {
+        gptfast::matmul_rows_range(c.w32.data(), c.x.data(), y32.data(), rows, cols, n, b, e);
+        gptfast::matmul_rows_range(c.w16.data(), c.x.data(), y16.data(), rows, cols, n, b, e);
+      }
+      EXPECT_EQ(0, std::memcmp(y32.data(), whole32.data(), y32.size() * sizeof(float))) << rows << " cut " << cut;
+      EXPECT_EQ(0, std::memcmp(y16.data(), whole16.data(), y16.size() * sizeof(float))) << rows << " cut " << cut;
+    }
+  }
+}

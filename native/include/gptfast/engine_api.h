@@ -73,6 +73,10 @@ ModelSpec llama2c_model(const std::string& path);
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
                    int prefill_chunk, int speculate_k, const std::string& quantize, int tp);
 
+// The thread count a session gets for threads = 0: every core, unless a short read-bandwidth
+// probe (run once per process) shows all cores together reading memory more slowly than one.
+int default_threads();
+
 class SessionState;
 class QuantizerState;
 
@@ -112,7 +116,7 @@ class Session {
   // format: "pth" (GPT-Fast torch.save state dict), "safetensors" (a file or an index.json),
   // "llama2c" (llama2.c .bin, legacy or v1), "random" (seeded random weights, for benchmarks;
   // checkpoint_path is then the seed). dtype: "fp32" or "bf16". device: "cpu", or "cuda[:N]"
-  // with a CUDA libtorch. threads: 0 keeps libtorch's default. max_seq_len: KV cache length per
+  // with a CUDA libtorch. threads: 0 = default_threads(). max_seq_len: KV cache length per
   // slot, 0 means the model's block_size. slots: sequences decoded together, 1..256.
   // prefill_chunk: most prompt tokens a slot feeds per step (0 = the whole prompt at once), so a
   // long prompt joining a running batch does not stall the other sequences. quantize: "" keeps

@@ -4,6 +4,7 @@ import ai.gptfast4j.CancellationToken;
 import ai.gptfast4j.Engine;
 import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GenerationParams;
+import ai.gptfast4j.TokenListener;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -22,6 +23,10 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * JMH: time of one greedy generation of {@code newTokens} tokens after a short prompt.
  * Decode tok/s = newTokens / score. Run: see README ("Benchmarks").
+ * listener "none": the Java engine without a listener (no detokenization); "text": a
+ * {@link ai.gptfast4j.TokenListener} that receives every token's text, as a streaming client does.
+ * Against {@code gptfast_decode_bench} (the native step alone) this is the end-to-end overhead:
+ * benchmarks/end-to-end-overhead.sh.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SampleTime)
@@ -39,6 +44,11 @@ public class DecodeBenchmark {
     @Param("256")
     public int newTokens;
 
+    @Param({"none", "text"})
+    public String listener;
+
+    private long characters;  // what the text listener received, so that it is not optimized away
+
     private Engine engine;
     private int[] prompt;
     private GenerationParams params;
@@ -52,7 +62,8 @@ public class DecodeBenchmark {
 
     @Benchmark
     public int generate() {
-        return engine.generate(prompt, params, null, new CancellationToken()).generatedTokens().length;
+        TokenListener l = listener.equals("text") ? (id, text) -> characters += text.length() : null;
+        return engine.generate(prompt, params, l, new CancellationToken()).generatedTokens().length;
     }
 
     @TearDown

@@ -22,7 +22,7 @@ public final class Defaults {
     // Engine.
     public static final String DTYPE = "fp32";
     public static final String DEVICE = "cpu";
-    /** 0 keeps libtorch's thread count. */
+    /** 0 lets the native side choose from a bandwidth probe (engine_api.h default_threads). */
     public static final int THREADS = 0;
     /** 0 means the model's block_size, up to {@link #MAX_SEQ_LEN_CAP}. */
     public static final int MAX_SEQ_LEN = 0;

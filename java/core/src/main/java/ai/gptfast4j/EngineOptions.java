@@ -15,7 +15,7 @@ import java.nio.file.Path;
  * @param config explicit config file; null means resolve (see {@link ConfigResolver})
  * @param dtype "fp32" or "bf16"
  * @param device "cpu" (or "cuda[:N]" with a CUDA build)
- * @param threads intra-op threads; 0 keeps libtorch's default; at most 4 per core (checked natively)
+ * @param threads intra-op threads; 0 = the native measured default (engine_api.h default_threads: every core unless they read memory slower than one); at most 4 per core (checked natively)
  * @param maxSeqLen KV cache length per sequence; 0 means the model's block_size
  * @param draftCheckpoint a smaller model sharing the tokenizer, for speculative decoding; null = none
  * @param draftConfig explicit config for the draft; null means resolve

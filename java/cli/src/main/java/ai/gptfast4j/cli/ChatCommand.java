@@ -50,7 +50,7 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "" + Defaults.SEED, description = "default: ${DEFAULT-VALUE}")
     long seed;
 
-    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "intra-op threads (default: libtorch's choice)")
+    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "threads (default 0: every core unless a bandwidth probe shows they read memory slower than one)")
     int threads;
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

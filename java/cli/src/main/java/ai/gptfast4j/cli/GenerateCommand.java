@@ -54,7 +54,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "" + Defaults.SEED, description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "intra-op threads (default: libtorch's choice)")
+    @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "threads (default 0: every core unless a bandwidth probe shows they read memory slower than one)")
     int threads;
 
     @Option(names = "--stop-token", split = ",", description = "ids that end generation (default: the model's eos_token_id, the tokenizer's EOS and end-of-turn ids, BOS)")

@@ -23,7 +23,7 @@ final class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--text", required = true, description = "UTF-8 text file to score")
     Path text;
 
-    @Option(names = "--threads", defaultValue = "0", description = "intra-op threads (default: libtorch's choice)")
+    @Option(names = "--threads", defaultValue = "0", description = "threads (default 0: every core unless a bandwidth probe shows they read memory slower than one)")
     int threads;
 
     @Option(names = "--json", description = "print one JSON object")
