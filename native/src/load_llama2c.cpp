@@ -10,6 +10,7 @@
 #include <fstream>
 #include <vector>
 
+#include "load_progress.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -62,7 +63,9 @@ Opened open_llama2c(const std::string& path) {
 class FloatReader {
  public:
   FloatReader(std::ifstream& in, const std::string& path, int64_t payload_bytes)
-      : in_(in), path_(path), left_(payload_bytes) {}
+      : in_(in), path_(path), left_(payload_bytes) {
+    load_progress_expect(payload_bytes);
+  }
 
   // Reads `count` floats as a tensor of the given shape, with a clear error on truncation.
   at::Tensor next(const std::string& what, at::IntArrayRef shape) {
@@ -77,6 +80,7 @@ class FloatReader {
     in_.read(reinterpret_cast<char*>(t.data_ptr<float>()), bytes);
     if (!in_) throw Error("read error in '" + path_ + "' while reading " + what);
     left_ -= bytes;
+    load_progress_read(bytes);
     return t;
   }
   void skip(const std::string& what, int64_t bytes) {
@@ -85,6 +89,7 @@ class FloatReader {
     }
     in_.seekg(bytes, std::ios::cur);
     left_ -= bytes;
+    load_progress_read(bytes);
   }
   int64_t left() const { return left_; }
 

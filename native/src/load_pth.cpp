@@ -10,12 +10,14 @@
 #include <torch/csrc/jit/serialization/unpickler.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "load_progress.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -157,6 +159,10 @@ StateDict load_pth(const std::string& path) {
   c10::IValue root;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
+    std::error_code ec;
+    const int64_t file_size = int64_t(std::filesystem::file_size(path, ec));
+    int64_t counted = 0;
+    if (!ec) load_progress_expect(file_size);
     auto [data, size] = reader.getRecord("data.pkl");
     const std::string original(static_cast<const char*>(data.get()), size);
     const std::string pickle = plain_dicts(original).value_or(original);
@@ -169,9 +175,15 @@ StateDict load_pth(const std::string& path) {
           return n;
         },
         /*type_resolver=*/nullptr, /*obj_loader=*/nullptr,
-        [&](const std::string& key) { return std::get<0>(reader.getRecord("data/" + key)); },
+        [&](const std::string& key) {
+          auto [record, bytes] = reader.getRecord("data/" + key);
+          load_progress_read(int64_t(bytes));
+          counted += int64_t(bytes);
+          return std::move(record);
+        },
         /*device=*/std::nullopt);
     root = unpickler.parse_ivalue();
+    if (!ec && file_size > counted) load_progress_read(file_size - counted);  // the pickle and zip headers
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' is corrupt or truncated: " + e.what_without_backtrace());
   } catch (const CorruptPickle& e) {

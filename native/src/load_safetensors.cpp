@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 
+#include "load_progress.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -42,7 +43,8 @@ uint64_t tensor_bytes(const std::vector<int64_t>& shape, at::ScalarType dtype, c
   return bytes;
 }
 
-void read_file_tensors(const std::string& path, StateDict& out) {
+// expect: tell the load progress this file's tensor bytes (false when the caller told it all shards').
+void read_file_tensors(const std::string& path, StateDict& out, bool expect = true) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error("cannot open safetensors file '" + path + "'");
   const uint64_t file_size = in.tellg();
@@ -61,6 +63,7 @@ void read_file_tensors(const std::string& path, StateDict& out) {
     throw Error("safetensors file '" + path + "' has a malformed header: " + e.what());
   }
   const uint64_t data_start = 8 + header_len;
+  if (expect) load_progress_expect(int64_t(file_size - data_start));
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
     try {
@@ -81,6 +84,7 @@ void read_file_tensors(const std::string& path, StateDict& out) {
       in.seekg(data_start + begin);
       in.read(static_cast<char*>(t.data_ptr()), bytes);
       if (!in) throw Error("read error in '" + path + "' at tensor '" + name + "'");
+      load_progress_read(int64_t(bytes));
       out[name] = t;
     } catch (const json::exception& e) {
       throw Error("safetensors file '" + path + "' describes tensor '" + name + "' badly: " + e.what());
@@ -156,7 +160,12 @@ StateDict load_safetensors(const std::string& path, const ModelSpec& spec) {
     std::set<std::string> shards;
     for (const auto& [name, file] : index["weight_map"].items()) shards.insert(file.get<std::string>());
     const fs::path dir = fs::path(path).parent_path();
-    for (const auto& shard : shards) read_file_tensors((dir / shard).string(), raw);
+    for (const auto& shard : shards) {  // the whole model's size up front, so progress never goes back
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(dir / shard, ec);
+      if (!ec) load_progress_expect(int64_t(size));
+    }
+    for (const auto& shard : shards) read_file_tensors((dir / shard).string(), raw, false);
   } else {
     read_file_tensors(path, raw);
   }

@@ -80,6 +80,29 @@ int default_threads();
 class SessionState;
 class QuantizerState;
 
+// How far checkpoint loading has got, for progress bars: bytes of tensor data read so far and the
+// bytes expected. Loads report to the LoadProgress their thread watches: call watch() on the
+// thread that then constructs a Session (or Quantizer, or calls load_draft) and unwatch() on it
+// afterwards (before destroying this); done() and total() may be read from any thread meanwhile.
+// Per thread, so concurrent loads on other threads never count here.
+class LoadProgress {
+ public:
+  LoadProgress();
+  ~LoadProgress();
+  LoadProgress(const LoadProgress&) = delete;
+  LoadProgress& operator=(const LoadProgress&) = delete;
+
+  void watch();
+  void unwatch();
+  int64_t done() const;
+  int64_t total() const;
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 // Writes a weight-only quantized copy of a checkpoint (any format a Session reads): every Linear
 // layer in GPT-Fast's int8 or int4 format (quantize as for Session), embeddings and norms as the
 // checkpoint stores them. Step by step, so that a caller can show progress: the constructor reads

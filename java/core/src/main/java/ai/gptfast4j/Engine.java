@@ -93,7 +93,24 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** Told how much of the checkpoint has been read while a model loads (on a helper thread, ~10 times a second). */
+    @FunctionalInterface
+    public interface LoadListener {
+        void onProgress(long bytesRead, long bytesTotal);
+    }
+
     public static Engine load(EngineOptions options) {
+        return load(options, null);
+    }
+
+    /** Loads as {@link #load(EngineOptions)}, telling the listener (if not null) how far it has got. */
+    public static Engine load(EngineOptions options, LoadListener listener) {
+        try (LoadWatch watch = LoadWatch.start(listener)) {
+            return loadWatched(options);
+        }
+    }
+
+    private static Engine loadWatched(EngineOptions options) {
         ResolvedModel model = ResolvedModel.of(options);
         CacheLength cache = CacheLength.of(options.maxSeqLen(), model.config().config().blockSize(),
                 model.config().slidingWindow());

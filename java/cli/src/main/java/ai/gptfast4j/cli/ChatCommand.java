@@ -27,6 +27,7 @@ import picocli.CommandLine.Option;
         description = "Chat with a model in the terminal: one line per message, answers streamed, through its chat template.")
 final class ChatCommand implements Callable<Integer> {
     @Mixin ModelOptionsMixin model;
+    @Mixin QuietOption quiet;
 
     @Option(names = "--chat-template", description = "llama3, llama2, mistral, plain, a tokenizer_config.json or a Jinja file "
             + "(default: the model's tokenizer_config.json, else chosen by its tokenizer)")
@@ -73,7 +74,7 @@ final class ChatCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         boolean interactive = System.console() != null;
         model.sayIfEmbedded(err);
-        try (Engine engine = Engine.load(options)) {
+        try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             if (template == null) template = engine.chatTemplate();
             err.printf("%s; chat template: %s%s%n", engine.describe(), template.name(),
                     engine.cacheNote() != null ? "; " + engine.cacheNote() : "");

@@ -20,6 +20,7 @@ import picocli.CommandLine.Option;
         description = "Generate text from a prompt, streaming it as it is sampled (or one JSON object with --json).")
 final class GenerateCommand implements Callable<Integer> {
     @Mixin ModelOptionsMixin model;
+    @Mixin QuietOption quiet;
 
     @Option(names = "--prompt", required = true, description = "prompt text (BOS is prepended)")
     String prompt;
@@ -94,7 +95,7 @@ final class GenerateCommand implements Callable<Integer> {
         // progress for big checkpoints; a missing one gets just its one-line error
         if (java.nio.file.Files.exists(options.checkpoint())) System.err.printf("loading %s ...%n", options.checkpoint());
         long loadStart = System.nanoTime();
-        try (Engine engine = Engine.load(options)) {
+        try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             try {  // what only the loaded model can tell (the vocabulary) is still an argument error
                 engine.checkParams(params);
             } catch (ai.gptfast4j.GptFastException e) {

@@ -29,8 +29,7 @@ final class PerplexityCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
-    @Option(names = {"-q", "--quiet"}, description = "no progress bar (it is drawn only when stderr is a terminal)")
-    boolean quiet;
+    @CommandLine.Mixin QuietOption quiet;
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -50,12 +49,12 @@ final class PerplexityCommand implements Callable<Integer> {
             throw new GptFastException("cannot read --text " + text + ": " + e.getMessage());
         }
         model.sayIfEmbedded(spec.commandLine().getErr());
-        try (Engine engine = Engine.load(options)) {
+        try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             java.io.PrintWriter err = spec.commandLine().getErr();
             err.printf("loaded (%s)%n", engine.describe());
             long start = System.nanoTime();
             Perplexity.Result r;
-            try (ProgressBar bar = new ProgressBar("scoring", "tokens", err, quiet)) {
+            try (ProgressBar bar = new ProgressBar("scoring", "tokens", err, quiet.quiet)) {
                 r = Perplexity.of(engine, content, (done, total) -> bar.update(done, total, null));
             }
             double seconds = (System.nanoTime() - start) / 1e9;

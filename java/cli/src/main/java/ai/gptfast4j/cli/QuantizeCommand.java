@@ -27,8 +27,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--output", description = "file to write (default: GPT-Fast's name beside the checkpoint)")
     Path output;
 
-    @Option(names = {"-q", "--quiet"}, description = "no progress bar (it is drawn only when stderr is a terminal)")
-    boolean quiet;
+    @CommandLine.Mixin QuietOption quiet;
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -49,7 +48,7 @@ final class QuantizeCommand implements Callable<Integer> {
         long start = System.nanoTime();
         java.io.PrintWriter err = spec.commandLine().getErr();
         Path written;
-        try (ProgressBar bar = new ProgressBar("quantizing", "layers", err, quiet)) {
+        try (ProgressBar bar = new ProgressBar("quantizing", "layers", err, quiet.quiet)) {
             written = Quantization.quantize(checkpoint, config, quantize, output, bar::update);
         }
         err.printf("wrote %s (%.1f MB) in %.1f s%n", written, written.toFile().length() / 1e6,

@@ -166,6 +166,18 @@ public final class GptFastNative {
     @Name("gptfast::measure_machine_limits")
     public static native @ByVal MachineLimits measureMachineLimits(int threads);
 
+    /** Bytes of checkpoint read by loads on the watching thread (see engine_api.h). */
+    @Namespace("gptfast")
+    public static class LoadProgress extends Pointer {
+        static { load(); }
+        public LoadProgress() { allocate(); }
+        private native void allocate();
+        public native void watch();
+        public native void unwatch();
+        public native long done();
+        public native long total();
+    }
+
     /** Kernels chosen for this CPU, libtorch's parallel settings, CUDA devices (see bench_api.h). */
     @Name("gptfast::runtime_report")
     public static native @StdString String runtimeReport();
