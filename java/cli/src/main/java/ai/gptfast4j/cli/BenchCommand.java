@@ -130,7 +130,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!json) {
             System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %s, %d cores visible; memory roofline"
                     + " = read bandwidth measured in this run / bytes of Linear weights per token%s)%n", runs, warmup,
-                    temperature, cpuName(), Runtime.getRuntime().availableProcessors(),
+                    temperature, CpuInfo.name(), Runtime.getRuntime().availableProcessors(),
                     speculative ? "; draft: " + draftLabel() : "");
         }
         if (batchSizes != null) benchBatches();
@@ -146,18 +146,6 @@ final class BenchCommand implements Callable<Integer> {
                     limits.matmul_flops_per_second() / 1e9, limits.read_bytes_per_second() / 1e9);
             return new Limits(limits.read_bytes_per_second(), limits.matmul_flops_per_second());
         }
-    }
-
-    /** The CPU's model name from /proc/cpuinfo (Linux), for labelling results. */
-    static String cpuName() {
-        try {
-            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
-            }
-        } catch (java.io.IOException | RuntimeException e) {
-            // not Linux: fall through
-        }
-        return System.getProperty("os.arch");
     }
 
     private String weightsLabel() {
@@ -220,7 +208,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (!json) {
             System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
-                    + "read bandwidth measured in this run; %s)%n", runs, cpuName());
+                    + "read bandwidth measured in this run; %s)%n", runs, CpuInfo.name());
         }
     }
 
@@ -258,7 +246,7 @@ final class BenchCommand implements Callable<Integer> {
             o.put("all_reduce_us_per_token", m.allReduceMicros);
         }
         o.put("runs", runs);
-        o.put("cpu", cpuName());
+        o.put("cpu", CpuInfo.name());
         o.put("cores_visible", Runtime.getRuntime().availableProcessors());
         System.out.println(o.toString());
     }

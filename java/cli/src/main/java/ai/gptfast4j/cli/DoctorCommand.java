@@ -6,12 +6,7 @@ import ai.gptfast4j.natives.GptFastNative;
 import ai.gptfast4j.natives.NativeLibrary;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
-import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -68,24 +63,16 @@ final class DoctorCommand implements Callable<Integer> {
     }
 
     private static void cpu(PrintWriter out) {
-        String model = "unknown";
-        Set<String> flags = new TreeSet<>();
+        CpuInfo cpu;
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                int colon = line.indexOf(':');
-                if (colon < 0) continue;
-                String key = line.substring(0, colon).strip().toLowerCase(Locale.ROOT);
-                String value = line.substring(colon + 1).strip();
-                if (key.equals("model name") && model.equals("unknown")) model = value;
-                if (key.equals("flags") && flags.isEmpty()) flags.addAll(List.of(value.split("\\s+")));
-            }
+            cpu = CpuInfo.read();
         } catch (IOException e) {
             out.println("cpu: /proc/cpuinfo unreadable (" + e.getMessage() + ")");
             return;
         }
-        out.println("cpu: " + model);
+        out.println("cpu: " + (cpu.model() == null ? "unknown" : cpu.model()));
         StringBuilder features = new StringBuilder();
-        for (String f : CPU_FLAGS) features.append(' ').append(f).append(flags.contains(f) ? "+" : "-");
+        for (String f : CPU_FLAGS) features.append(' ').append(f).append(cpu.flags().contains(f) ? "+" : "-");
         out.println("cpu features:" + features);
     }
 }

@@ -1,5 +1,6 @@
 package ai.gptfast4j.serve;
 
+import ai.gptfast4j.SharedData;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Future;
@@ -28,16 +29,12 @@ final class ServeTestSupport {
 
     private ServeTestSupport() {}
 
-    static Path shared() {
-        Path p = Path.of(System.getProperty("gptfast.shared", "../../../shared")).toAbsolutePath().normalize();
-        if (!Files.isDirectory(p)) throw new IllegalStateException("shared test data not found at " + p);
-        return p;
-    }
+    static Path shared() { return SharedData.root(); }
 
-    static Path storiesPth() { return shared().resolve("models/stories260K/model.pth"); }
+    static Path storiesPth() { return SharedData.storiesPth(); }
     static Path storiesTokenizer() { return shared().resolve("models/stories260K/tokenizer.model"); }
 
-    /** The repository's example config (models/stories260K/model-config.yaml); tests run in java/. */
+    /** The repository's example config (models/stories260K/model-config.yaml); tests run in java/server/. */
     static Path exampleYaml() {
         Path p = Path.of("../../models/stories260K/model-config.yaml").toAbsolutePath().normalize();
         if (!Files.isRegularFile(p)) p = Path.of("models/stories260K/model-config.yaml").toAbsolutePath();
