@@ -158,8 +158,9 @@ build_native_cuda() {
     -DCMAKE_CUDA_COMPILER="$CUDA_PREFIX/bin/nvcc" -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS" \
     -DGPTFAST_TORCH_INCLUDE="$TORCH_INCLUDE" -DGPTFAST_TORCH_LIBDIR="$TORCH_CUDA_LIBDIR" \
     -DGPTFAST_SPM_PREFIX="$SPM_PREFIX" >/dev/null
-  # Ninja's log names each kernel as nvcc compiles it ("Building CUDA object ....cu.o").
-  ninja -C "$ROOT/build/native-cuda" -j "$JOBS"
+  # Ninja's log names each kernel as nvcc compiles it ("Building CUDA object ....cu.o"). The CPU
+  # tests are the CPU build's; here only the library, the CUDA tests and the device bench.
+  ninja -C "$ROOT/build/native-cuda" -j "$JOBS" gptfast gptfast_cuda_tests gptfast_cuda_engine_tests gptfast_device_bench
 }
 
 # The kernel tests need only the CUDA runtime: without a GPU they skip, each printing why. The

@@ -50,7 +50,8 @@ bool use_fused(const Transformer& model) {
 
 }  // namespace
 
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
+                          const at::TensorOptions& options) {
   if (format == "pth") {
     StateDict w = load_pth(path);
     merge_qkv(w, spec.n_layer);
@@ -58,7 +59,7 @@ StateDict load_checkpoint(const std::string& path, const std::string& format, co
   }
   if (format == "safetensors") return load_safetensors(path, spec);
   if (format == "llama2c") return load_llama2c(path, spec);
-  if (format == "random") return random_weights(spec, path);
+  if (format == "random") return random_weights(spec, path, options);
   throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
 }
 
@@ -120,7 +121,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
   if (tp > 1 && !options_.device().is_cpu()) {
     throw Error("tensor parallelism runs on CPU (Gloo) only so far; device '" + runtime.device + "' would need NCCL");
   }
-  StateDict weights = load_checkpoint(path, format, spec);
+  StateDict weights = load_checkpoint(path, format, spec, options_);
   const QuantSpec quant = parse_quantize(runtime.quantize);
   for (int r = 0; r < tp; ++r) ranks_.push_back(std::make_unique<Rank>());
   if (tp > 1) {

@@ -20,6 +20,7 @@
 
 namespace gptfast {
 
+#if GPTFAST_WITH_CUDA
 namespace {
 
 // Graph capture is on unless GPTFAST_CUDA_GRAPHS=0 (eager decoding, for comparisons and debugging).
@@ -29,6 +30,7 @@ bool graphs_requested() {
 }
 
 }  // namespace
+#endif
 
 struct DeviceDecode::Impl {
   Transformer& model;
