@@ -27,7 +27,12 @@ at::Device parse_device(const std::string& device) {
     throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
   }
   if (d.is_cuda() && !at::hasCUDA()) {
-    throw Error("device '" + device + "' requested, but this libtorch build has no CUDA support");
+    throw Error("device '" + device + "' requested, but CUDA is not usable here: the loaded libtorch has no CUDA " +
+                "support, or no NVIDIA GPU and driver were found (`gptfast doctor` shows which)");
+  }
+  if (d.is_cuda() && d.has_index() && int64_t(d.index()) >= int64_t(at::getNumGPUs())) {
+    throw Error("device '" + device + "' requested, but there are only " + std::to_string(at::getNumGPUs()) +
+                " CUDA device(s)");
   }
   if (!d.is_cpu() && !d.is_cuda()) throw Error("unsupported device '" + device + "'");
   return d;
@@ -50,7 +55,8 @@ bool use_fused(const Transformer& model) {
 
 }  // namespace
 
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
+                          const at::TensorOptions& options) {
   if (format == "pth") {
     StateDict w = load_pth(path);
     merge_qkv(w, spec.n_layer);
@@ -58,7 +64,7 @@ StateDict load_checkpoint(const std::string& path, const std::string& format, co
   }
   if (format == "safetensors") return load_safetensors(path, spec);
   if (format == "llama2c") return load_llama2c(path, spec);
-  if (format == "random") return random_weights(spec, path);
+  if (format == "random") return random_weights(spec, path, options);
   throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
 }
 
@@ -120,7 +126,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
   if (tp > 1 && !options_.device().is_cpu()) {
     throw Error("tensor parallelism runs on CPU (Gloo) only so far; device '" + runtime.device + "' would need NCCL");
   }
-  StateDict weights = load_checkpoint(path, format, spec);
+  StateDict weights = load_checkpoint(path, format, spec, options_);
   const QuantSpec quant = parse_quantize(runtime.quantize);
   for (int r = 0; r < tp; ++r) ranks_.push_back(std::make_unique<Rank>());
   if (tp > 1) {
@@ -129,11 +135,20 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
     // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
     team_->run([&](int r) { ranks_[r]->comm = std::make_unique<Communicator>(store, r, tp, runtime.tp_timeout); });
   }
+  // On a GPU the cache has one slot more than the session uses: DeviceDecode's padding rows.
+  const bool device_decode = options_.device().is_cuda();
   for (int r = 0; r < tp; ++r) {
     Rank& rank = *ranks_[r];
     // A shallow copy (tensors share storage); each rank cuts and copies its shards from it.
     rank.transformer = std::make_unique<Transformer>(spec, r + 1 == tp ? std::move(weights) : weights, options_, quant,
-                                                     cache_length_, slots, rank.comm.get());
+                                                     cache_length_, slots + (device_decode ? 1 : 0), rank.comm.get());
+    if (device_decode) rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots);
+  }
+  if (device_decode) {
+    device_tokens_.resize(slots);
+    device_slots_.resize(slots);
+    device_positions_.resize(slots);
+    device_logits_.resize(slots);
   }
   if (use_fused(rank0())) {
     const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
@@ -185,9 +200,36 @@ void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n
   // Short segments (decode tokens, verify passes, small chunks) share fused passes; long ones
   // (prompt chunks) go through ATen's GEMMs one by one. The two never touch the same slot.
   // Every rank runs the same sequence of passes, so their all-reduces pair up.
+  // On a GPU, one-token segments (decode steps of any slots) share one graph replay first; the
+  // rest (prompt chunks, verify passes) run eagerly after it.
+  if (rank.device) {
+    rank.device->within_stream([&] {
+      forward_device(rank, segments, n);
+      for (int i = 0; i < n; ++i) {
+        if (segments[i].n > 1) forward_aten(rank, logits, segments[i]);
+      }
+    });
+    return;
+  }
   if (rank.fused) forward_fused(rank, logits, segments, n);
   for (int i = 0; i < n; ++i) {
     if (segments[i].n > max_fused_segment_) forward_aten(rank, logits, segments[i]);
+  }
+}
+
+void Model::forward_device(Rank& rank, const Segment* segments, int n) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; ++i) {
+    const Segment& s = segments[i];
+    if (s.n != 1) continue;
+    device_tokens_[rows] = s.tokens[0];
+    device_slots_[rows] = s.slot;
+    device_positions_[rows] = s.start;
+    device_logits_[rows] = s.n_logits == 1 ? s.logits : nullptr;
+    ++rows;
+  }
+  if (rows > 0) {
+    rank.device->run(device_tokens_.data(), device_slots_.data(), device_positions_.data(), rows, device_logits_.data());
   }
 }
 
@@ -258,7 +300,7 @@ std::string Model::describe() const {
       << " device=" << runtime_.device << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
       << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
       << " tp=" << tp() << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
-      << " decode=" << (fused() ? "fused" : "aten");
+      << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
   return out.str();
 }
 
