@@ -72,20 +72,24 @@ PY
   rm -rf "$CACHE/torch-$TORCH_VERSION.tmp" "$CACHE/dl/$TORCH_WHEEL"  # 900 MB; only headers are kept
 }
 
-# The libtorch .so files we link against are the ones JavaCPP loads at run time: the bytedeco jars.
+# The .so files of a bytedeco artifact's jar (not its JNI glue) into DIR: bytedeco_libs ARTIFACT
+# VERSION CLASSIFIER DIR. The libtorch we link against is the one JavaCPP loads at run time.
+bytedeco_libs() {
+  local artifact="$1" version="$2" classifier="$3" dir="$4"
+  local jar="${MAVEN_REPO:-$HOME/.m2/repository}/org/bytedeco/$artifact/$version/$artifact-$version-$classifier.jar"
+  mvn -q dependency:get -Dtransitive=false -Dartifact="org.bytedeco:$artifact:$version:jar:$classifier"
+  mkdir -p "$dir"
+  unzip -o -j -q "$jar" "org/bytedeco/$artifact/$classifier/lib*.so*" -x '*/libjni*' -d "$dir"
+}
+
 torch_libs() {
   if [ -n "${LIBTORCH:-}" ]; then TORCH_LIBDIR="$LIBTORCH/lib"; return; fi
   TORCH_LIBDIR="$CACHE/bytedeco-$BYTEDECO_PYTORCH/lib"
   [ -f "$TORCH_LIBDIR/libtorch_cpu.so" ] && [ -f "$TORCH_LIBDIR/libopenblas.so.0" ] && return
   step "extracting libtorch from org.bytedeco:pytorch:$BYTEDECO_PYTORCH (Maven Central)"
-  local m2="${MAVEN_REPO:-$HOME/.m2/repository}/org/bytedeco"
-  mvn -q dependency:get -Dtransitive=false -Dartifact="org.bytedeco:pytorch:$BYTEDECO_PYTORCH:jar:linux-x86_64"
-  mvn -q dependency:get -Dtransitive=false -Dartifact="org.bytedeco:openblas:$BYTEDECO_OPENBLAS:jar:linux-x86_64"
-  mkdir -p "$TORCH_LIBDIR.tmp"
-  unzip -o -j -q "$m2/pytorch/$BYTEDECO_PYTORCH/pytorch-$BYTEDECO_PYTORCH-linux-x86_64.jar" \
-    'org/bytedeco/pytorch/linux-x86_64/lib*.so*' -x '*/libjni*' -d "$TORCH_LIBDIR.tmp"
-  unzip -o -j -q "$m2/openblas/$BYTEDECO_OPENBLAS/openblas-$BYTEDECO_OPENBLAS-linux-x86_64.jar" \
-    'org/bytedeco/openblas/linux-x86_64/lib*.so*' -x '*/libjni*' -d "$TORCH_LIBDIR.tmp"
+  rm -rf "$TORCH_LIBDIR.tmp"
+  bytedeco_libs pytorch "$BYTEDECO_PYTORCH" linux-x86_64 "$TORCH_LIBDIR.tmp"
+  bytedeco_libs openblas "$BYTEDECO_OPENBLAS" linux-x86_64 "$TORCH_LIBDIR.tmp"
   rm -rf "$TORCH_LIBDIR" && mv "$TORCH_LIBDIR.tmp" "$TORCH_LIBDIR"
 }
 
@@ -111,17 +115,14 @@ cuda_toolkit() {
 }
 
 # The CUDA libtorch we link against: bytedeco's GPU jar, which JavaCPP loads with
-# -Djavacpp.platform.extension=-gpu (its CUDA libraries come from a CUDA 13 install or PyPI).
+# -Dorg.bytedeco.javacpp.platform.extension=-gpu (its CUDA libraries come from a CUDA 13 install or PyPI).
 torch_cuda_libs() {
   if [ -n "${LIBTORCH:-}" ]; then TORCH_CUDA_LIBDIR="$LIBTORCH/lib"; return; fi
   TORCH_CUDA_LIBDIR="$CACHE/bytedeco-$BYTEDECO_PYTORCH-gpu/lib"
   [ -f "$TORCH_CUDA_LIBDIR/libtorch_cuda.so" ] && return
   step "extracting CUDA libtorch from org.bytedeco:pytorch:$BYTEDECO_PYTORCH:linux-x86_64-gpu (Maven Central, 460 MB)"
-  local m2="${MAVEN_REPO:-$HOME/.m2/repository}/org/bytedeco"
-  mvn -q dependency:get -Dtransitive=false -Dartifact="org.bytedeco:pytorch:$BYTEDECO_PYTORCH:jar:linux-x86_64-gpu"
-  mkdir -p "$TORCH_CUDA_LIBDIR.tmp"
-  unzip -o -j -q "$m2/pytorch/$BYTEDECO_PYTORCH/pytorch-$BYTEDECO_PYTORCH-linux-x86_64-gpu.jar" \
-    'org/bytedeco/pytorch/linux-x86_64-gpu/lib*.so*' -x '*/libjni*' -d "$TORCH_CUDA_LIBDIR.tmp"
+  rm -rf "$TORCH_CUDA_LIBDIR.tmp"
+  bytedeco_libs pytorch "$BYTEDECO_PYTORCH" linux-x86_64-gpu "$TORCH_CUDA_LIBDIR.tmp"
   rm -rf "$TORCH_CUDA_LIBDIR" && mv "$TORCH_CUDA_LIBDIR.tmp" "$TORCH_CUDA_LIBDIR"
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "counting_allocator.h"
 #include "gptfast/engine_api.h"
 #include "model.h"
 
@@ -192,21 +193,7 @@ TEST(CudaEngine, GraphReplayEqualsEagerBitForBit) {
   }
 }
 
-class CountingAllocator final : public c10::Allocator {
- public:
-  explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
-  c10::DataPtr allocate(size_t n) override {
-    count_.fetch_add(1);
-    return base_->allocate(n);
-  }
-  void copy_data(void* dest, const void* src, std::size_t count) const override { base_->copy_data(dest, src, count); }
-  c10::DeleterFnPtr raw_deleter() const override { return base_->raw_deleter(); }
-  int64_t count() const { return count_.load(); }
-
- private:
-  c10::Allocator* base_;
-  std::atomic<int64_t> count_{0};
-};
+using gptfast::test::CountingAllocator;
 
 // After warm-up (the graph is captured on the first decode step), decode steps allocate no host
 // tensor memory: inputs and logits travel through pinned buffers allocated once.
