@@ -119,10 +119,12 @@ struct DeviceDecode::Impl {
       try {
         captured->logits = decode_eager(rows);
       } catch (...) {
-        // Leave capture mode so that the stream works again, then report the op that failed.
-        cudaGraph_t abandoned = nullptr;
-        cudaStreamEndCapture(stream->stream(), &abandoned);
-        if (abandoned) cudaGraphDestroy(abandoned);
+        // Leave capture mode (capture_end also stops routing this stream's allocations to the
+        // graph's pool; it throws for the invalidated capture), then report the op that failed.
+        try {
+          captured->graph.capture_end();
+        } catch (...) {
+        }
         cudaGetLastError();
         throw;
       }
