@@ -39,7 +39,7 @@ void Communicator::all_reduce(at::Tensor& t) {
   } catch (const std::exception& e) {
     // c10d's messages run over many lines; the first one says what happened.
     std::string what = e.what();
-    throw Error("all-reduce " + std::to_string(count_) + " failed: " + what.substr(0, what.find('\n')));
+    throw CollectiveError("all-reduce " + std::to_string(count_) + " failed: " + what.substr(0, what.find('\n')));
   }
   nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count();
 }
