@@ -85,6 +85,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        model.singleNode("bench");
         if (model.checkpoint != null && randomName != null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "give --checkpoint or --random, not both");
         }

@@ -98,6 +98,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws InterruptedException {
+        model.singleNode("serve");
         ServeConfig config;
         try {
             if (port < 0 || port > 65535) throw new GptFastException("--port must be in [0, 65535], got " + port);
