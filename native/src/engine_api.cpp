@@ -126,5 +126,6 @@ int64_t Session::accepted(int slot) const {
   return guarded("accepted", [&] { return state_->accepted(slot); });
 }
 std::string Session::describe() const { return state_->describe(); }
+std::string Session::broken() const { return state_->broken(); }
 
 }  // namespace gptfast

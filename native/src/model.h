@@ -100,6 +100,8 @@ class Model {
   // and every rank's collective timeout becomes `timeout`, so that a test ends quickly.
   void fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout);
   std::string describe() const;
+  // Why this model refuses further work (its tensor-parallel group failed), or "".
+  const std::string& broken() const { return broken_; }
 
  private:
   struct Rank {

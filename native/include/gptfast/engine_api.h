@@ -212,6 +212,9 @@ class Session {
   // (so that the test is quick). The step that hits it throws, naming the rank, after at most
   // that timeout; every later step throws that the session must be recreated.
   void fail_rank_for_test(int rank, int n, int timeout_ms);
+  // Why this session refuses every further step (its tensor-parallel group failed: it must be
+  // recreated), or "" while it works.
+  std::string broken() const;
   int position(int slot) const;     // tokens in the slot's cache
   // Speculative statistics of the slot's current (or last) sequence.
   int64_t rounds(int slot) const;    // verify passes

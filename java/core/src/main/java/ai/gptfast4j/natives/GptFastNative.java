@@ -145,6 +145,7 @@ public final class GptFastNative {
         public native long proposed(int slot);
         public native long accepted(int slot);
         public native @StdString String describe();
+        public native @StdString String broken();
     }
 
     /** What this CPU configuration streams and computes (see bench_api.h), for benchmark rooflines. */
