@@ -229,8 +229,7 @@ void Model::forward(const Segment* segments, int n) {
       cluster_->report_failure(cluster_model_, what, e.collective);
     } else if (cluster_ && e.collective) {
       // Node 0's ranks only saw the collective break: a follower's report names the cause.
-      const std::string remote = cluster_->remote_failure(cluster_model_);
-      if (!remote.empty()) what = remote;
+      what = cluster_->remote_failure(cluster_model_, what);
     }
     // The other ranks may have left a collective half done: nothing guarantees the next one
     // pairs up, and the KV caches may disagree. Refuse rather than compute garbage.

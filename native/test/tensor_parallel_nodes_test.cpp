@@ -2,7 +2,8 @@
 // second copy of itself as node 1 (the Follower test, which only runs when the parent sets
 // GPTFAST_TP_FOLLOW), and node 0's greedy tokens and logits equal those of in-process tp 2, a
 // rank failing on node 1 fails node 0's step naming that rank, and node 1 exits 0 on shutdown.
-// A node that never comes fails node 0's load within the join timeout.
+// A node that never comes fails node 0's load within the join timeout; one that dies fails the
+// step in bounded time.
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -36,19 +37,23 @@ gptfast::ModelSpec small_llama() {
 
 gptfast::Session open_session() { return gptfast::Session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 2, 0, "", 2); }
 
-// Two sequences batched, greedy, then the first one's prompt logits.
-std::vector<float> run(gptfast::Session& session, std::vector<int32_t>& tokens) {
+// Two sequences batched, greedy (speculative with a draft when k > 0), then the first one's
+// prompt logits.
+using Tokens = std::vector<std::vector<int32_t>>;  // per sequence
+
+std::vector<float> run(gptfast::Session& session, Tokens& tokens, int k = 0) {
+  tokens.assign(2, {});
   gptfast::SamplingSpec greedy;
   std::vector<int32_t> ids{0, 1}, out(2 * session.max_tokens_per_step()), counts(2);
   for (int i = 0; i < 2; ++i) {
     std::vector<int32_t> prompt(3 + 2 * i);
     for (size_t j = 0; j < prompt.size(); ++j) prompt[j] = int32_t((j * 37 + 11 + i) % 300);
-    session.start(i, greedy, 0, prompt.data(), int(prompt.size()));
+    session.start(i, greedy, k, prompt.data(), int(prompt.size()));
   }
   for (int s = 0; s < 12; ++s) {
     session.step(ids.data(), 2, out.data(), session.max_tokens_per_step(), counts.data());
     for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < counts[i]; ++j) tokens.push_back(out[i * session.max_tokens_per_step() + j]);
+      for (int j = 0; j < counts[i]; ++j) tokens[i].push_back(out[i * session.max_tokens_per_step() + j]);
     }
   }
   session.release(0);
@@ -72,6 +77,21 @@ pid_t start_follower(int port) {
   return pid;
 }
 
+// The child's exit status; a child still running after two minutes is killed and fails the test.
+int wait_exit(pid_t pid) {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "node 1 did not exit";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return status;
+}
+
 class GlooBuilt : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -89,7 +109,7 @@ TEST(TensorParallelNodes, Follower) {
 
 TEST(TensorParallelNodes, TwoProcessesMatchOneProcess) {
   if (std::getenv("GPTFAST_TP_FOLLOW")) GTEST_SKIP() << "this process is node 1";
-  std::vector<int32_t> expected_tokens, tokens;
+  Tokens expected_tokens, tokens;
   std::vector<float> expected_logits, logits;
   {
     gptfast::Session in_process = open_session();
@@ -106,6 +126,18 @@ TEST(TensorParallelNodes, TwoProcessesMatchOneProcess) {
   EXPECT_EQ(tokens, expected_tokens);
   ASSERT_EQ(logits.size(), expected_logits.size());
   for (size_t i = 0; i < logits.size(); ++i) ASSERT_NEAR(logits[i], expected_logits[i], 1e-4) << i;
+  {
+    // Speculative decoding: the draft (another model of the same session) is replayed as well.
+    Tokens speculative;
+    gptfast::Session session = open_session();
+    session.load_draft("8", "random", small_llama(), 3, "");
+    run(session, speculative, 3);
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_GE(speculative[i].size(), expected_tokens[i].size());  // at least a token per step
+      speculative[i].resize(expected_tokens[i].size());
+      EXPECT_EQ(speculative[i], expected_tokens[i]) << "sequence " << i;
+    }
+  }
   {
     // A rank of node 1 fails mid-pass: node 0's step names it (from node 1's report, not its own
     // timed-out all-reduce), and the session refuses more.
@@ -126,18 +158,34 @@ TEST(TensorParallelNodes, TwoProcessesMatchOneProcess) {
                  std::runtime_error);
   }
   gptfast::tp_shutdown();
-  int status = 0;
-  // Bounded: a follower that does not exit is killed and the test fails.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (waitpid(follower, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(follower, SIGKILL);
-      waitpid(follower, &status, 0);
-      FAIL() << "node 1 did not exit after the shutdown";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const int status = wait_exit(follower);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "node 1 ended with status " << status;
+}
+
+TEST(TensorParallelNodes, ANodeThatDiesFailsTheStepNamingItAndShutdownStillReturns) {
+  if (std::getenv("GPTFAST_TP_FOLLOW")) GTEST_SKIP() << "this process is node 1";
+  const int port = gptfast::tp_listen("127.0.0.1", 0, 2, 2, 60000);
+  const pid_t follower = start_follower(port);
+  {
+    gptfast::Session session = open_session();
+    gptfast::SamplingSpec greedy;
+    const std::vector<int32_t> prompt{1, 2, 3};
+    std::vector<int32_t> ids{0}, out(session.max_tokens_per_step()), counts(1);
+    session.start(0, greedy, 0, prompt.data(), 3);
+    session.step(ids.data(), 1, out.data(), session.max_tokens_per_step(), counts.data());
+    kill(follower, SIGKILL);
+    wait_exit(follower);
+    try {
+      session.step(ids.data(), 1, out.data(), session.max_tokens_per_step(), counts.data());
+      FAIL() << "expected an error";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("node(s) 1 did not report"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(session.broken().empty());
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  gptfast::tp_shutdown();  // does not wait for the dead node beyond its bound
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(40));
 }
 
 TEST(TensorParallelNodes, ANodeThatNeverComesFailsTheLoadWithinTheTimeout) {

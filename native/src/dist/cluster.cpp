@@ -100,7 +100,10 @@ void Cluster::leave() {
   for (int r = 1; r < cluster->spec_.nnodes; ++r) {
     const std::string key = "left/" + std::to_string(r);
     try {
-      if (cluster->store_->check({"node/" + std::to_string(r)})) cluster->store_->wait({key}, cluster->spec_.timeout);
+      // Bounded more tightly than joining: a follower that died after joining never answers.
+      if (cluster->store_->check({"node/" + std::to_string(r)})) {
+        cluster->store_->wait({key}, std::min<std::chrono::milliseconds>(cluster->spec_.timeout, kLeaveWait));
+      }
     } catch (const std::exception&) {
     }
   }
@@ -176,18 +179,22 @@ void Cluster::report_failure(int64_t model, const std::string& what, bool collec
   store_->set(node_key("failed", model, spec_.node_rank), bytes((collective ? "1" : "0") + what));
 }
 
-std::string Cluster::remote_failure(int64_t model) {
-  const auto deadline = std::chrono::steady_clock::now() + spec_.timeout;
+std::string Cluster::remote_failure(int64_t model, const std::string& own) {
+  // A follower reports right after its rank fails, while node 0 only sees its collective break
+  // after the collective timeout or once the peer's connection closed (its process died, and then
+  // no report comes): a few seconds are ample.
+  const auto deadline = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(spec_.timeout, kReportWait);
+  std::string silent;
   for (int r = 1; r < spec_.nnodes; ++r) {
     try {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       const std::string report = wait_get(node_key("failed", model, r), std::max(left, std::chrono::milliseconds(1)));
       if (!report.empty() && report[0] == '0') return report.substr(1);
     } catch (const std::exception&) {
-      // That node did not report (gone, or still in its own collective): look at the next one.
+      silent += (silent.empty() ? "" : ", ") + std::to_string(r);
     }
   }
-  return "";
+  return silent.empty() ? own : own + " (node(s) " + silent + " did not report: the process may be gone)";
 }
 
 std::string Cluster::next_request() {

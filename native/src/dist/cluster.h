@@ -36,6 +36,8 @@ struct ClusterSpec {
 
 class Cluster {
  public:
+  static constexpr std::chrono::milliseconds kReportWait{5000}, kLeaveWait{10000};
+
   // Node 0 starts the store's server on master_port (without waiting for the others: see
   // await_nodes); any other node connects to it, retrying until the timeout.
   explicit Cluster(const ClusterSpec& spec);
@@ -66,10 +68,11 @@ class Cluster {
   // Loading may take minutes on a follower, so this waits 10 minutes or the timeout, the longer.
   // Follower: reports `error` ("" = loaded).
   void loaded(int64_t model, const std::string& error = "");
-  // Follower: reports a failed pass. Leader: a follower's report of a failure of its own (not
-  // a broken collective) of `model`, waiting up to the timeout for it; "" if none came.
+  // Follower: reports a failed pass. Leader, whose own ranks only saw a collective of `model`
+  // break (`own`): a follower's report of a failure of its own, waiting a few seconds for it,
+  // else `own` naming the nodes that did not report.
   void report_failure(int64_t model, const std::string& what, bool collective);
-  std::string remote_failure(int64_t model);
+  std::string remote_failure(int64_t model, const std::string& own);
 
   // Follower: the next request, waiting as long as it takes; throws when the leader is gone.
   std::string next_request();

@@ -98,7 +98,7 @@ final class ModelOptionsMixin {
     /** For commands that do not run on several nodes (yet): refuses --nnodes. */
     void singleNode(String command) {
         if (nnodes != 1) throw new ai.gptfast4j.GptFastException("--nnodes is not supported by " + command
-                + " yet (generate, chat and perplexity run on several nodes)");
+                + " yet (generate, chat, perplexity and serve run on several nodes)");
     }
 
     /** What a command does once this process is node 0 of its group (or alone). */
@@ -112,8 +112,12 @@ final class ModelOptionsMixin {
      * node 0's models and passes until node 0 is done, and returns 0.
      */
     int onNodes(PrintWriter err, NodeZeroWork work) throws Exception {
+        return onNodes(err, tp != null ? tp : 1, work);
+    }
+
+    /** Same, for a command whose tensor-parallel ranks come from elsewhere (serve's model-config.yaml). */
+    int onNodes(PrintWriter err, int ranks, NodeZeroWork work) throws Exception {
         if (nnodes == 1) return work.run();
-        int ranks = tp != null ? tp : 1;
         java.time.Duration timeout = java.time.Duration.ofSeconds(joinTimeout);
         if (nodeRank != 0) {
             err.printf("tensor-parallel node %d of %d: following node 0 at %s:%d%n", nodeRank, nnodes, masterAddr, masterPort);
