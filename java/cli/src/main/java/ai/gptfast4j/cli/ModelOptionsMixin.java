@@ -117,6 +117,9 @@ final class ModelOptionsMixin {
 
     /** Same, for a command whose tensor-parallel ranks come from elsewhere (serve's model-config.yaml). */
     int onNodes(PrintWriter err, int ranks, NodeZeroWork work) throws Exception {
+        if (nnodes == 1 && nodeRank != 0) {
+            throw new ai.gptfast4j.GptFastException("--node-rank " + nodeRank + " needs --nnodes > " + nodeRank);
+        }
         if (nnodes == 1) return work.run();
         java.time.Duration timeout = java.time.Duration.ofSeconds(joinTimeout);
         if (nodeRank != 0) {
