@@ -3,7 +3,11 @@
 # ~/.cache/gptfast4j), builds the native engine with CMake/Ninja and the Java side with Maven.
 #   ./build.sh          set up and build
 #   ./build.sh test     set up, build, run every test (native GoogleTest + JUnit + examples/)
-# LIBTORCH=/path/to/libtorch uses that libtorch (include/ and lib/) instead of the pinned one.
+#   ./build.sh cuda [test]  also build the CUDA variant of native/ in build/native-cuda (no GPU
+#                       needed: nvcc comes from PyPI, CUDA libtorch from bytedeco's -gpu jar) and,
+#                       with test, run its CUDA tests (they skip, saying why, without a GPU)
+# LIBTORCH=/path/to/libtorch uses that libtorch (include/ and lib/) instead of the pinned one, for
+# both variants (e.g. the directory of a pip torch). CUDA_HOME=/path uses that CUDA toolkit's nvcc.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,6 +20,12 @@ TORCH_WHEEL=torch-2.10.0-3-cp311-cp311-manylinux_2_28_x86_64.whl
 TORCH_WHEEL_SHA256=ac5bdcbb074384c66fa160c15b1ead77839e3fe7ed117d667249afce0acabfac
 BYTEDECO_PYTORCH=2.10.0-1.5.13
 BYTEDECO_OPENBLAS=0.3.31-1.5.13
+# CUDA variant: the compiler from PyPI (the -cu12 wheels lack the nvcc driver; 13.0 is what the
+# GPU machines' pip torch is built with), libtorch from bytedeco's GPU jar (CUDA 13.1: a minor
+# version the 13.0 runtime API is compatible with).
+CUDA_WHEELS=(nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88
+  nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85)
+CUDA_ARCHS="${GPTFAST_CUDA_ARCHS:-80;90}"  # A100, H100/H200 (+ PTX for newer GPUs)
 SPM_VERSION=0.2.0  # last sdist that bundles its third-party sources (later ones fetch from GitHub)
 SPM_SHA256=a52c19171daaf2e697dc6cbe67684e0fa341b1248966f6aebb541de654d15843
 
@@ -79,6 +89,42 @@ torch_libs() {
   rm -rf "$TORCH_LIBDIR" && mv "$TORCH_LIBDIR.tmp" "$TORCH_LIBDIR"
 }
 
+cuda_toolkit() {
+  if [ -n "${CUDA_HOME:-}" ]; then
+    [ -x "$CUDA_HOME/bin/nvcc" ] || die "CUDA_HOME=$CUDA_HOME has no bin/nvcc"
+    CUDA_PREFIX="$CUDA_HOME"; return
+  fi
+  CUDA_PREFIX="$CACHE/cuda-13.0"
+  [ -x "$CUDA_PREFIX/bin/nvcc" ] && return
+  step "fetching the CUDA 13.0 compiler from PyPI (${CUDA_WHEELS[*]%%==*}; no GPU needed)"
+  local dl="$CACHE/dl/cuda-13.0" tmp="$CUDA_PREFIX.tmp"
+  mkdir -p "$dl"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "${CUDA_WHEELS[@]}" -d "$dl"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  for w in "$dl"/*.whl; do unzip -q -o "$w" 'nvidia/cu13/*' -d "$tmp"; done
+  rm -rf "$CUDA_PREFIX" && mv "$tmp/nvidia/cu13" "$CUDA_PREFIX" && rm -rf "$tmp" "$dl"
+  chmod +x "$CUDA_PREFIX"/bin/* "$CUDA_PREFIX"/nvvm/bin/*
+  # nvcc and CMake look for a toolkit's libraries in lib64/ and for the unversioned libcudart.so.
+  ln -sfn lib "$CUDA_PREFIX/lib64"
+  ln -sf libcudart.so.13 "$CUDA_PREFIX/lib/libcudart.so"
+}
+
+# The CUDA libtorch we link against: bytedeco's GPU jar, which JavaCPP loads with
+# -Djavacpp.platform.extension=-gpu (its CUDA libraries come from a CUDA 13 install or PyPI).
+torch_cuda_libs() {
+  if [ -n "${LIBTORCH:-}" ]; then TORCH_CUDA_LIBDIR="$LIBTORCH/lib"; return; fi
+  TORCH_CUDA_LIBDIR="$CACHE/bytedeco-$BYTEDECO_PYTORCH-gpu/lib"
+  [ -f "$TORCH_CUDA_LIBDIR/libtorch_cuda.so" ] && return
+  step "extracting CUDA libtorch from org.bytedeco:pytorch:$BYTEDECO_PYTORCH:linux-x86_64-gpu (Maven Central, 460 MB)"
+  local m2="${MAVEN_REPO:-$HOME/.m2/repository}/org/bytedeco"
+  mvn -q dependency:get -Dtransitive=false -Dartifact="org.bytedeco:pytorch:$BYTEDECO_PYTORCH:jar:linux-x86_64-gpu"
+  mkdir -p "$TORCH_CUDA_LIBDIR.tmp"
+  unzip -o -j -q "$m2/pytorch/$BYTEDECO_PYTORCH/pytorch-$BYTEDECO_PYTORCH-linux-x86_64-gpu.jar" \
+    'org/bytedeco/pytorch/linux-x86_64-gpu/lib*.so*' -x '*/libjni*' -d "$TORCH_CUDA_LIBDIR.tmp"
+  rm -rf "$TORCH_CUDA_LIBDIR" && mv "$TORCH_CUDA_LIBDIR.tmp" "$TORCH_CUDA_LIBDIR"
+}
+
 sentencepiece() {
   SPM_PREFIX="$CACHE/sentencepiece-$SPM_VERSION"
   [ -f "$SPM_PREFIX/lib/libsentencepiece.a" ] && return
@@ -106,6 +152,32 @@ build_native() {
   ninja -C "$ROOT/build/native" -j "$JOBS"
 }
 
+build_native_cuda() {
+  step "building the CUDA variant of native/ in build/native-cuda (nvcc, archs $CUDA_ARCHS)"
+  cmake -S "$ROOT/native" -B "$ROOT/build/native-cuda" -G Ninja -DGPTFAST_WITH_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$CUDA_PREFIX/bin/nvcc" -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS" \
+    -DGPTFAST_TORCH_INCLUDE="$TORCH_INCLUDE" -DGPTFAST_TORCH_LIBDIR="$TORCH_CUDA_LIBDIR" \
+    -DGPTFAST_SPM_PREFIX="$SPM_PREFIX" >/dev/null
+  # Ninja's log names each kernel as nvcc compiles it ("Building CUDA object ....cu.o"). The CPU
+  # tests are the CPU build's; here only the library, the CUDA tests and the device bench.
+  ninja -C "$ROOT/build/native-cuda" -j "$JOBS" gptfast gptfast_cuda_tests gptfast_cuda_engine_tests gptfast_device_bench
+}
+
+# The kernel tests need only the CUDA runtime: without a GPU they skip, each printing why. The
+# engine tests also need libtorch's CUDA libraries (cuBLAS, cuDNN, ...), which bytedeco's jar
+# does not carry: where they cannot load, this says so; benchmarks/gpu-check.sh runs them on a GPU.
+run_cuda_tests() {
+  step "CUDA tests (build/native-cuda)"
+  "$ROOT/build/native-cuda/gptfast_cuda_tests"
+  local missing
+  missing="$(ldd "$ROOT/build/native-cuda/gptfast_cuda_engine_tests" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')"
+  if [ -n "$missing" ]; then
+    echo "gptfast_cuda_engine_tests not run here: CUDA libraries not installed ($missing); benchmarks/gpu-check.sh runs them on a GPU machine"
+  else
+    "$ROOT/build/native-cuda/gptfast_cuda_engine_tests"
+  fi
+}
+
 build_java() {
   step "building java/ and benchmarks/ (Maven), installing the artifacts to the local Maven repository"
   (cd "$ROOT" && mvn -q -B install -DskipTests)
@@ -131,10 +203,27 @@ run_tests() {
   run_examples
 }
 
+WITH_CUDA=0 TESTS=0
+for arg in "$@"; do
+  case "$arg" in
+    cuda) WITH_CUDA=1 ;;
+    test) TESTS=1 ;;
+    *) die "unknown argument '$arg' (expected: [cuda] [test])" ;;
+  esac
+done
+
 install_packages
 torch_headers
 torch_libs
 sentencepiece
 build_native
+if [ "$WITH_CUDA" = 1 ]; then
+  cuda_toolkit
+  torch_cuda_libs
+  build_native_cuda
+fi
 build_java
-if [ "${1:-}" = "test" ]; then run_tests; fi
+if [ "$TESTS" = 1 ]; then
+  run_tests
+  if [ "$WITH_CUDA" = 1 ]; then run_cuda_tests; fi
+fi

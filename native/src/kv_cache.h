@@ -25,6 +25,23 @@ class KVCache {
     keys_[layer].narrow(0, slot, 1).index_copy_(2, input_pos, k);
     values_[layer].narrow(0, slot, 1).index_copy_(2, input_pos, v);
   }
+  // Batched decode (Transformer::decode): row b's k, v [B, n_kv_heads, head_dim] go to slot
+  // slots[b] at position positions[b]; `rows` = flat_rows(slots, positions), computed once per
+  // step. index_copy_ with a precomputed index is a single kernel with no host synchronisation,
+  // so it can be captured in a CUDA graph.
+  at::Tensor flat_rows(const at::Tensor& slots, const at::Tensor& positions) const {
+    const int64_t heads = keys_[0].size(1), len = keys_[0].size(2);
+    at::Tensor head = at::arange(heads, slots.options());
+    return ((slots.unsqueeze(1) * heads + head.unsqueeze(0)) * len + positions.unsqueeze(1)).flatten();
+  }
+  void write_rows(int64_t layer, const at::Tensor& rows, const at::Tensor& k, const at::Tensor& v) {
+    const int64_t hd = keys_[0].size(3);
+    keys_[layer].view({-1, hd}).index_copy_(0, rows, k.reshape({-1, hd}));
+    values_[layer].view({-1, hd}).index_copy_(0, rows, v.reshape({-1, hd}));
+  }
+  // The whole cache of the given slots, [B, n_kv_heads, max_seq_len, head_dim] (a gathered copy).
+  at::Tensor gather_keys(int64_t layer, const at::Tensor& slots) const { return keys_[layer].index_select(0, slots); }
+  at::Tensor gather_values(int64_t layer, const at::Tensor& slots) const { return values_[layer].index_select(0, slots); }
   at::Tensor keys(int64_t layer, int64_t slot, int64_t context_len) const {
     return keys_[layer].narrow(0, slot, 1).narrow(2, 0, context_len);
   }

@@ -3,6 +3,10 @@
 #include <limits>
 #include <sstream>
 
+#if GPTFAST_WITH_CUDA
+#include "cuda/quant_linear.h"
+#endif
+
 namespace gptfast {
 
 namespace {
@@ -91,6 +95,13 @@ at::Tensor LinearWeight::dequantize(at::ScalarType dtype) const {
 }
 
 at::Tensor LinearWeight::linear(const at::Tensor& x) const {
+#if GPTFAST_WITH_CUDA
+  // Decode rows on a GPU: the fused gemv kernels read the quantized weight once.
+  if (kind != WeightKind::dense && x.is_cuda()) {
+    at::Tensor y = cuda_quantized_linear(*this, x);
+    if (y.defined()) return y;
+  }
+#endif
   switch (kind) {
     case WeightKind::dense: return at::linear(x, weight);
     case WeightKind::int8:  // GPT-Fast's WeightOnlyInt8Linear

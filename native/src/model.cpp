@@ -52,7 +52,8 @@ bool use_fused(const Transformer& model) {
 
 }  // namespace
 
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec) {
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
+                          const at::TensorOptions& options) {
   if (format == "pth") {
     StateDict w = load_pth(path);
     merge_qkv(w, spec.n_layer);
@@ -60,7 +61,7 @@ StateDict load_checkpoint(const std::string& path, const std::string& format, co
   }
   if (format == "safetensors") return load_safetensors(path, spec);
   if (format == "llama2c") return load_llama2c(path, spec);
-  if (format == "random") return random_weights(spec, path);
+  if (format == "random") return random_weights(spec, path, options);
   throw Error("unknown checkpoint format '" + format + "' (expected pth, safetensors or llama2c)");
 }
 
@@ -158,10 +159,10 @@ Model::~Model() {
 }
 
 void Model::build(const std::string& path, const std::string& format, const ModelSpec& spec) {
-  const int tp = runtime_.tp, local = cluster_ ? cluster_->local_ranks() : tp;
+  const int tp = runtime_.tp, local = cluster_ ? cluster_->local_ranks() : tp, slots = slots_;
   StateDict weights;
   try {
-    weights = load_checkpoint(path, format, spec);
+    weights = load_checkpoint(path, format, spec, options_);
   } catch (const std::exception& e) {
     if (cluster_ && !cluster_->leader()) cluster_->loaded(cluster_model_, e.what());
     throw;
@@ -178,11 +179,21 @@ void Model::build(const std::string& path, const std::string& format, const Mode
       ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout);
     });
   }
+  // On a GPU the cache has one slot more than the session uses: DeviceDecode's padding rows.
+  const bool device_decode = options_.device().is_cuda();
   for (int r = 0; r < local; ++r) {
     Rank& rank = *ranks_[r];
     // A shallow copy (tensors share storage); each rank cuts and copies its shards from it.
     rank.transformer = std::make_unique<Transformer>(spec, r + 1 == local ? std::move(weights) : weights, options_,
-                                                     quant, cache_length_, slots_, rank.comm.get());
+                                                     quant, cache_length_, slots + (device_decode ? 1 : 0),
+                                                     rank.comm.get());
+    if (device_decode) rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots);
+  }
+  if (device_decode) {
+    device_tokens_.resize(slots);
+    device_slots_.resize(slots);
+    device_positions_.resize(slots);
+    device_logits_.resize(slots);
   }
   if (use_fused(rank0())) {
     const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
@@ -242,9 +253,29 @@ void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n
   // Short segments (decode tokens, verify passes, small chunks) share fused passes; long ones
   // (prompt chunks) go through ATen's GEMMs one by one. The two never touch the same slot.
   // Every rank runs the same sequence of passes, so their all-reduces pair up.
+  // On a GPU, one-token segments (decode steps of any slots) share one graph replay first; the
+  // rest (prompt chunks, verify passes) run eagerly after it.
   if (rank.fused) forward_fused(rank, logits, segments, n);
+  if (rank.device) forward_device(rank, segments, n);
+  const int64_t aten_above = rank.device ? 1 : max_fused_segment_;
   for (int i = 0; i < n; ++i) {
-    if (segments[i].n > max_fused_segment_) forward_aten(rank, logits, segments[i]);
+    if (segments[i].n > aten_above) forward_aten(rank, logits, segments[i]);
+  }
+}
+
+void Model::forward_device(Rank& rank, const Segment* segments, int n) {
+  int64_t rows = 0;
+  for (int i = 0; i < n; ++i) {
+    const Segment& s = segments[i];
+    if (s.n != 1) continue;
+    device_tokens_[rows] = s.tokens[0];
+    device_slots_[rows] = s.slot;
+    device_positions_[rows] = s.start;
+    device_logits_[rows] = s.n_logits == 1 ? s.logits : nullptr;
+    ++rows;
+  }
+  if (rows > 0) {
+    rank.device->run(device_tokens_.data(), device_slots_.data(), device_positions_.data(), rows, device_logits_.data());
   }
 }
 
@@ -320,7 +351,7 @@ std::string Model::describe() const {
       << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
-      << " decode=" << (fused() ? "fused" : "aten");
+      << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
   return out.str();
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/device_decode.h"
 #include "decode_step.h"
 #include "dist/cluster.h"
 #include "dist/communicator.h"
@@ -108,6 +109,7 @@ class Model {
     std::unique_ptr<Communicator> comm;  // null without TP
     std::unique_ptr<Transformer> transformer;
     std::optional<FusedDecodeStep> fused;
+    std::unique_ptr<DeviceDecode> device;  // on a CUDA device: decode tokens of all slots at once
     // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
     std::vector<int32_t> group_tokens, group_slots, group_logit_rows;
     std::vector<int64_t> group_positions;
@@ -117,6 +119,7 @@ class Model {
   void forward_rank(Rank& rank, bool logits, const Segment* segments, int n);
   void forward_fused(Rank& rank, bool logits, const Segment* segments, int n);
   void forward_aten(Rank& rank, bool logits, const Segment& segment);
+  void forward_device(Rank& rank, const Segment* segments, int n);
   void build(const std::string& path, const std::string& format, const ModelSpec& spec);
 
   RuntimeSpec runtime_;
@@ -134,6 +137,10 @@ class Model {
   // Set when a rank failed: its group may be mid-collective, so the model refuses further work.
   std::string broken_;
   int64_t max_fused_segment_ = 0;  // 0 without the fused step
+  // Device decode: one row per decode segment, sized slots_ once.
+  std::vector<int32_t> device_tokens_, device_slots_;
+  std::vector<int64_t> device_positions_;
+  std::vector<float*> device_logits_;
 };
 
 }  // namespace gptfast

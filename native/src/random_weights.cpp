@@ -1,19 +1,32 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <mutex>
+
 #include "state_dict.h"
 
 namespace gptfast {
 
-StateDict random_weights(const ModelSpec& s, const std::string& seed_text) {
+StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const at::TensorOptions& options) {
   uint64_t seed = 0;
   try {
     seed = std::stoull(seed_text.empty() ? "0" : seed_text);
   } catch (const std::exception&) {
     throw Error("random weights need a numeric seed, got '" + seed_text + "'");
   }
+  // On the CPU: fp32 from a CPU generator. On a GPU: drawn there, in the model's dtype, by a
+  // seeded copy of the device's generator (a 7B model is drawn in milliseconds instead of a
+  // minute of single-threaded CPU sampling and 27 GB of fp32 host memory). The two differ.
+  const bool on_device = !options.device().is_cpu();
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto normal = [&](std::vector<int64_t> shape) { return at::empty(shape, at::kFloat).normal_(0.0, 0.02, gen); };
+  if (on_device) {
+    at::Generator device_default = at::globalContext().defaultGenerator(options.device());
+    std::lock_guard<std::mutex> lock(device_default.mutex());  // other threads may draw from it
+    gen = device_default.clone();
+    gen.set_current_seed(seed);
+  }
+  const at::TensorOptions drawn = on_device ? options : at::TensorOptions().dtype(at::kFloat);
+  auto normal = [&](std::vector<int64_t> shape) { return at::empty(shape, drawn).normal_(0.0, 0.02, gen); };
   const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;
   const int64_t qkv = (int64_t(s.n_head) + 2 * s.n_local_heads) * hd;
   StateDict w;
@@ -23,15 +36,15 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text) {
   w["output.weight"] = normal({s.vocab_size, dim});
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    w[p + "attention_norm.weight"] = at::ones({dim});
-    w[p + "ffn_norm.weight"] = at::ones({dim});
+    w[p + "attention_norm.weight"] = at::ones({dim}, drawn);
+    w[p + "ffn_norm.weight"] = at::ones({dim}, drawn);
     w[p + "attention.wqkv.weight"] = normal({qkv, dim});
     w[p + "attention.wo.weight"] = normal({dim, int64_t(s.n_head) * hd});
     w[p + "feed_forward.w1.weight"] = normal({ffn, dim});
     w[p + "feed_forward.w2.weight"] = normal({dim, ffn});
     w[p + "feed_forward.w3.weight"] = normal({ffn, dim});
   }
-  w["norm.weight"] = at::ones({dim});
+  w["norm.weight"] = at::ones({dim}, drawn);
   return w;
 }
 

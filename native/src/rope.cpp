@@ -47,7 +47,7 @@ at::Tensor rope_table(const ModelSpec& spec, int64_t max_seq_len) {
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& table_rows) {
   const auto sizes = x.sizes();
   at::Tensor xs = x.to(at::kFloat).reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
-  at::Tensor f = table_rows.view({1, sizes[1], 1, sizes[3] / 2, 2});
+  at::Tensor f = table_rows.view({table_rows.dim() == 4 ? sizes[0] : 1, sizes[1], 1, sizes[3] / 2, 2});
   at::Tensor x0 = xs.select(-1, 0), x1 = xs.select(-1, 1);
   at::Tensor c = f.select(-1, 0), s = f.select(-1, 1);
   return at::stack({x0 * c - x1 * s, x1 * c + x0 * s}, -1).flatten(3).to(x.scalar_type());

@@ -24,11 +24,14 @@ constexpr int32_t kLlama2cMagic = 0x616b3432;
 // llama2.c .bin: legacy 28-byte header or version 1 (magic "ak42"), fp32 weights.
 StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
 // Random weights of the right shapes (normal, std 0.02; norms 1), seeded by the decimal `seed`:
-// for benchmarking architectures whose checkpoints are not at hand.
-StateDict random_weights(const ModelSpec& spec, const std::string& seed);
+// for benchmarking architectures whose checkpoints are not at hand. fp32 on the CPU; for another
+// device, drawn on it in options' dtype (other numbers than the CPU's for the same seed).
+StateDict random_weights(const ModelSpec& spec, const std::string& seed, const at::TensorOptions& options = {});
 
-// Reads a checkpoint of `format` ("pth", "safetensors", "llama2c" or "random") under GPT-Fast's names.
-StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec);
+// Reads a checkpoint of `format` ("pth", "safetensors", "llama2c" or "random") under GPT-Fast's
+// names; `options` (the model's dtype and device) only shapes random weights.
+StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
+                          const at::TensorOptions& options = {});
 
 // Shared by the loaders: merges wq/wk/wv into wqkv where a checkpoint keeps them apart.
 void merge_qkv(StateDict& weights, int n_layer);

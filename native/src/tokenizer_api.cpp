@@ -1,11 +1,12 @@
 #include "gptfast/tokenizer_api.h"
 
-#include <sentencepiece_processor.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "errors.h"
+
+#if GPTFAST_WITH_SENTENCEPIECE
+#include <sentencepiece_processor.h>
 
 namespace gptfast {
 
@@ -47,3 +48,27 @@ int SentencePieceTokenizer::decode(const int32_t* ids, int n_ids, char* utf8, in
 }
 
 }  // namespace gptfast
+
+#else
+// Built without SentencePiece (benchmarks/gpu-check.sh on a machine with no network to fetch it):
+// the engine is whole, and this tokenizer says why it cannot be used.
+namespace sentencepiece {
+class SentencePieceProcessor {};
+}  // namespace sentencepiece
+
+namespace gptfast {
+
+namespace {
+[[noreturn]] void missing() { throw Error("this libgptfast was built without SentencePiece (configure with GPTFAST_SPM_PREFIX)"); }
+}  // namespace
+
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string&) { missing(); }
+SentencePieceTokenizer::~SentencePieceTokenizer() = default;
+int SentencePieceTokenizer::vocab_size() const { missing(); }
+int SentencePieceTokenizer::bos_id() const { missing(); }
+int SentencePieceTokenizer::eos_id() const { missing(); }
+int SentencePieceTokenizer::encode(const char*, int, int32_t*, int) const { missing(); }
+int SentencePieceTokenizer::decode(const int32_t*, int, char*, int) const { missing(); }
+
+}  // namespace gptfast
+#endif

@@ -142,30 +142,34 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
   return normed.to(x.scalar_type()) * weight;
 }
 
-at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
-                                  const at::Tensor& input_pos, int64_t context_len, int64_t slot) {
-  const LayerWeights& w = layers_[layer];
+std::array<at::Tensor, 3> Transformer::project_qkv(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows) const {
   const int64_t B = x.size(0), T = x.size(1), hd = spec_.head_dim;
   const int64_t q_dim = spec_.n_head * hd, kv_dim = spec_.n_local_heads * hd;
-  auto qkv = w.wqkv.linear(x).split_with_sizes({q_dim, kv_dim, kv_dim}, -1);
+  auto qkv = layers_[layer].wqkv.linear(x).split_with_sizes({q_dim, kv_dim, kv_dim}, -1);
   at::Tensor q = apply_rope(qkv[0].view({B, T, spec_.n_head, hd}), rope_rows).transpose(1, 2);
   at::Tensor k = apply_rope(qkv[1].view({B, T, spec_.n_local_heads, hd}), rope_rows).transpose(1, 2);
   at::Tensor v = qkv[2].view({B, T, spec_.n_local_heads, hd}).transpose(1, 2);
-  cache_.write(layer, slot, input_pos, k.to(cache_.dtype()), v.to(cache_.dtype()));
+  return {q, k, v};
+}
 
-  at::Tensor keys = cache_.keys(layer, slot, context_len).to(q.scalar_type());
-  at::Tensor values = cache_.values(layer, slot, context_len).to(q.scalar_type());
-  const int64_t group = spec_.n_head / spec_.n_local_heads;  // query head h reads KV head h / group
-  if (group > 1) {
-    keys = keys.repeat_interleave(group, 1);
-    values = values.repeat_interleave(group, 1);
-  }
-  // Causal mask over the cached prefix: query at position p sees keys at positions <= p.
-  at::Tensor mask = at::arange(context_len, input_pos.options()).unsqueeze(0) <= input_pos.unsqueeze(1);
-  at::Tensor y = at::scaled_dot_product_attention(q, keys, values, mask);
-  at::Tensor out = w.wo.linear(y.transpose(1, 2).reshape({B, T, q_dim})).contiguous();
+at::Tensor Transformer::project_out(int64_t layer, const at::Tensor& y) const {
+  const int64_t B = y.size(0), T = y.size(2);
+  at::Tensor out = layers_[layer].wo.linear(y.transpose(1, 2).reshape({B, T, spec_.n_head * spec_.head_dim})).contiguous();
   all_reduce(out);
   return out;
+}
+
+at::Tensor Transformer::attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
+                                  const at::Tensor& input_pos, int64_t context_len, int64_t slot) {
+  auto [q, k, v] = project_qkv(layer, x, rope_rows);
+  cache_.write(layer, slot, input_pos, k.to(cache_.dtype()), v.to(cache_.dtype()));
+  at::Tensor keys = cache_.keys(layer, slot, context_len).to(q.scalar_type());
+  at::Tensor values = cache_.values(layer, slot, context_len).to(q.scalar_type());
+  // Causal mask over the cached prefix: query at position p sees keys at positions <= p.
+  at::Tensor mask = at::arange(context_len, input_pos.options()).unsqueeze(0) <= input_pos.unsqueeze(1);
+  // Query head h reads KV head h / (n_head / n_local_heads).
+  return project_out(layer, at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, std::nullopt,
+                                                             /*enable_gqa=*/spec_.n_head != spec_.n_local_heads));
 }
 
 at::Tensor Transformer::feed_forward(const LayerWeights& w, const at::Tensor& x) const {
@@ -186,6 +190,25 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, int64_t start_pos, int
   if (n_logits == 0) return at::Tensor();
   x = x.narrow(1, x.size(1) - n_logits, n_logits);
   return output_.linear(rms_norm(x, norm_)).to(at::kFloat);
+}
+
+at::Tensor Transformer::decode(const at::Tensor& tokens, const at::Tensor& slots, const at::Tensor& positions) {
+  const int64_t B = tokens.size(0), len = cache_.max_seq_len();
+  const bool gqa = spec_.n_head != spec_.n_local_heads;
+  at::Tensor rope_rows = rope_.index_select(0, positions).unsqueeze(1);  // [B, 1, hd/2, 2]
+  at::Tensor rows = cache_.flat_rows(slots, positions);
+  // Row b sees its slot's positions 0..positions[b]; later ones hold stale data.
+  at::Tensor mask = (at::arange(len, positions.options()).unsqueeze(0) <= positions.unsqueeze(1)).view({B, 1, 1, len});
+  at::Tensor x = at::embedding(tok_embeddings_, tokens.unsqueeze(1));  // [B, 1, dim]
+  for (int64_t i = 0; i < spec_.n_layer; ++i) {
+    auto [q, k, v] = project_qkv(i, rms_norm(x, layers_[i].attention_norm), rope_rows);
+    cache_.write_rows(i, rows, k.to(cache_.dtype()), v.to(cache_.dtype()));
+    at::Tensor keys = cache_.gather_keys(i, slots).to(q.scalar_type());
+    at::Tensor values = cache_.gather_values(i, slots).to(q.scalar_type());
+    x = x + project_out(i, at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, std::nullopt, gqa));
+    x = x + feed_forward(layers_[i], rms_norm(x, layers_[i].ffn_norm));
+  }
+  return output_.linear(rms_norm(x, norm_)).squeeze(1).to(at::kFloat);
 }
 
 }  // namespace gptfast

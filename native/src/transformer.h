@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <vector>
 
 #include "gptfast/engine_api.h"
@@ -44,6 +45,13 @@ class Transformer {
   // output head is skipped, as for a prompt chunk that is not the last).
   at::Tensor forward(const at::Tensor& tokens, int64_t start_pos, int64_t n_logits, int64_t slot);
 
+  // One decode token for each of B sequences, every input a device tensor of int64 [B]: token
+  // tokens[b] of slot slots[b] at position positions[b] (distinct slots). Returns fp32 logits
+  // [B, vocab]. Shapes depend on B alone and nothing is read back to the host, so the call can
+  // be captured once in a CUDA graph and replayed per token (cuda/decode_graph.h); attention
+  // runs over the whole cache length under a mask, as GPT-Fast's compiled decode does.
+  at::Tensor decode(const at::Tensor& tokens, const at::Tensor& slots, const at::Tensor& positions);
+
   // This rank's sizes (heads, KV heads, FFN width are per rank under TP); full_spec(): the model's.
   const ModelSpec& spec() const { return spec_; }
   const ModelSpec& full_spec() const { return full_spec_; }
@@ -67,6 +75,11 @@ class Transformer {
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   at::Tensor attention(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows,
                        const at::Tensor& input_pos, int64_t context_len, int64_t slot);
+  // The parts of attention that prefill and decode share: q [B, heads, T, hd] and k, v
+  // [B, kv_heads, T, hd] with RoPE applied (rope_rows as apply_rope takes them), and the output
+  // projection (with its all-reduce) of y [B, heads, T, hd].
+  std::array<at::Tensor, 3> project_qkv(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows) const;
+  at::Tensor project_out(int64_t layer, const at::Tensor& y) const;
   at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
   LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant);
 

@@ -1,6 +1,6 @@
 // Statistical checks of the native sampler on fixed logits: the empirical distribution of many
-// seeded draws must match the distribution computed here independently in double
-// (softmax(logits / T) restricted to top-k with ties kept, then to the top-p nucleus).
+// seeded draws must match the distribution computed independently in double
+// (sampling_reference.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,10 +12,12 @@
 #include "chi_square.h"
 #include "errors.h"
 #include "sampler.h"
+#include "sampling_reference.h"
 
 using gptfast::Sampler;
 using gptfast::SamplingSpec;
 using gptfast_test::chi_square;
+using gptfast_test::expected_distribution;
 
 namespace {
 
@@ -29,29 +31,6 @@ SamplingSpec spec(float t, int k = 0, float p = 1.0f, uint64_t seed = 1234) {
   s.top_p = p;
   s.seed = int64_t(seed);
   return s;
-}
-
-std::vector<double> expected_distribution(const std::vector<float>& logits, float t, int k, float top_p) {
-  std::vector<float> sorted(logits);
-  std::sort(sorted.rbegin(), sorted.rend());
-  const float pivot = (k > 0 && k < int(logits.size())) ? sorted[k - 1] : -INFINITY;
-  std::vector<double> p(logits.size(), 0.0);
-  double total = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (logits[i] >= pivot) total += p[i] = std::exp(double(logits[i]) / t);
-  }
-  for (double& x : p) x /= total;
-  if (top_p < 1) {  // smallest most-probable set reaching top_p
-    std::vector<size_t> order(p.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-    double mass = 0;
-    std::vector<double> nucleus(p.size(), 0.0);
-    for (size_t j = 0; j < order.size() && mass < top_p; ++j) mass += nucleus[order[j]] = p[order[j]];
-    for (double& x : nucleus) x /= mass;
-    p = nucleus;
-  }
-  return p;
 }
 
 std::vector<long> draw_counts(Sampler& s, const std::vector<float>& logits, int draws) {

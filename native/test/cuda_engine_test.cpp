@@ -1,0 +1,230 @@
+// The engine on a CUDA device: fp32 greedy decoding reproduces the shared references (stories260K
+// dense and GPT-Fast int8, the Llama-3-shaped tiny model), batched and speculative runs equal
+// them too, CUDA-graph replay gives eager decoding's logits bit for bit, and a steady decode step
+// allocates no host memory. Without a CUDA device every test skips, printing why.
+#include <c10/core/CPUAllocator.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gptfast/engine_api.h"
+#include "model.h"
+
+namespace {
+
+// Skips the calling test, with the reason, unless libtorch sees a CUDA device.
+#define REQUIRE_CUDA()                                                                              \
+  do {                                                                                              \
+    if (!at::hasCUDA() || at::getNumGPUs() == 0) {                                                  \
+      GTEST_SKIP() << "no CUDA device (libtorch CUDA available: " << (at::hasCUDA() ? "yes" : "no") \
+                   << ", devices: " << (at::hasCUDA() ? at::getNumGPUs() : 0) << ")";               \
+    }                                                                                               \
+  } while (0)
+
+std::string shared_dir() {
+  const char* env = std::getenv("GPTFAST_SHARED");
+  return env ? env : GPTFAST_SHARED_DIR;
+}
+
+// The ModelSpec in a GPT-Fast style config.json (the shared models' own configs).
+gptfast::ModelSpec read_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  gptfast::ModelSpec s;
+  s.dim = j.at("dim");
+  s.n_layer = j.at("n_layer");
+  s.n_head = j.at("n_head");
+  s.n_local_heads = j.value("n_local_heads", s.n_head);
+  s.head_dim = j.value("head_dim", s.dim / s.n_head);
+  s.intermediate_size = j.at("intermediate_size");
+  s.vocab_size = j.at("vocab_size");
+  s.block_size = j.at("block_size");
+  s.rope_base = j.value("rope_base", 10000.0f);
+  s.norm_eps = j.value("norm_eps", 1e-5f);
+  if (j.contains("rope_scaling")) {
+    const auto& r = j["rope_scaling"];
+    s.rope_scaling_factor = r.at("factor");
+    s.rope_low_freq_factor = r.at("low_freq_factor");
+    s.rope_high_freq_factor = r.at("high_freq_factor");
+    s.rope_original_max_position = r.at("original_max_position_embeddings");
+  }
+  return s;
+}
+
+struct Reference {
+  std::vector<int32_t> prompt, generated;
+};
+
+std::vector<Reference> read_references(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::vector<Reference> out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line);
+    out.push_back({j.at("prompt_tokens").get<std::vector<int32_t>>(), j.at("generated_tokens").get<std::vector<int32_t>>()});
+  }
+  return out;
+}
+
+struct Case {
+  std::string model_dir, checkpoint, references;
+};
+
+// Decodes every reference greedily, `slots` sequences at a time in one session (continuous
+// batching), each optionally speculative with the target itself as its draft, and compares ids.
+void expect_references(const Case& c, int slots, int speculate_k = 0) {
+  const std::string dir = shared_dir() + "/models/" + c.model_dir;
+  const gptfast::ModelSpec spec = read_config(dir + "/config.json");
+  const std::vector<Reference> refs = read_references(shared_dir() + "/reference/" + c.references);
+  gptfast::Session session(dir + "/" + c.checkpoint, "pth", spec, "fp32", "cuda", 0, 0, slots, 0, "", 1);
+  if (speculate_k > 0) session.load_draft(dir + "/" + c.checkpoint, "pth", spec, speculate_k, "");
+  const int stride = session.max_tokens_per_step();
+  for (size_t first = 0; first < refs.size(); first += slots) {
+    const int n = int(std::min<size_t>(slots, refs.size() - first));
+    std::vector<int32_t> active(n), out(n * stride), counts(n);
+    std::vector<std::vector<int32_t>> got(n);
+    for (int i = 0; i < n; ++i) {
+      active[i] = i;
+      const Reference& r = refs[first + i];
+      session.start(i, gptfast::SamplingSpec{}, speculate_k, r.prompt.data(), int(r.prompt.size()));
+    }
+    for (bool running = true; running;) {
+      session.step(active.data(), n, out.data(), stride, counts.data());
+      running = false;
+      for (int i = 0; i < n; ++i) {
+        for (int t = 0; t < counts[i]; ++t) got[i].push_back(out[i * stride + t]);
+        if (got[i].size() < refs[first + i].generated.size()) running = true;
+      }
+      // Finished sequences keep stepping (their extra tokens are ignored) so that the batch stays fixed.
+    }
+    for (int i = 0; i < n; ++i) {
+      const std::vector<int32_t>& want = refs[first + i].generated;
+      got[i].resize(want.size());
+      EXPECT_EQ(got[i], want) << c.references << " case " << first + i << " (slots " << slots << ", speculate_k "
+                              << speculate_k << ")";
+      session.release(i);
+    }
+  }
+}
+
+const Case kStories{"stories260K", "model.pth", "stories260K-greedy.jsonl"};
+const Case kStoriesInt8{"stories260K", "model_int8.pth", "stories260K-int8-greedy.jsonl"};
+const Case kLlama3Tiny{"llama3-tiny-random", "model.pth", "llama3-tiny-greedy.jsonl"};
+
+TEST(CudaEngine, Stories260KGreedyEqualsReferences) {
+  REQUIRE_CUDA();
+  expect_references(kStories, 1);
+}
+
+TEST(CudaEngine, Stories260KInt8GreedyEqualsReferences) {
+  REQUIRE_CUDA();
+  expect_references(kStoriesInt8, 1);
+}
+
+TEST(CudaEngine, Llama3TinyGreedyEqualsReferences) {
+  REQUIRE_CUDA();
+  expect_references(kLlama3Tiny, 1);
+}
+
+TEST(CudaEngine, BatchedGreedyEqualsReferences) {
+  REQUIRE_CUDA();
+  expect_references(kStories, 4);  // 4 sequences per graph replay (bucket 4), then the rest
+  expect_references(kStories, 3);  // a batch of 3 padded to the bucket of 4
+}
+
+TEST(CudaEngine, SpeculativeGreedyEqualsReferences) {
+  REQUIRE_CUDA();
+  expect_references(kStories, 1, 4);
+  expect_references(kStories, 2, 3);
+}
+
+// Graph replay and eager decoding run the same kernels on the same inputs: the logits of every
+// decode step must agree bit for bit, over a batch of slots at different positions.
+TEST(CudaEngine, GraphReplayEqualsEagerBitForBit) {
+  REQUIRE_CUDA();
+  gptfast::ModelSpec spec;
+  spec.dim = 256;
+  spec.n_layer = 2;
+  spec.n_head = 8;
+  spec.n_local_heads = 2;
+  spec.head_dim = 32;
+  spec.intermediate_size = 688;
+  spec.vocab_size = 1000;
+  spec.block_size = 128;
+  auto decode_logits = [&](const char* graphs, const std::string& dtype) {
+    setenv("GPTFAST_CUDA_GRAPHS", graphs, 1);
+    gptfast::RuntimeSpec runtime;
+    runtime.dtype = dtype;
+    runtime.device = "cuda";
+    gptfast::Model model("11", "random", spec, runtime, 3);
+    unsetenv("GPTFAST_CUDA_GRAPHS");
+    EXPECT_NE(model.describe().find(std::string(graphs) == "0" ? "device:eager" : "device:graphs"), std::string::npos)
+        << model.describe();
+    std::vector<float> all;
+    std::vector<float> row(3 * spec.vocab_size);
+    // Prompts of different lengths, then 12 decode steps of all three slots.
+    std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 44};
+    for (int s = 0; s < 3; ++s) {
+      gptfast::Segment seg{s, prompt.data(), 3 + 2 * s, 0, 0, nullptr};
+      model.forward(&seg, 1);
+    }
+    for (int step = 0; step < 12; ++step) {
+      std::vector<gptfast::Segment> segs;
+      std::vector<int32_t> tokens = {int32_t(7 * step % 1000), int32_t(13 * step % 1000), int32_t(29 * step % 1000)};
+      for (int s = 0; s < 3; ++s) segs.push_back({s, &tokens[s], 1, 3 + 2 * s + step, 1, row.data() + s * spec.vocab_size});
+      model.forward(segs.data(), 3);
+      all.insert(all.end(), row.begin(), row.end());
+    }
+    return all;
+  };
+  for (const std::string dtype : {"fp32", "bf16"}) {
+    const std::vector<float> eager = decode_logits("0", dtype), graphs = decode_logits("1", dtype);
+    ASSERT_EQ(eager.size(), graphs.size());
+    EXPECT_EQ(0, std::memcmp(eager.data(), graphs.data(), eager.size() * sizeof(float))) << dtype;
+  }
+}
+
+class CountingAllocator final : public c10::Allocator {
+ public:
+  explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
+  c10::DataPtr allocate(size_t n) override {
+    count_.fetch_add(1);
+    return base_->allocate(n);
+  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { base_->copy_data(dest, src, count); }
+  c10::DeleterFnPtr raw_deleter() const override { return base_->raw_deleter(); }
+  int64_t count() const { return count_.load(); }
+
+ private:
+  c10::Allocator* base_;
+  std::atomic<int64_t> count_{0};
+};
+
+// After warm-up (the graph is captured on the first decode step), decode steps allocate no host
+// tensor memory: inputs and logits travel through pinned buffers allocated once.
+TEST(CudaEngine, DecodeStepAllocatesNoHostMemory) {
+  REQUIRE_CUDA();
+  const std::string dir = shared_dir() + "/models/stories260K";
+  gptfast::Session session(dir + "/model.pth", "pth", read_config(dir + "/config.json"), "fp32", "cuda", 0, 0, 1, 0, "", 1);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  session.start(0, gptfast::SamplingSpec{}, 0, prompt.data(), int(prompt.size()));
+  const int32_t slot = 0;
+  int32_t out[2], count = 0;
+  for (int i = 0; i < 4; ++i) session.step(&slot, 1, out, session.max_tokens_per_step(), &count);
+  c10::Allocator* base = c10::GetCPUAllocator();
+  CountingAllocator counting(base);
+  c10::SetCPUAllocator(&counting, /*priority=*/100);
+  for (int i = 0; i < 32; ++i) session.step(&slot, 1, out, session.max_tokens_per_step(), &count);
+  c10::SetCPUAllocator(base, /*priority=*/101);
+  EXPECT_EQ(counting.count(), 0);
+}
+
+}  // namespace
