@@ -78,7 +78,7 @@ class TensorParallelNodesCliTest {
 
     @Test
     void commandsThatDoNotRunOnNodesRefuseNnodes() {
-        CliTest.Run r = CliTest.run("bench", "--nnodes", "2");
-        assertTrue(r.exitCode() != 0 && r.err().contains("--nnodes is not supported by bench"), r.err());
+        CliTest.Run r = CliTest.run("serve-bench", "--nnodes", "2");
+        assertTrue(r.exitCode() != 0 && r.err().contains("--nnodes is not supported by serve-bench"), r.err());
     }
 }

@@ -98,7 +98,7 @@ final class ModelOptionsMixin {
     /** For commands that do not run on several nodes (yet): refuses --nnodes. */
     void singleNode(String command) {
         if (nnodes != 1) throw new ai.gptfast4j.GptFastException("--nnodes is not supported by " + command
-                + " yet (generate, chat, perplexity and serve run on several nodes)");
+                + " yet (generate, chat, perplexity, bench and serve run on several nodes)");
     }
 
     /** What a command does once this process is node 0 of its group (or alone). */
