@@ -6,7 +6,8 @@
 # measured in the same run; with GPT-Fast's source beside it, GPT-Fast's own
 # `generate.py --compile` on the same shapes. Each step logs to $OUT/<step>.log and the results
 # gather in $OUT/summary.md; a failing step is reported and the next one runs; the whole run
-# stays under a time budget (GPU_CHECK_BUDGET_S, default 450 s), skipping what no longer fits.
+# stays under a time budget (GPU_CHECK_BUDGET_S, default 450 s), skipping what no longer fits
+# (GPU_CHECK_TIME_SCALE multiplies each step's own limit, for rehearsals on slow machines).
 #
 #   benchmarks/gpu-check.sh [-o OUT] [--deps DIR]   run the check (OUT defaults to $OUT, else ./gpu-check-out)
 #   benchmarks/gpu-check.sh --bundle DIR            on a machine with the repo's ../shared and network:
@@ -70,7 +71,7 @@ note() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 # run_step NAME SECONDS CMD...: runs CMD with a timeout (no more than the budget left), logging
 # to NAME.log; records the outcome in the summary; returns CMD's status.
 run_step() {
-  local name="$1" limit="$2"; shift 2
+  local name="$1" limit=$(($2 * ${GPU_CHECK_TIME_SCALE:-1})); shift 2
   local avail; avail=$(left)
   if [ "$avail" -lt 10 ]; then note "- $name: skipped (time budget spent)"; return 99; fi
   [ "$limit" -gt "$avail" ] && limit="$avail"

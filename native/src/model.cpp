@@ -29,7 +29,12 @@ at::Device parse_device(const std::string& device) {
     throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
   }
   if (d.is_cuda() && !at::hasCUDA()) {
-    throw Error("device '" + device + "' requested, but this libtorch build has no CUDA support");
+    throw Error("device '" + device + "' requested, but CUDA is not usable here: the loaded libtorch has no CUDA " +
+                "support, or no NVIDIA GPU and driver were found (`gptfast doctor` shows which)");
+  }
+  if (d.is_cuda() && d.has_index() && int64_t(d.index()) >= int64_t(at::getNumGPUs())) {
+    throw Error("device '" + device + "' requested, but there are only " + std::to_string(at::getNumGPUs()) +
+                " CUDA device(s)");
   }
   if (!d.is_cpu() && !d.is_cuda()) throw Error("unsupported device '" + device + "'");
   return d;
@@ -255,11 +260,18 @@ void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n
   // Every rank runs the same sequence of passes, so their all-reduces pair up.
   // On a GPU, one-token segments (decode steps of any slots) share one graph replay first; the
   // rest (prompt chunks, verify passes) run eagerly after it.
+  if (rank.device) {
+    rank.device->within_stream([&] {
+      forward_device(rank, segments, n);
+      for (int i = 0; i < n; ++i) {
+        if (segments[i].n > 1) forward_aten(rank, logits, segments[i]);
+      }
+    });
+    return;
+  }
   if (rank.fused) forward_fused(rank, logits, segments, n);
-  if (rank.device) forward_device(rank, segments, n);
-  const int64_t aten_above = rank.device ? 1 : max_fused_segment_;
   for (int i = 0; i < n; ++i) {
-    if (segments[i].n > aten_above) forward_aten(rank, logits, segments[i]);
+    if (segments[i].n > max_fused_segment_) forward_aten(rank, logits, segments[i]);
   }
 }
 

@@ -108,6 +108,7 @@ struct DeviceDecode::Impl {
   // lazily initialised kernels are set up outside the capture; the inputs then point every row
   // at the scratch slot, so the warm-up writes nothing a sequence reads.
   Captured* capture(int64_t rows) {
+    cudaDeviceSynchronize();  // loading may have left work (weights drawn, quantized) on other streams
     fill_inputs(nullptr, nullptr, nullptr, 0, rows);
     device_in.copy_(host_in, /*non_blocking=*/false);
     for (int i = 0; i < 2; ++i) decode_eager(rows);
@@ -185,6 +186,14 @@ DeviceDecode::~DeviceDecode() = default;
 void DeviceDecode::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n,
                        float* const* logits) {
   impl_->run(tokens, slots, positions, n, logits);
+}
+
+void DeviceDecode::within_stream(void (*fn)(void*), void* f) {
+#if GPTFAST_WITH_CUDA
+  std::optional<c10::cuda::CUDAStreamGuard> guard;
+  if (impl_->stream) guard.emplace(*impl_->stream);
+#endif
+  fn(f);
 }
 
 std::string DeviceDecode::mode() const {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 namespace gptfast {
 
@@ -32,10 +33,24 @@ class DeviceDecode {
   // Writes row b's fp32 logits [vocab] to logits[b] unless it is null.
   void run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, float* const* logits);
 
+  // Runs f with this decoder's stream current, so that the eager passes of a step (prompt chunks,
+  // verify passes) are ordered with its graph replays on one stream.
+  // (A template over a plain function pointer: nothing is allocated per step.)
+  template <typename F>
+  void within_stream(F&& f) {
+    within_stream(&call<std::remove_reference_t<F>>, &f);
+  }
+
   // "graphs" or "eager (<why>)", for describe() and the bench.
   std::string mode() const;
 
  private:
+  template <typename F>
+  static void call(void* f) {
+    (*static_cast<F*>(f))();
+  }
+  void within_stream(void (*fn)(void*), void* f);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

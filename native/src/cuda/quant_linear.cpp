@@ -1,6 +1,6 @@
 #include "cuda/quant_linear.h"
 
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "cuda/kernels.h"
 #include "linear_weight.h"
@@ -18,7 +18,7 @@ at::Tensor cuda_quantized_linear(const LinearWeight& w, const at::Tensor& x) {
   sizes.back() = w.out;
   at::Tensor y = at::empty(sizes, x.options());
   const cuda::ActDtype act = dtype == at::kFloat ? cuda::ActDtype::f32 : cuda::ActDtype::bf16;
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream(x.device().index());
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
   if (w.kind == WeightKind::int8) {
     cuda::gemv_int8(w.weight.data_ptr<int8_t>(), w.scales.data_ptr<float>(), int(w.out), int(w.in), xc.data_ptr(),
                     y.data_ptr(), int(rows), act, stream);

@@ -92,6 +92,9 @@ class BadInputTest {
     void unknownDtypeAndDevice() {
         assertMessage("unknown dtype 'fp8'", () -> Engine.load(EngineOptions.of(SharedData.storiesPth()).withDtype("fp8")));
         assertMessage("device", () -> Engine.load(new EngineOptions(SharedData.storiesPth(), null, null, "fp32", "tpu", 0, 0)));
+        // The CPU libtorch these tests run with has no CUDA: asking for it says so rather than crashing.
+        assertMessage("CUDA is not usable here",
+                () -> Engine.load(new EngineOptions(SharedData.storiesPth(), null, null, "fp32", "cuda:0", 0, 0)));
     }
 
     @Test
