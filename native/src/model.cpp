@@ -4,8 +4,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <algorithm>
 #include <iomanip>
 #include <thread>
@@ -48,6 +52,31 @@ int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
   }
   return len;
 }
+
+// Gloo announces every group it forms on stdout ("[Gloo] Rank 0 is connected to 1 peer ranks
+// ..."), which would corrupt `generate --json` and anything else read from stdout; while a group
+// forms (during loading, before any output), stdout goes to stderr.
+class StdoutToStderr {
+ public:
+  StdoutToStderr() : saved_((flush(), dup(STDOUT_FILENO))) {
+    if (saved_ >= 0) dup2(STDERR_FILENO, STDOUT_FILENO);
+  }
+  ~StdoutToStderr() {
+    flush();
+    if (saved_ < 0) return;
+    dup2(saved_, STDOUT_FILENO);
+    close(saved_);
+  }
+  StdoutToStderr(const StdoutToStderr&) = delete;
+  StdoutToStderr& operator=(const StdoutToStderr&) = delete;
+
+ private:
+  static void flush() {
+    std::cout.flush();
+    std::fflush(stdout);
+  }
+  int saved_;
+};
 
 bool use_fused(const Transformer& model) {
   // GPTFAST_FUSED_DECODE=0 forces the generic ATen path (for comparisons and debugging).
@@ -180,6 +209,7 @@ void Model::build(const std::string& path, const std::string& format, const Mode
     team_.emplace(local, first_rank_);
     auto store = cluster_ ? cluster_->group_store(cluster_model_) : in_process_store();
     // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
+    StdoutToStderr quiet;
     team_->run([&](int r) {
       ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout);
     });
