@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "dist/cluster.h"
+#include "errors.h"
 #include "gptfast/engine_api.h"
 
 extern char** environ;
@@ -186,6 +188,32 @@ TEST(TensorParallelNodes, ANodeThatDiesFailsTheStepNamingItAndShutdownStillRetur
   const auto begin = std::chrono::steady_clock::now();
   gptfast::tp_shutdown();  // does not wait for the dead node beyond its bound
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(40));
+}
+
+// Node 0 waits for a follower's load beyond the timeout while its heartbeat goes on, and fails
+// about a timeout after it stops (two Cluster objects of this process stand for the two nodes).
+TEST(TensorParallelNodes, ALoadIsAwaitedWhileTheHeartbeatGoesOn) {
+  if (std::getenv("GPTFAST_TP_FOLLOW")) GTEST_SKIP() << "this process is node 1";
+  gptfast::ClusterSpec spec{"127.0.0.1", 0, 2, 0, 2, std::chrono::milliseconds(4000)};
+  gptfast::Cluster leader(spec);
+  spec.node_rank = 1;
+  spec.master_port = leader.port();
+  auto follower = std::make_unique<gptfast::Cluster>(spec);
+  std::thread slow_load([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(6));  // longer than the timeout
+    follower->loaded(0);
+  });
+  EXPECT_NO_THROW(leader.loaded(0));
+  slow_load.join();
+  follower.reset();  // the node stops, and its heartbeat with it
+  const auto begin = std::chrono::steady_clock::now();
+  try {
+    leader.loaded(1);
+    FAIL() << "expected an error";
+  } catch (const gptfast::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("node 1 stopped responding while loading"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(60));
 }
 
 TEST(TensorParallelNodes, ANodeThatNeverComesFailsTheLoadWithinTheTimeout) {

@@ -59,10 +59,20 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   if (!leader()) {
     // Tells the leader this node is here, and with which sizes (await_nodes checks they agree).
     store_->set("node/" + std::to_string(spec.node_rank), bytes(std::to_string(spec.nnodes) + " " + std::to_string(spec.world)));
+    // While this node's one thread loads a model, only this heartbeat (its own connection) tells
+    // node 0 it is alive.
+    beat_ = std::thread([this, store = store_->clone()] { beat(store); });
   }
 }
 
-Cluster::~Cluster() = default;
+Cluster::~Cluster() {
+  {
+    std::lock_guard<std::mutex> lock(beat_mutex_);
+    stop_beat_ = true;
+  }
+  beat_wake_.notify_all();
+  if (beat_.joinable()) beat_.join();
+}
 
 std::shared_ptr<Cluster> Cluster::current() {
   std::lock_guard<std::mutex> lock(current_mutex);
@@ -162,16 +172,49 @@ void Cluster::loaded(int64_t model, const std::string& error) {
     store_->set(node_key("loaded", model, spec_.node_rank), bytes(error));
     return;
   }
-  const auto timeout = std::max<std::chrono::milliseconds>(spec_.timeout, std::chrono::minutes(10));
+  // A load may take as long as it takes, as long as the node's heartbeat goes on.
   for (int r = 1; r < spec_.nnodes; ++r) {
-    std::string reported;
-    try {
-      reported = wait_get(node_key("loaded", model, r), timeout);
-    } catch (const std::exception& e) {
-      throw Error("tensor-parallel node " + std::to_string(r) + " did not report loading the model within " +
-                  seconds(timeout) + ": " + first_line(e.what()));
+    const std::string key = node_key("loaded", model, r), alive = "alive/" + std::to_string(r);
+    int64_t beats = -1;
+    auto last_beat = std::chrono::steady_clock::now();
+    for (;;) {
+      try {
+        store_->wait({key}, beat_interval());
+        break;
+      } catch (const std::exception&) {
+        // not loaded yet: is it still alive?
+      }
+      const int64_t now_beats = store_->add(alive, 0);
+      const auto now = std::chrono::steady_clock::now();
+      if (now_beats != beats) {
+        beats = now_beats;
+        last_beat = now;
+      } else if (now - last_beat > spec_.timeout) {
+        throw Error("tensor-parallel node " + std::to_string(r) + " stopped responding while loading the model (no "
+                    "heartbeat for " + seconds(spec_.timeout) + ")");
+      }
     }
+    const std::string reported = text(store_->get(key));
     if (!reported.empty()) throw Error("tensor-parallel node " + std::to_string(r) + " could not load the model: " + reported);
+  }
+}
+
+std::chrono::milliseconds Cluster::beat_interval() const {
+  return std::clamp<std::chrono::milliseconds>(spec_.timeout / 4, std::chrono::milliseconds(50), std::chrono::seconds(1));
+}
+
+void Cluster::beat(c10::intrusive_ptr<c10d::Store> store) {
+  const std::string key = "alive/" + std::to_string(spec_.node_rank);
+  std::unique_lock<std::mutex> lock(beat_mutex_);
+  while (!stop_beat_) {
+    lock.unlock();
+    try {
+      store->add(key, 1);
+    } catch (const std::exception&) {
+      return;  // node 0 is gone; the request loop finds out too
+    }
+    lock.lock();
+    beat_wake_.wait_for(lock, beat_interval(), [this] { return stop_beat_; });
   }
 }
 

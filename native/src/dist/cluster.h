@@ -11,17 +11,20 @@
 // any collective timeout, and a store wait can simply be repeated.
 //
 // Followers report back through store keys: `loaded/<model>/<node>` after loading a Model ("" or
-// the error), and `failed/<model>/<node>` when a pass failed there, so that the leader's error
-// names the rank that failed rather than its own timed-out all-reduce.
+// the error), `failed/<model>/<node>` when a pass failed there, so that the leader's error
+// names the rank that failed rather than its own timed-out all-reduce, and `alive/<node>`, a
+// counter a follower's heartbeat thread raises every second (faster for short timeouts).
 #pragma once
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 namespace gptfast {
 
@@ -64,8 +67,8 @@ class Cluster {
   // Leader: the id of a new Model (its group, its keys), and sending a request to every follower.
   int64_t next_model_id();
   void send(const std::string& request);
-  // Leader: waits for every follower's load report of `model`; throws with a follower's error.
-  // Loading may take minutes on a follower, so this waits 10 minutes or the timeout, the longer.
+  // Leader: waits for every follower's load report of `model`; throws with a follower's error,
+  // or when a follower's heartbeat stopped for the timeout (a load itself may take any time).
   // Follower: reports `error` ("" = loaded).
   void loaded(int64_t model, const std::string& error = "");
   // Follower: reports a failed pass. Leader, whose own ranks only saw a collective of `model`
@@ -79,12 +82,18 @@ class Cluster {
 
  private:
   std::string wait_get(const std::string& key, std::chrono::milliseconds timeout);
+  std::chrono::milliseconds beat_interval() const;
+  void beat(c10::intrusive_ptr<c10d::Store> store);  // a follower's heartbeat thread
 
   ClusterSpec spec_;
   c10::intrusive_ptr<c10d::Store> store_;  // the connection requests go through
   std::mutex mutex_;                       // orders the leader's requests
   int64_t next_model_ = 0;
   bool joined_ = false;
+  std::thread beat_;
+  std::mutex beat_mutex_;
+  std::condition_variable beat_wake_;
+  bool stop_beat_ = false;  // guarded by beat_mutex_
 };
 
 }  // namespace gptfast
