@@ -169,6 +169,9 @@ build_native_cuda() {
 run_cuda_tests() {
   step "CUDA tests (build/native-cuda)"
   "$ROOT/build/native-cuda/gptfast_cuda_tests"
+  # Without a GPU the kernels' algorithms still run: the same tests under a CPU emulator of CUDA.
+  step "CUDA kernel tests under the CPU emulator (native/test/cuda_emulator)"
+  EMU_OUT="$ROOT/build/cuda-emulator" "$ROOT/native/test/cuda_emulator/run.sh"
   local missing
   missing="$(ldd "$ROOT/build/native-cuda/gptfast_cuda_engine_tests" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')"
   if [ -n "$missing" ]; then

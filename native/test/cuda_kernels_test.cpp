@@ -295,6 +295,26 @@ TEST_F(CudaKernels, SuccessiveLaunchesAdvanceTheCounter) {
   EXPECT_EQ(rng.host()[0].counter, uint64_t(launches));
 }
 
+TEST_F(CudaKernels, LargeVocabularyDrawsFitTheCpuDistribution) {
+  // More ids than a block has threads times the draw's unroll, so the final walk spans several
+  // strides; judged against the CPU Sampler's distribution with top-k and top-p cuts.
+  const int vocab = 4500;
+  std::mt19937 gen(17);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> logits(vocab);
+  for (float& x : logits) x = uniform(gen);
+  for (const SamplingSpec& s : {spec(1.0f), spec(0.9f, 3000, 0.8f)}) {
+    gptfast::Sampler cpu;
+    cpu.configure(s, vocab);
+    std::vector<float> want(vocab);
+    cpu.distribution(logits.data(), want.data());
+    const auto r = chi_square(counts_of(sample_rows(logits, s, kDraws, 31), vocab),
+                              std::vector<double>(want.begin(), want.end()));
+    EXPECT_TRUE(r.passes()) << "k=" << s.top_k << " p=" << s.top_p << " chi2=" << r.statistic << " df=" << r.df
+                            << " impossible=" << r.impossible_seen;
+  }
+}
+
 TEST_F(CudaKernels, SameSeedSameTokensDifferentSeedsDiffer) {
   const auto logits = tied_logits(32000, 11);
   const SamplingSpec s = spec(1.0f, 200, 0.95f);

@@ -205,16 +205,20 @@ __device__ int draw_fixed(int n, const Weight& weight, uint64_t bits, BlockScrat
   if (total != 0) {
     const uint64_t r = __umul64hi(bits, total);  // uniform in [0, total)
     if (before <= r && r < before + mine) {      // exactly one thread holds r
+      // One thread walks its elements again: eight weights at a time, so that their loads are in
+      // flight together instead of one latency per element.
+      constexpr int kUnroll = 8;
       uint64_t cumulative = before;
       int chosen = -1, last_positive = -1;
-      for (int i = threadIdx.x; i < n; i += kThreads) {
-        const uint64_t w = weight(i);
-        if (w == 0) continue;
-        last_positive = i;
-        cumulative += w;
-        if (cumulative > r) {
-          chosen = i;
-          break;
+      for (int base = threadIdx.x; base < n && chosen < 0; base += kUnroll * kThreads) {
+        uint64_t w[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) w[u] = base + u * kThreads < n ? weight(base + u * kThreads) : 0;
+        for (int u = 0; u < kUnroll && chosen < 0; ++u) {
+          if (w[u] == 0) continue;
+          last_positive = base + u * kThreads;
+          cumulative += w[u];
+          if (cumulative > r) chosen = last_positive;
         }
       }
       s.result = chosen >= 0 ? chosen : last_positive;  // unreachable unless weight() changed between passes

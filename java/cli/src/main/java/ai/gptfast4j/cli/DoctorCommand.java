@@ -44,7 +44,7 @@ final class DoctorCommand implements Callable<Integer> {
         }
         int status = 0;
         try {
-            out.println("natives built against libtorch: " + NativeLibrary.builtAgainst());
+            out.println("natives: " + NativeLibrary.variant() + ", built against libtorch " + NativeLibrary.builtAgainst());
             String torch = NativeLibrary.torchVersion();
             out.println("libtorch loaded: " + torch + " from " + NativeLibrary.torchLocation());
             for (String line : GptFastNative.runtimeReport().split("\n")) out.println(line);

@@ -18,9 +18,17 @@ import org.bytedeco.javacpp.Loader;
  * and thrown again, one line, on every later use.
  */
 public final class NativeLibrary {
-    /** The resource folder JavaCPP's Loader reads for this platform; the natives jar fills it. */
     private static final String PLATFORM = Loader.getPlatform();
-    private static final String RESOURCE_DIR = "/ai/gptfast4j/natives/" + PLATFORM + "/";
+    /**
+     * JavaCPP's platform extension ({@code -Dorg.bytedeco.javacpp.platform.extension=-gpu}): with
+     * "-gpu", JavaCPP loads bytedeco's CUDA libtorch and our CUDA natives (classifier
+     * {@code linux-x86_64-gpu}) from the resource folders named platform + extension.
+     */
+    private static final String EXTENSION = Loader.loadProperties().getProperty("platform.extension", "").strip();
+    /** The natives variant in use: "linux-x86_64" or, with the extension, "linux-x86_64-gpu". */
+    private static final String VARIANT = PLATFORM + EXTENSION;
+    /** The resource folder JavaCPP's Loader reads for that variant; the natives jar fills it. */
+    private static final String RESOURCE_DIR = "/ai/gptfast4j/natives/" + VARIANT + "/";
     private static final Pattern TORCH_VERSION = Pattern.compile("TORCH_VERSION=([0-9]+\\.[0-9]+\\.[0-9]+)");
 
     private static boolean loaded;
@@ -40,6 +48,15 @@ public final class NativeLibrary {
         try {
             String built = builtAgainst();
             loadTorch();
+            if (!EXTENSION.isEmpty() && !torchLocation().contains("/" + VARIANT + "/")) {
+                // JavaCPP falls back to the plain platform when the extension's libraries fail to
+                // load: a silent CPU run is what users of GPU builds complain about most, so refuse.
+                throw new NativeLibraryException("the " + VARIANT + " libtorch (org.bytedeco:pytorch:" + VARIANT
+                        + ") could not be loaded, and JavaCPP fell back to " + torchLocation() + ": install its CUDA 13"
+                        + " libraries (cuBLAS, cuDNN, ...: a CUDA 13 toolkit, or the nvidia-* PyPI wheels on LD_LIBRARY_PATH)"
+                        + " and an NVIDIA driver, or drop -Dorg.bytedeco.javacpp.platform.extension=" + EXTENSION
+                        + " to run on the CPU");
+            }
             torchConfig = showConfig();
             torchVersion = versionIn(torchConfig);
             String mismatch = mismatch(built, torchVersion, torchLocation());
@@ -64,9 +81,10 @@ public final class NativeLibrary {
         Properties p = new Properties();
         try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + "gptfast4j-native.properties")) {
             if (in == null) {
-                throw new NativeLibraryException("gptfast4j's native library for " + PLATFORM + " is not on the class path: add "
-                        + "ai.gptfast4j:gptfast4j-core:<version>:" + PLATFORM + " (the natives classifier jar) or depend on "
-                        + "ai.gptfast4j:gptfast4j-platform");
+                throw new NativeLibraryException("gptfast4j's native library for " + VARIANT + " is not on the class path: add "
+                        + "ai.gptfast4j:gptfast4j-core:<version>:" + VARIANT + " (the natives classifier jar)"
+                        + (EXTENSION.isEmpty() ? " or depend on ai.gptfast4j:gptfast4j-platform"
+                                : ", or drop -Dorg.bytedeco.javacpp.platform.extension=" + EXTENSION + " for the CPU natives"));
             }
             p.load(in);
         } catch (IOException e) {
@@ -101,8 +119,9 @@ public final class NativeLibrary {
         try {
             Loader.load(org.bytedeco.pytorch.global.torch.class);
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            throw new NativeLibraryException("cannot load libtorch for " + PLATFORM + " (org.bytedeco:pytorch with classifier "
-                    + PLATFORM + " must be on the class path): " + firstLine(e.getMessage()), e);
+            throw new NativeLibraryException("cannot load libtorch for " + VARIANT + " (org.bytedeco:pytorch with classifier "
+                    + VARIANT + " must be on the class path" + (EXTENSION.isEmpty() ? "" : ", and its CUDA libraries installed")
+                    + "): " + firstLine(e.getMessage()), e);
         }
     }
 
@@ -112,6 +131,11 @@ public final class NativeLibrary {
         } catch (UnsatisfiedLinkError e) {
             throw new NativeLibraryException("the loaded libtorch cannot report its version: " + firstLine(e.getMessage()), e);
         }
+    }
+
+    /** Which natives this process uses: "linux-x86_64" (CPU) or "linux-x86_64-gpu" (the CUDA build). */
+    public static String variant() {
+        return VARIANT;
     }
 
     /** Where libtorch_cpu was loaded from (JavaCPP's record), for messages and `gptfast doctor`. */

@@ -1,0 +1,2 @@
+// The emulator stands in for the CUDA headers (see emu_cuda.h).
+#include "emu_cuda.h"
