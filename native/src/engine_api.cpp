@@ -6,6 +6,8 @@
 
 #include <mutex>
 
+#include "dist/cluster.h"
+#include "dist/follower.h"
 #include "guarded.h"
 #include "session.h"
 #include "thread_team.h"
@@ -37,6 +39,32 @@ Session::Session(const std::string& checkpoint_path, const std::string& format, 
 }
 
 Session::~Session() = default;
+
+namespace {
+
+ClusterSpec cluster_spec(const std::string& master_addr, int master_port, int nnodes, int node_rank, int tp,
+                         int timeout_ms) {
+  checked_tp(tp);
+  if (timeout_ms < 1) throw Error("the tensor-parallel timeout must be >= 1 ms, got " + std::to_string(timeout_ms));
+  ClusterSpec spec{master_addr, master_port, nnodes, node_rank, tp, std::chrono::milliseconds(timeout_ms)};
+  return spec;
+}
+
+}  // namespace
+
+int tp_listen(const std::string& master_addr, int master_port, int nnodes, int tp, int timeout_ms) {
+  return guarded("tensor-parallel listen", [&] {
+    return Cluster::join(cluster_spec(master_addr, master_port, nnodes, 0, tp, timeout_ms))->port();
+  });
+}
+
+void tp_follow(const std::string& master_addr, int master_port, int nnodes, int node_rank, int tp, int timeout_ms) {
+  guarded("tensor-parallel follower", [&] { follow(cluster_spec(master_addr, master_port, nnodes, node_rank, tp, timeout_ms)); });
+}
+
+void tp_shutdown() {
+  guarded("tensor-parallel shutdown", [] { Cluster::leave(); });
+}
 
 int default_threads() {
   return guarded("measuring the default thread count", [] { return measured_default_threads(); });
@@ -98,5 +126,6 @@ int64_t Session::accepted(int slot) const {
   return guarded("accepted", [&] { return state_->accepted(slot); });
 }
 std::string Session::describe() const { return state_->describe(); }
+std::string Session::broken() const { return state_->broken(); }
 
 }  // namespace gptfast

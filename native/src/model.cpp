@@ -1,9 +1,15 @@
 #include "model.h"
 
+#include "dist/follower.h"
+
 #include <ATen/Parallel.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <algorithm>
 #include <iomanip>
 #include <thread>
@@ -46,6 +52,31 @@ int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
   }
   return len;
 }
+
+// Gloo announces every group it forms on stdout ("[Gloo] Rank 0 is connected to 1 peer ranks
+// ..."), which would corrupt `generate --json` and anything else read from stdout; while a group
+// forms (during loading, before any output), stdout goes to stderr.
+class StdoutToStderr {
+ public:
+  StdoutToStderr() : saved_((flush(), dup(STDOUT_FILENO))) {
+    if (saved_ >= 0) dup2(STDERR_FILENO, STDOUT_FILENO);
+  }
+  ~StdoutToStderr() {
+    flush();
+    if (saved_ < 0) return;
+    dup2(saved_, STDOUT_FILENO);
+    close(saved_);
+  }
+  StdoutToStderr(const StdoutToStderr&) = delete;
+  StdoutToStderr& operator=(const StdoutToStderr&) = delete;
+
+ private:
+  static void flush() {
+    std::cout.flush();
+    std::fflush(stdout);
+  }
+  int saved_;
+};
 
 bool use_fused(const Transformer& model) {
   // GPTFAST_FUSED_DECODE=0 forces the generic ATen path (for comparisons and debugging).
@@ -116,7 +147,7 @@ void check_options(const std::string& dtype, const std::string& device, int thre
 }
 
 Model::Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
-             int slots)
+             int slots, int64_t follower_model)
     : runtime_(runtime),
       slots_(checked_slots(slots)),
       options_(tensor_options(runtime.dtype, runtime.device)),
@@ -126,22 +157,71 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
   if (tp > 1 && !options_.device().is_cpu()) {
     throw Error("tensor parallelism runs on CPU (Gloo) only so far; device '" + runtime.device + "' would need NCCL");
   }
-  StateDict weights = load_checkpoint(path, format, spec, options_);
-  const QuantSpec quant = parse_quantize(runtime.quantize);
-  for (int r = 0; r < tp; ++r) ranks_.push_back(std::make_unique<Rank>());
+  if (tp > 1) cluster_ = Cluster::current();
+  if (!cluster_) {
+    build(path, format, spec);
+    return;
+  }
+  if (tp != cluster_->spec().world) {
+    throw Error("tp " + std::to_string(tp) + " differs from the " + std::to_string(cluster_->spec().world) +
+                " ranks of this process's tensor-parallel group (tp counts the ranks of all nodes)");
+  }
+  first_rank_ = cluster_->first_rank();
+  if (!cluster_->leader()) {
+    cluster_model_ = follower_model;
+    build(path, format, spec);
+    return;
+  }
+  cluster_->await_nodes();
+  cluster_model_ = cluster_->next_model_id();
+  cluster_->send(create_request(cluster_model_, path, format, spec, runtime, slots));
+  try {
+    build(path, format, spec);
+  } catch (...) {
+    cluster_->send(destroy_request(cluster_model_));  // followers drop their half-built copy
+    throw;
+  }
+}
+
+Model::~Model() {
+  if (!cluster_ || !cluster_->leader()) return;
+  try {
+    cluster_->send(destroy_request(cluster_model_));
+  } catch (const std::exception&) {
+    // The followers are gone already: nothing to tell.
+  }
+}
+
+void Model::build(const std::string& path, const std::string& format, const ModelSpec& spec) {
+  const int tp = runtime_.tp, local = cluster_ ? cluster_->local_ranks() : tp, slots = slots_;
+  StateDict weights;
+  try {
+    weights = load_checkpoint(path, format, spec, options_);
+  } catch (const std::exception& e) {
+    if (cluster_ && !cluster_->leader()) cluster_->loaded(cluster_model_, e.what());
+    throw;
+  }
+  // Node 0 waits for every node to have loaded: joining the group first would time out on a slow load.
+  if (cluster_) cluster_->loaded(cluster_model_);
+  const QuantSpec quant = parse_quantize(runtime_.quantize);
+  for (int r = 0; r < local; ++r) ranks_.push_back(std::make_unique<Rank>());
   if (tp > 1) {
-    team_.emplace(tp);
-    auto store = in_process_store();
+    team_.emplace(local, first_rank_);
+    auto store = cluster_ ? cluster_->group_store(cluster_model_) : in_process_store();
     // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
-    team_->run([&](int r) { ranks_[r]->comm = std::make_unique<Communicator>(store, r, tp, runtime.tp_timeout); });
+    StdoutToStderr quiet;
+    team_->run([&](int r) {
+      ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout);
+    });
   }
   // On a GPU the cache has one slot more than the session uses: DeviceDecode's padding rows.
   const bool device_decode = options_.device().is_cuda();
-  for (int r = 0; r < tp; ++r) {
+  for (int r = 0; r < local; ++r) {
     Rank& rank = *ranks_[r];
     // A shallow copy (tensors share storage); each rank cuts and copies its shards from it.
-    rank.transformer = std::make_unique<Transformer>(spec, r + 1 == tp ? std::move(weights) : weights, options_, quant,
-                                                     cache_length_, slots + (device_decode ? 1 : 0), rank.comm.get());
+    rank.transformer = std::make_unique<Transformer>(spec, r + 1 == local ? std::move(weights) : weights, options_,
+                                                     quant, cache_length_, slots + (device_decode ? 1 : 0),
+                                                     rank.comm.get());
     if (device_decode) rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots);
   }
   if (device_decode) {
@@ -155,7 +235,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
     max_fused_segment_ = aten_prefill ? kMaxFusedSegmentFp32 : INT32_MAX;
     for (auto& rank : ranks_) {
       // threads per rank: each rank's fused step has its own persistent team
-      rank->fused.emplace(*rank->transformer, kFusedCapacity, runtime.threads > 0 ? runtime.threads : at::get_num_threads());
+      rank->fused.emplace(*rank->transformer, kFusedCapacity, runtime_.threads > 0 ? runtime_.threads : at::get_num_threads());
       rank->group_tokens.resize(kFusedCapacity);
       rank->group_slots.resize(kFusedCapacity);
       rank->group_logit_rows.resize(kFusedCapacity);
@@ -186,13 +266,21 @@ void Model::forward(const Segment* segments, int n) {
     forward_rank(*ranks_[0], true, segments, n);
     return;
   }
+  if (cluster_ && cluster_->leader()) cluster_->send(forward_request(cluster_model_, segments, n));
   try {
-    team_->run([&](int r) { forward_rank(*ranks_[r], r == 0, segments, n); });
-  } catch (const Error& e) {
+    team_->run([&](int r) { forward_rank(*ranks_[r], first_rank_ + r == 0, segments, n); });
+  } catch (const RankFailure& e) {
+    std::string what = e.what();
+    if (cluster_ && !cluster_->leader()) {
+      cluster_->report_failure(cluster_model_, what, e.collective);
+    } else if (cluster_ && e.collective) {
+      // Node 0's ranks only saw the collective break: a follower's report names the cause.
+      what = cluster_->remote_failure(cluster_model_, what);
+    }
     // The other ranks may have left a collective half done: nothing guarantees the next one
     // pairs up, and the KV caches may disagree. Refuse rather than compute garbage.
-    broken_ = std::string("this session's tensor-parallel group failed earlier (") + e.what() + ")";
-    throw;
+    broken_ = "this session's tensor-parallel group failed earlier (" + what + ")";
+    throw Error(what);
   }
 }
 
@@ -286,9 +374,13 @@ int64_t Model::all_reduces() const { return ranks_[0]->comm ? ranks_[0]->comm->a
 int64_t Model::all_reduce_nanos() const { return ranks_[0]->comm ? ranks_[0]->comm->all_reduce_nanos() : 0; }
 
 void Model::fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout) {
-  if (rank < 0 || rank >= tp() || !ranks_[rank]->comm) throw Error("no tensor-parallel rank " + std::to_string(rank));
+  if (rank < 0 || rank >= tp() || !ranks_[0]->comm) throw Error("no tensor-parallel rank " + std::to_string(rank));
   for (auto& r : ranks_) r->comm->set_timeout(timeout);
-  ranks_[rank]->comm->fail_after(ranks_[rank]->comm->all_reduces() + n);
+  const int local = rank - first_rank_;
+  if (local >= 0 && local < int(ranks_.size())) {
+    ranks_[local]->comm->fail_after(ranks_[local]->comm->all_reduces() + n);
+  }
+  if (cluster_ && cluster_->leader()) cluster_->send(fail_request(cluster_model_, rank, n, timeout));
 }
 
 std::string Model::describe() const {
@@ -299,7 +391,8 @@ std::string Model::describe() const {
       << " cache=" << max_seq_len() << " slots=" << slots_ << " dtype=" << runtime_.dtype
       << " device=" << runtime_.device << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
       << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
-      << " tp=" << tp() << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
+      << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
+      << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
   return out.str();
 }

@@ -15,6 +15,7 @@
 
 #include "cuda/device_decode.h"
 #include "decode_step.h"
+#include "dist/cluster.h"
 #include "dist/communicator.h"
 #include "dist/rank_team.h"
 #include "transformer.h"
@@ -25,7 +26,7 @@ struct RuntimeSpec {
   std::string dtype, device;
   int threads = 0, max_seq_len = 0;
   std::string quantize;  // --quantize: "" or parse_quantize()'s values
-  int tp = 1;            // tensor-parallel ranks in this process (threads), 1 = none
+  int tp = 1;            // tensor-parallel ranks in all (threads, over the nodes of a Cluster), 1 = none
   // How long a rank waits for the others in an all-reduce before the generation fails.
   std::chrono::milliseconds tp_timeout{30000};
 };
@@ -56,6 +57,11 @@ int checked_tp(int tp);
 // ranks' residual streams agree after every all-reduce, and rank 0 alone runs the output head
 // and writes the logits, which the session samples once. With tp = 1 there is one rank, run on
 // the calling thread, and no collective.
+//
+// When this process joined a multi-process group (Cluster::current()), a Model with tp > 1
+// spans it: this process holds its node's ranks only. On node 0 the constructor, forward(),
+// fail_rank_after() and the destructor first send the same request to the other nodes, whose
+// follower loop (dist/follower.h) builds and runs the same Model there.
 class Model {
  public:
   // Most tokens one fused call takes; longer runs of fused segments are split into such groups.
@@ -67,8 +73,12 @@ class Model {
   // GEMM is slow on CPUs without bf16 instructions (200 tokens: 42 tok/s vs 143 fused).
   static constexpr int64_t kMaxFusedSegmentFp32 = 64;
 
+  // follower_model: on a follower node, the id node 0 gave this model (-1 elsewhere).
   Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
-        int slots);
+        int slots, int64_t follower_model = -1);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   // Runs every segment; slots must be distinct within one call. Allocation-free on the fused path.
   void forward(const Segment* segments, int n);
@@ -80,9 +90,10 @@ class Model {
   const ModelSpec& spec() const { return spec_; }  // the whole model's sizes
   const RuntimeSpec& runtime() const { return runtime_; }
   bool fused() const { return ranks_[0]->fused.has_value(); }
-  // Linear weight bytes one decode step reads, over all ranks (each its shards, rank 0 the head).
+  // Linear weight bytes one decode step reads, over this process's ranks (each its shards, rank 0
+  // the head): all ranks unless the model spans several processes.
   int64_t weight_bytes() const;
-  int tp() const { return int(ranks_.size()); }
+  int tp() const { return runtime_.tp; }  // all ranks, over every node
   // All-reduces so far and their total time (rank 0's view), for bench.
   int64_t all_reduces() const;
   int64_t all_reduce_nanos() const;
@@ -90,6 +101,8 @@ class Model {
   // and every rank's collective timeout becomes `timeout`, so that a test ends quickly.
   void fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout);
   std::string describe() const;
+  // Why this model refuses further work (its tensor-parallel group failed), or "".
+  const std::string& broken() const { return broken_; }
 
  private:
   struct Rank {
@@ -107,6 +120,7 @@ class Model {
   void forward_fused(Rank& rank, bool logits, const Segment* segments, int n);
   void forward_aten(Rank& rank, bool logits, const Segment& segment);
   void forward_device(Rank& rank, const Segment* segments, int n);
+  void build(const std::string& path, const std::string& format, const ModelSpec& spec);
 
   RuntimeSpec runtime_;
   // Checked before the checkpoint is read (members initialise in this order), so a bad
@@ -116,7 +130,10 @@ class Model {
   int64_t cache_length_;
   ModelSpec spec_;
   std::vector<std::unique_ptr<Rank>> ranks_;
-  std::optional<RankTeam> team_;  // tp > 1
+  std::optional<RankTeam> team_;  // tp > 1: this process's ranks
+  std::shared_ptr<Cluster> cluster_;  // tp > 1 over several processes
+  int64_t cluster_model_ = -1;        // this model's id there
+  int first_rank_ = 0;                // of this process's ranks
   // Set when a rank failed: its group may be mid-collective, so the model refuses further work.
   std::string broken_;
   int64_t max_fused_segment_ = 0;  // 0 without the fused step

@@ -43,6 +43,7 @@ class SessionState {
   int64_t proposed(int slot) const { return slot_at(slot).proposed; }
   int64_t accepted(int slot) const { return slot_at(slot).accepted; }
   std::string describe() const;
+  std::string broken() const { return !target_.broken().empty() ? target_.broken() : draft_ ? draft_->broken() : ""; }
   int64_t weight_bytes() const { return target_.weight_bytes(); }
   int tp() const { return target_.tp(); }
   int64_t all_reduces() const { return target_.all_reduces(); }

@@ -108,6 +108,13 @@ TEST(TensorParallel, GlooAllReduceSumsAcrossRanks) {
   }
 }
 
+// Gloo announces each group it forms on stdout; `generate --json --tp 2` must still print only JSON.
+TEST(TensorParallel, FormingAGroupWritesNothingOnStdout) {
+  testing::internal::CaptureStdout();
+  { gptfast::Session session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 1, 0, "", 2); }
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+}
+
 TEST(TensorParallel, RankTeamNamesTheFailingRank) {
   gptfast::RankTeam team(2);
   try {

@@ -77,6 +77,19 @@ void check_options(const std::string& dtype, const std::string& device, int thre
 // probe (run once per process) shows all cores together reading memory more slowly than one.
 int default_threads();
 
+// Tensor parallelism over several processes or machines, in torchrun's vocabulary: tp ranks in
+// all over nnodes processes (tp / nnodes each), which meet through a c10d TCPStore that node 0
+// serves at master_addr:master_port. Node 0 calls tp_listen() and then creates Sessions with
+// this tp as usual (the first one waits up to timeout_ms for the other nodes to join): its
+// ranks are 0 .. tp/nnodes-1, and every model it loads, every pass it runs, is replayed by the
+// other nodes. Nodes 1..nnodes-1 call tp_follow(), which returns when node 0 calls
+// tp_shutdown() and throws when node 0 goes away. A collective still times out after the
+// session's tp timeout; a failing rank on any node fails node 0's step, naming that rank.
+// tp_listen returns the port (master_port 0: a free one, chosen by the system).
+int tp_listen(const std::string& master_addr, int master_port, int nnodes, int tp, int timeout_ms);
+void tp_follow(const std::string& master_addr, int master_port, int nnodes, int node_rank, int tp, int timeout_ms);
+void tp_shutdown();
+
 class SessionState;
 class QuantizerState;
 
@@ -199,6 +212,9 @@ class Session {
   // (so that the test is quick). The step that hits it throws, naming the rank, after at most
   // that timeout; every later step throws that the session must be recreated.
   void fail_rank_for_test(int rank, int n, int timeout_ms);
+  // Why this session refuses every further step (its tensor-parallel group failed: it must be
+  // recreated), or "" while it works.
+  std::string broken() const;
   int position(int slot) const;     // tokens in the slot's cache
   // Speculative statistics of the slot's current (or last) sequence.
   int64_t rounds(int slot) const;    // verify passes

@@ -37,9 +37,12 @@ void Communicator::all_reduce(at::Tensor& t) {
   try {
     work->wait(timeout_);
   } catch (const std::exception& e) {
-    // c10d's messages run over many lines; the first one says what happened.
+    // c10d's messages run over many lines; the first one says what happened, after Gloo's
+    // "[/build/path/pair.cc:547] " source location, which says nothing to a user.
     std::string what = e.what();
-    throw Error("all-reduce " + std::to_string(count_) + " failed: " + what.substr(0, what.find('\n')));
+    what = what.substr(0, what.find('\n'));
+    if (!what.empty() && what[0] == '[' && what.find("] ") != std::string::npos) what = what.substr(what.find("] ") + 2);
+    throw CollectiveError("all-reduce " + std::to_string(count_) + " failed: " + what);
   }
   nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count();
 }

@@ -11,11 +11,18 @@
 #include <memory>
 #include <string>
 
+#include "errors.h"
+
 namespace c10d {
 class Backend;
 }  // namespace c10d
 
 namespace gptfast {
+
+// A collective that timed out or broke (a peer left): usually the echo of another rank's failure.
+struct CollectiveError : Error {
+  using Error::Error;
+};
 
 class Communicator {
  public:

@@ -3,11 +3,12 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include "dist/communicator.h"
 #include "errors.h"
 
 namespace gptfast {
 
-RankTeam::RankTeam(int size) : size_(size), errors_(size) {
+RankTeam::RankTeam(int size, int first_rank) : size_(size), first_rank_(first_rank), errors_(size), collective_(size) {
   for (int r = 1; r < size; ++r) threads_.emplace_back([this, r] { worker(r); });
 }
 
@@ -22,9 +23,13 @@ RankTeam::~RankTeam() {
 
 void RankTeam::run_one(int rank) {
   std::string error;
+  bool collective = false;
   try {
     c10::InferenceMode no_grad;  // thread-local: each rank thread sets it for itself
     (*job_)(rank);
+  } catch (const CollectiveError& e) {
+    error = e.what();
+    collective = true;
   } catch (const c10::Error& e) {
     error = e.what_without_backtrace();
   } catch (const std::exception& e) {
@@ -32,7 +37,9 @@ void RankTeam::run_one(int rank) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   errors_[rank] = error.empty() ? "" : error.substr(0, error.find('\n'));
-  if (!error.empty() && first_failed_ < 0) first_failed_ = rank;
+  collective_[rank] = collective;
+  // The first rank that failed by itself names the cause; a broken collective only if no rank did.
+  if (!error.empty() && (first_failed_ < 0 || (collective_[first_failed_] && !collective))) first_failed_ = rank;
   if (--pending_ == 0) done_.notify_all();
 }
 
@@ -66,7 +73,9 @@ void RankTeam::run(const std::function<void(int)>& job) {
   // The rank that failed first names the cause; the others usually only report the broken
   // collective that followed (a timeout or a closed connection).
   if (first_failed_ >= 0) {
-    throw Error("tensor-parallel rank " + std::to_string(first_failed_) + " failed: " + errors_[first_failed_]);
+    throw RankFailure("tensor-parallel rank " + std::to_string(first_rank_ + first_failed_) + " failed: " +
+                          errors_[first_failed_],
+                      collective_[first_failed_]);
   }
 }
 

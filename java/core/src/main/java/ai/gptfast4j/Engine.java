@@ -470,6 +470,16 @@ public final class Engine implements AutoCloseable {
             throw GptFastException.fromNative(e);
         }
     }
+    /**
+     * Why this engine refuses every further step, or null while it works: its tensor-parallel group
+     * failed (a rank threw, died or timed out) and may be mid-collective, so the engine must be
+     * closed and loaded again.
+     */
+    public synchronized String brokenReason() {
+        ensureOpen();
+        String reason = session.broken();
+        return reason.isEmpty() ? null : reason;
+    }
     public int speculateK() { return speculateK; }
     /** Sequences this engine decodes together. */
     public int batchSize() { return slots.length; }

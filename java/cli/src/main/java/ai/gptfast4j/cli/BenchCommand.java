@@ -84,7 +84,7 @@ final class BenchCommand implements Callable<Integer> {
                            double allReduces, double allReduceMicros) {}
 
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
         if (model.checkpoint != null && randomName != null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "give --checkpoint or --random, not both");
         }
@@ -99,6 +99,10 @@ final class BenchCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--prompt-tokens, --new-tokens and --runs must be positive, --warmup and --draft-layers >= 0");
         }
+        return model.onNodes(spec.commandLine().getErr(), this::bench);
+    }
+
+    private int bench() {
         boolean speculative = model.draftCheckpoint != null || draftLayers > 0;
         if (!json) {
             System.out.printf("%-24s %8s %7s %7s %6s %5s %4s %13s %9s %12s %9s %10s %6s %8s %8s %8s%n", "model", "params",

@@ -73,6 +73,13 @@ final class ChatCommand implements Callable<Integer> {
         java.io.PrintWriter err = spec.commandLine().getErr();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         boolean interactive = System.console() != null;
+        final ai.gptfast4j.EngineOptions loadOptions = options;
+        final ChatTemplate chosen = template;
+        return model.onNodes(err, () -> chat(loadOptions, params, chosen, err, out, interactive));
+    }
+
+    private int chat(ai.gptfast4j.EngineOptions options, GenerationParams params, ChatTemplate template,
+                     java.io.PrintWriter err, PrintStream out, boolean interactive) throws java.io.IOException {
         model.sayIfEmbedded(err);
         try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             if (template == null) template = engine.chatTemplate();

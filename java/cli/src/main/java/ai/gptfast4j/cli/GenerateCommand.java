@@ -70,7 +70,7 @@ final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
         model.defaultCheckpoint();
         GenerationParams params;
         ai.gptfast4j.EngineOptions options;
@@ -90,6 +90,12 @@ final class GenerateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--repetition-penalty, --presence-penalty and "
                     + "--frequency-penalty need plain decoding and cannot be combined with --draft-checkpoint");
         }
+        final ai.gptfast4j.EngineOptions loadOptions = options;
+        final GenerationParams generationParams = params;
+        return model.onNodes(spec.commandLine().getErr(), () -> generate(loadOptions, generationParams));
+    }
+
+    private int generate(ai.gptfast4j.EngineOptions options, GenerationParams params) {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         model.sayIfEmbedded(spec.commandLine().getErr());
         // progress for big checkpoints; a missing one gets just its one-line error

@@ -3,6 +3,7 @@ package ai.gptfast4j.cli;
 import ai.gptfast4j.Defaults;
 import ai.gptfast4j.EmbeddedModel;
 import ai.gptfast4j.EngineOptions;
+import ai.gptfast4j.TensorParallelNodes;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -70,10 +71,73 @@ final class ModelOptionsMixin {
     @Option(names = "--draft-quantize", paramLabel = "int8|int4[:G]", description = "the same for the draft model")
     String draftQuantize;
 
-    @Option(names = "--tp", paramLabel = "N", description = "tensor parallelism: split the model over N ranks, "
-            + "native threads of this process joined by a c10d Gloo group, each holding its shard; --threads then "
-            + "counts threads per rank (default: 1 = none)")
+    @Option(names = "--tp", paramLabel = "N", description = "tensor parallelism: split the model over N ranks in all, "
+            + "native threads of this process (or of --nnodes processes, N/nnodes each) joined by a c10d Gloo group, "
+            + "each holding its shard; --threads then counts threads per rank (default: 1 = none)")
     Integer tp;
+
+    @Option(names = "--nnodes", defaultValue = "1", description = "processes (nodes) the --tp ranks are spread over, "
+            + "as torchrun's --nnodes; run the same command on each with its --node-rank (default: ${DEFAULT-VALUE})")
+    int nnodes;
+
+    @Option(names = "--node-rank", defaultValue = "0", description = "this process's node: 0 owns the command and "
+            + "its output, 1..nnodes-1 follow node 0 until it is done (default: ${DEFAULT-VALUE})")
+    int nodeRank;
+
+    @Option(names = "--master-addr", defaultValue = "127.0.0.1", description = "node 0's address (default: ${DEFAULT-VALUE})")
+    String masterAddr;
+
+    @Option(names = "--master-port", defaultValue = "29500", description = "node 0's port for the other nodes; 0 on "
+            + "node 0 = any free port, which it prints (default: ${DEFAULT-VALUE})")
+    int masterPort;
+
+    @Option(names = "--join-timeout", defaultValue = "60", paramLabel = "SECONDS", description = "how long node 0 "
+            + "waits for the other nodes, and they for node 0 (default: ${DEFAULT-VALUE})")
+    int joinTimeout;
+
+    /** For commands that do not run on several nodes (yet): refuses --nnodes. */
+    void singleNode(String command) {
+        if (nnodes != 1) throw new ai.gptfast4j.GptFastException("--nnodes is not supported by " + command
+                + " yet (generate, chat, perplexity, bench and serve run on several nodes)");
+    }
+
+    /** What a command does once this process is node 0 of its group (or alone). */
+    interface NodeZeroWork {
+        int run() throws Exception;
+    }
+
+    /**
+     * Runs the command as this process's node: alone (--nnodes 1) or as node 0 it runs {@code work},
+     * node 0 between listening for the others and telling them to exit; any other node follows
+     * node 0's models and passes until node 0 is done, and returns 0.
+     */
+    int onNodes(PrintWriter err, NodeZeroWork work) throws Exception {
+        return onNodes(err, tp != null ? tp : 1, work);
+    }
+
+    /** Same, for a command whose tensor-parallel ranks come from elsewhere (serve's model-config.yaml). */
+    int onNodes(PrintWriter err, int ranks, NodeZeroWork work) throws Exception {
+        if (nnodes == 1 && nodeRank != 0) {
+            throw new ai.gptfast4j.GptFastException("--node-rank " + nodeRank + " needs --nnodes > " + nodeRank);
+        }
+        if (nnodes == 1) return work.run();
+        java.time.Duration timeout = java.time.Duration.ofSeconds(joinTimeout);
+        if (nodeRank != 0) {
+            err.printf("tensor-parallel node %d of %d: following node 0 at %s:%d%n", nodeRank, nnodes, masterAddr, masterPort);
+            err.flush();
+            TensorParallelNodes.follow(masterAddr, masterPort, nnodes, nodeRank, ranks, timeout);
+            err.printf("tensor-parallel node %d: node 0 is done%n", nodeRank);
+            return 0;
+        }
+        int port = TensorParallelNodes.listen(masterAddr, masterPort, nnodes, ranks, timeout);
+        err.printf("tensor-parallel node 0 of %d: listening on port %d%n", nnodes, port);
+        err.flush();
+        try {
+            return work.run();
+        } finally {
+            TensorParallelNodes.shutdown();
+        }
+    }
 
     EngineOptions engineOptions(int threads) {
         return new EngineOptions(checkpoint, tokenizer, config, dtype, device, threads, maxSeqLen, draftCheckpoint,

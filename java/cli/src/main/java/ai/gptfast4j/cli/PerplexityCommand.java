@@ -34,7 +34,7 @@ final class PerplexityCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
         model.defaultCheckpoint();
         EngineOptions options;
         try {
@@ -48,6 +48,12 @@ final class PerplexityCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new GptFastException("cannot read --text " + text + ": " + e.getMessage());
         }
+        final EngineOptions loadOptions = options;
+        final String loadedText = content;
+        return model.onNodes(spec.commandLine().getErr(), () -> score(loadOptions, loadedText));
+    }
+
+    private int score(EngineOptions options, String content) {
         model.sayIfEmbedded(spec.commandLine().getErr());
         try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             java.io.PrintWriter err = spec.commandLine().getErr();

@@ -63,6 +63,7 @@ final class ServeBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        model.singleNode("serve-bench");
         model.defaultCheckpoint();
         if (requests < 1 || maxNewTokens < 1 || workers < 1 || clients.stream().anyMatch(c -> c < 1)
                 || (soak != null && soak < 10)) {

@@ -97,7 +97,7 @@ final class ServeCommand implements Callable<Integer> {
     static final String API_KEY_ENV = "GPTFAST_API_KEY";
 
     @Override
-    public Integer call() throws InterruptedException {
+    public Integer call() throws Exception {
         ServeConfig config;
         try {
             if (port < 0 || port > 65535) throw new GptFastException("--port must be in [0, 65535], got " + port);
@@ -113,6 +113,11 @@ final class ServeCommand implements Callable<Integer> {
                 // not a signal on this platform; the shutdown hook below still stops the server
             }
         }
+        final ServeConfig serveConfig = config;
+        return model.onNodes(spec.commandLine().getErr(), config.tp(), () -> serve(serveConfig, stop));
+    }
+
+    private int serve(ServeConfig config, CountDownLatch stop) throws InterruptedException {
         model.sayIfEmbedded(spec.commandLine().getErr());
         GptServer server = GptServer.start(config, host, port);
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "gptfast-shutdown"));

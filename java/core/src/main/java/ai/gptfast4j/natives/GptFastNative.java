@@ -89,6 +89,19 @@ public final class GptFastNative {
                                            int maxSeqLen, int slots, int prefillChunk, int speculateK,
                                            @StdString String quantize, int tp);
 
+    /** Node 0 of a multi-process tensor-parallel group listens; returns the port (see engine_api.h). */
+    @Name("gptfast::tp_listen")
+    public static native int tpListen(@StdString String masterAddr, int masterPort, int nnodes, int tp, int timeoutMs);
+
+    /** Nodes 1..nnodes-1: replay node 0's requests until it shuts the group down (see engine_api.h). */
+    @Name("gptfast::tp_follow")
+    public static native void tpFollow(@StdString String masterAddr, int masterPort, int nnodes, int nodeRank, int tp,
+                                       int timeoutMs);
+
+    /** Node 0: tells the followers to exit and leaves the group. */
+    @Name("gptfast::tp_shutdown")
+    public static native void tpShutdown();
+
     static { load(); }
 
     /**
@@ -132,6 +145,7 @@ public final class GptFastNative {
         public native long proposed(int slot);
         public native long accepted(int slot);
         public native @StdString String describe();
+        public native @StdString String broken();
     }
 
     /** What this CPU configuration streams and computes (see bench_api.h), for benchmark rooflines. */

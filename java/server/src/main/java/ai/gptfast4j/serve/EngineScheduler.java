@@ -19,6 +19,11 @@ import org.slf4j.LoggerFactory;
  * chunks and join the running batch); each step advances every active sequence; finished or
  * cancelled sequences leave at once and free their slot. A full queue answers 503; a job
  * cancelled while queued is skipped.
+ *
+ * <p>A worker whose engine's tensor-parallel group failed ({@link Engine#brokenReason()}) cannot
+ * step again: its sequences fail with 503, it logs why and stops taking jobs, which the other
+ * workers then serve. When every worker is broken, new and queued requests are answered 503 (and
+ * /ping says Unhealthy) until the server is restarted.
  */
 public final class EngineScheduler implements RequestScheduler {
     private static final Logger LOG = LoggerFactory.getLogger(EngineScheduler.class);
@@ -27,6 +32,8 @@ public final class EngineScheduler implements RequestScheduler {
     private final List<GptHandler> handlers = new ArrayList<>();
     private final List<Thread> threads = new ArrayList<>();
     private final AtomicIntegerArray active;  // sequences per worker
+    private final AtomicIntegerArray broken;  // 1: the worker's tensor-parallel group failed
+    private volatile String brokenReason;     // the last one, for the 503s
     private final Runnable beforeStep;
     private final Object idle = new Object();  // notified when a worker's running set changes
     private volatile boolean stopping;
@@ -43,6 +50,7 @@ public final class EngineScheduler implements RequestScheduler {
         this.metrics = metrics;
         this.beforeStep = beforeStep;
         this.active = new AtomicIntegerArray(config.maxWorkers());
+        this.broken = new AtomicIntegerArray(config.maxWorkers());
         try {
             for (int i = 0; i < config.maxWorkers(); i++) {
                 GptHandler h = new GptHandler(engineLoader);
@@ -70,7 +78,36 @@ public final class EngineScheduler implements RequestScheduler {
 
     @Override
     public GenerationJob submit(GenerationRequest request) {
+        if (unavailableReason() != null) throw groupFailed();
         return queue.submit(request);
+    }
+
+    @Override
+    public String unavailableReason() {
+        for (int i = 0; i < broken.length(); i++) {
+            if (broken.get(i) == 0) return null;
+        }
+        return brokenReason;
+    }
+
+    private ApiException groupFailed() {
+        return new ApiException(503, "server_error", "tensor_parallel_group_failed", "the model's tensor-parallel "
+                + "group failed (" + brokenReason + "); the server must be restarted");
+    }
+
+    /** A broken worker while others work: leaves them the queue. The last one to break refuses it. */
+    private void refuseQueued(int id) {
+        LOG.error("worker {}: no worker can generate any more; answering 503 until the server is restarted", id);
+        while (!stopping) {
+            try {
+                GenerationJob job = queue.next(true);
+                if (job == null) return;
+                metrics.generationFailed();
+                job.fail(groupFailed());
+            } catch (InterruptedException e) {
+                // stop() interrupts; stopping says whether to leave
+            }
+        }
     }
 
     private void work(int id) {
@@ -89,16 +126,29 @@ public final class EngineScheduler implements RequestScheduler {
                 try {
                     for (Engine.Sequence s : engine.step()) finish(running, s);
                 } catch (Throwable t) {  // a native failure ends the worker's sequences, not the server
-                    LOG.error("worker {}: step failed", id, t);
+                    String reason = engine.brokenReason();
+                    Throwable failure = t;
+                    if (reason != null) {
+                        brokenReason = reason;
+                        broken.set(id, 1);
+                        LOG.error("worker {}: its tensor-parallel group failed, it takes no more requests: {}", id, reason);
+                        failure = groupFailed();
+                    } else {
+                        LOG.error("worker {}: step failed", id, t);
+                    }
                     for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {
                         engine.abort(e.getKey());
                         metrics.generationFailed();
-                        e.getValue().fail(t);
+                        e.getValue().fail(failure);
                     }
                     running.clear();
                 }
             }
             setActive(id, running.size());
+            if (broken.get(id) == 1) {
+                if (unavailableReason() != null) refuseQueued(id);
+                return;
+            }
         }
         for (Map.Entry<Engine.Sequence, GenerationJob> e : running.entrySet()) {  // stopped before they finished
             engine.abort(e.getKey());

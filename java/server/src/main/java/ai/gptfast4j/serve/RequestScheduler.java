@@ -39,6 +39,14 @@ public interface RequestScheduler extends AutoCloseable {
     record WorkerStatus(int id, boolean busy, String engine) {}
 
     /**
+     * Why no worker can generate until the server is restarted (every worker's tensor-parallel
+     * group failed), or null; meanwhile requests are answered 503 and /ping says Unhealthy.
+     */
+    default String unavailableReason() {
+        return null;
+    }
+
+    /**
      * Stops taking jobs and answers the queued ones at once (503 with Retry-After); running ones
      * go on (see {@link #awaitIdle}).
      */

@@ -115,7 +115,9 @@ public record ServeConfig(
                     }
                     b.nprocPerNode = t.get(k).asInt();
                 } else {
-                    b.notes.add(y.file + ": torchrun." + k + " ignored: ranks run as threads of this process");
+                    b.notes.add(y.file + ": torchrun." + k + " ignored: several nodes take --nnodes, --node-rank, "
+                            + "--master-addr and --master-port on the command line, and nproc-per-node (or --tp) "
+                            + "then counts the ranks of all nodes");
                 }
             });
         }

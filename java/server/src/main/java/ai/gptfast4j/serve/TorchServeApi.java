@@ -27,7 +27,7 @@ final class TorchServeApi {
 
     void register(Javalin app) {
         app.get("/ping", ctx -> {
-            boolean up = !server.isDraining();
+            boolean up = !server.isDraining() && server.scheduler().unavailableReason() == null;
             ctx.status(up ? 200 : 503);
             GptServer.json(ctx, Map.of("status", up ? "Healthy" : "Unhealthy"));
         });
