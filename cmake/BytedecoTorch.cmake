@@ -6,8 +6,9 @@ set(GPTFAST_TORCH_INCLUDE "" CACHE PATH "libtorch include dir (has torch/ and AT
 set(GPTFAST_TORCH_LIBDIR "" CACHE PATH "dir holding libtorch_cpu.so and libc10.so")
 
 if(DEFINED ENV{LIBTORCH} AND GPTFAST_TORCH_INCLUDE STREQUAL "")
-  set(GPTFAST_TORCH_INCLUDE "$ENV{LIBTORCH}/include")
-  set(GPTFAST_TORCH_LIBDIR "$ENV{LIBTORCH}/lib")
+  # Cached, so that Ninja's automatic re-configure finds them without the environment variable.
+  set(GPTFAST_TORCH_INCLUDE "$ENV{LIBTORCH}/include" CACHE PATH "libtorch include dir (has torch/ and ATen/)" FORCE)
+  set(GPTFAST_TORCH_LIBDIR "$ENV{LIBTORCH}/lib" CACHE PATH "dir holding libtorch_cpu.so and libc10.so" FORCE)
 endif()
 
 if(NOT EXISTS "${GPTFAST_TORCH_INCLUDE}/ATen/ATen.h")
