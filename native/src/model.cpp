@@ -12,6 +12,7 @@
 #include <iostream>
 #include <algorithm>
 #include <iomanip>
+#include <mutex>
 #include <thread>
 #include <sstream>
 
@@ -55,27 +56,46 @@ int64_t cache_length(const ModelSpec& spec, const RuntimeSpec& runtime) {
 
 // Gloo announces every group it forms on stdout ("[Gloo] Rank 0 is connected to 1 peer ranks
 // ..."), which would corrupt `generate --json` and anything else read from stdout; while a group
-// forms (during loading, before any output), stdout goes to stderr.
+// forms (during loading, before any output), stdout goes to stderr. File descriptor 1 belongs to
+// the process and several models may form groups at once (a server's workers): the first scope
+// in saves and redirects it, the last one out restores it.
 class StdoutToStderr {
  public:
-  StdoutToStderr() : saved_((flush(), dup(STDOUT_FILENO))) {
-    if (saved_ >= 0) dup2(STDERR_FILENO, STDOUT_FILENO);
+  StdoutToStderr() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (state().depth++ > 0) return;
+    flush();
+    state().saved = dup(STDOUT_FILENO);
+    if (state().saved >= 0) dup2(STDERR_FILENO, STDOUT_FILENO);
   }
   ~StdoutToStderr() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (--state().depth > 0 || state().saved < 0) return;
     flush();
-    if (saved_ < 0) return;
-    dup2(saved_, STDOUT_FILENO);
-    close(saved_);
+    dup2(state().saved, STDOUT_FILENO);
+    close(state().saved);
+    state().saved = -1;
   }
   StdoutToStderr(const StdoutToStderr&) = delete;
   StdoutToStderr& operator=(const StdoutToStderr&) = delete;
 
  private:
+  struct State {
+    int depth = 0;
+    int saved = -1;
+  };
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static State& state() {  // guarded by mutex()
+    static State s;
+    return s;
+  }
   static void flush() {
     std::cout.flush();
     std::fflush(stdout);
   }
-  int saved_;
 };
 
 bool use_fused(const Transformer& model) {
