@@ -176,7 +176,7 @@ run_cuda_tests() {
   local missing
   missing="$(ldd "$ROOT/build/native-cuda/gptfast_cuda_engine_tests" | grep 'not found' | awk '{print $1}' | tr '\n' ' ')"
   if [ -n "$missing" ]; then
-    echo "gptfast_cuda_engine_tests not run here: CUDA libraries not installed ($missing); benchmarks/gpu-check.sh runs them on a GPU machine"
+    echo "gptfast_cuda_engine_tests not run here: libraries the CUDA libtorch needs are not installed ($missing); benchmarks/gpu-check.sh runs them on a GPU machine"
   else
     "$ROOT/build/native-cuda/gptfast_cuda_engine_tests"
   fi
