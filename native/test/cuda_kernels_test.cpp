@@ -31,6 +31,8 @@ namespace cu = gptfast::cuda;
 using gptfast::SamplingSpec;
 using gptfast_test::chi_square;
 using gptfast_test::expected_distribution;
+using gptfast_test::kLogits;
+using gptfast_test::spec;
 
 namespace {
 
@@ -88,17 +90,7 @@ class Device {
 
 // ---- sampling -------------------------------------------------------------------------------------
 
-const std::vector<float> kLogits = {2.0f, 1.0f, 0.5f, 0.5f, -1.0f, 3.0f, 0.0f, -2.0f};
 constexpr int kDraws = 200000;
-
-SamplingSpec spec(float t, int k = 0, float p = 1.0f, int64_t seed = 1234) {
-  SamplingSpec s;
-  s.temperature = t;
-  s.top_k = k;
-  s.top_p = p;
-  s.seed = seed;
-  return s;
-}
 
 template <class T>
 std::vector<T> repeat(const std::vector<T>& row, int times) {

@@ -13,23 +13,13 @@
 
 #include "counting_allocator.h"
 #include "gptfast/engine_api.h"
+#include "test_models.h"
 
 namespace {
 
-using gptfast::test::CountingAllocator;
+using gptfast::test::small_llama;
 
-gptfast::ModelSpec small_llama() {
-  gptfast::ModelSpec s;
-  s.dim = 64;
-  s.n_layer = 2;
-  s.n_head = 8;
-  s.n_local_heads = 2;
-  s.head_dim = 8;
-  s.intermediate_size = 160;
-  s.vocab_size = 300;
-  s.block_size = 128;
-  return s;
-}
+using gptfast::test::CountingAllocator;
 
 // Large enough that the decode step's matrices are split among two threads (the thread team).
 gptfast::ModelSpec medium_llama() {

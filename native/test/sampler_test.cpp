@@ -18,20 +18,12 @@ using gptfast::Sampler;
 using gptfast::SamplingSpec;
 using gptfast_test::chi_square;
 using gptfast_test::expected_distribution;
+using gptfast_test::kLogits;
+using gptfast_test::spec;
 
 namespace {
 
-const std::vector<float> kLogits = {2.0f, 1.0f, 0.5f, 0.5f, -1.0f, 3.0f, 0.0f, -2.0f};
 constexpr int kDraws = 200000;
-
-SamplingSpec spec(float t, int k = 0, float p = 1.0f, uint64_t seed = 1234) {
-  SamplingSpec s;
-  s.temperature = t;
-  s.top_k = k;
-  s.top_p = p;
-  s.seed = int64_t(seed);
-  return s;
-}
 
 std::vector<long> draw_counts(Sampler& s, const std::vector<float>& logits, int draws) {
   std::vector<long> counts(logits.size(), 0);

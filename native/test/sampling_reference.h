@@ -1,6 +1,7 @@
-// The sampling distribution computed independently in double, for the statistical sampler tests
-// (CPU sampler_test.cpp, CUDA cuda_kernels_test.cpp): softmax(logits / T) restricted to top-k
-// with ties kept, then to the top-p nucleus (ties at its edge taken lowest id first).
+// What the statistical sampler tests (CPU sampler_test.cpp, CUDA cuda_kernels_test.cpp) share:
+// the logits they draw from, their SamplingSpec shorthand, and the sampling distribution computed
+// independently in double: softmax(logits / T) restricted to top-k with ties kept, then to the
+// top-p nucleus (ties at its edge taken lowest id first).
 #pragma once
 
 #include <algorithm>
@@ -8,7 +9,21 @@
 #include <numeric>
 #include <vector>
 
+#include "gptfast/engine_api.h"
+
 namespace gptfast_test {
+
+// Eight logits with a tie (0.5, 0.5), so that top-k's tie rule is exercised.
+inline const std::vector<float> kLogits = {2.0f, 1.0f, 0.5f, 0.5f, -1.0f, 3.0f, 0.0f, -2.0f};
+
+inline gptfast::SamplingSpec spec(float t, int k = 0, float p = 1.0f, int64_t seed = 1234) {
+  gptfast::SamplingSpec s;
+  s.temperature = t;
+  s.top_k = k;
+  s.top_p = p;
+  s.seed = seed;
+  return s;
+}
 
 inline std::vector<double> expected_distribution(const std::vector<float>& logits, float t, int k, float top_p) {
   std::vector<float> sorted(logits);

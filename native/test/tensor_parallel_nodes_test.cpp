@@ -19,25 +19,15 @@
 #include "dist/cluster.h"
 #include "errors.h"
 #include "gptfast/engine_api.h"
+#include "test_models.h"
 
 extern char** environ;
 
 namespace {
 
-gptfast::ModelSpec small_llama() {
-  gptfast::ModelSpec s;
-  s.dim = 64;
-  s.n_layer = 2;
-  s.n_head = 8;
-  s.n_local_heads = 4;
-  s.head_dim = 8;
-  s.intermediate_size = 128;
-  s.vocab_size = 300;
-  s.block_size = 160;
-  return s;
-}
+using gptfast::test::small_llama_tp;
 
-gptfast::Session open_session() { return gptfast::Session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 2, 0, "", 2); }
+gptfast::Session open_session() { return gptfast::Session("7", "random", small_llama_tp(), "fp32", "cpu", 1, 0, 2, 0, "", 2); }
 
 // Two sequences batched, greedy (speculative with a draft when k > 0), then the first one's
 // prompt logits.
@@ -122,7 +112,7 @@ TEST(TensorParallelNodes, TwoProcessesMatchOneProcess) {
   {
     gptfast::Session session = open_session();
     logits = run(session, tokens);
-    EXPECT_EQ(session.all_reduces(), 2 * small_llama().n_layer * (12 + 1));  // every pass ran on both nodes
+    EXPECT_EQ(session.all_reduces(), 2 * small_llama_tp().n_layer * (12 + 1));  // every pass ran on both nodes
     EXPECT_NE(session.describe().find("nnodes=2"), std::string::npos) << session.describe();
   }
   EXPECT_EQ(tokens, expected_tokens);
@@ -132,7 +122,7 @@ TEST(TensorParallelNodes, TwoProcessesMatchOneProcess) {
     // Speculative decoding: the draft (another model of the same session) is replayed as well.
     Tokens speculative;
     gptfast::Session session = open_session();
-    session.load_draft("8", "random", small_llama(), 3, "");
+    session.load_draft("8", "random", small_llama_tp(), 3, "");
     run(session, speculative, 3);
     for (int i = 0; i < 2; ++i) {
       ASSERT_GE(speculative[i].size(), expected_tokens[i].size());  // at least a token per step

@@ -14,22 +14,12 @@
 #include "dist/communicator.h"
 #include "dist/rank_team.h"
 #include "gptfast/engine_api.h"
+#include "test_models.h"
 #include "model.h"
 
 namespace {
 
-gptfast::ModelSpec small_llama() {
-  gptfast::ModelSpec s;
-  s.dim = 64;
-  s.n_layer = 2;
-  s.n_head = 8;
-  s.n_local_heads = 4;
-  s.head_dim = 8;
-  s.intermediate_size = 128;
-  s.vocab_size = 300;
-  s.block_size = 160;
-  return s;
-}
+using gptfast::test::small_llama_tp;
 
 std::vector<int32_t> prompt_of(int n) {
   std::vector<int32_t> p(n);
@@ -39,12 +29,12 @@ std::vector<int32_t> prompt_of(int n) {
 
 std::vector<float> logits(int tp, const std::vector<int32_t>& prompt, const std::string& quantize = "",
                           const std::string& dtype = "fp32") {
-  gptfast::Session session("7", "random", small_llama(), dtype, "cpu", 1, 0, 1, 0, quantize, tp);
+  gptfast::Session session("7", "random", small_llama_tp(), dtype, "cpu", 1, 0, 1, 0, quantize, tp);
   EXPECT_EQ(session.tensor_parallel(), tp);
   std::vector<float> out(prompt.size() * session.vocab_size());
   session.prompt_logits(prompt.data(), int(prompt.size()), out.data());
   if (tp > 1) {
-    EXPECT_EQ(session.all_reduces(), 2 * small_llama().n_layer);  // one pass: two per layer
+    EXPECT_EQ(session.all_reduces(), 2 * small_llama_tp().n_layer);  // one pass: two per layer
   } else {
     EXPECT_EQ(session.all_reduces(), 0);
   }
@@ -62,7 +52,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 std::vector<int32_t> greedy(int tp, int slots, int steps, const std::string& quantize = "") {
-  gptfast::Session session("7", "random", small_llama(), "fp32", "cpu", 1, 0, slots, 0, quantize, tp);
+  gptfast::Session session("7", "random", small_llama_tp(), "fp32", "cpu", 1, 0, slots, 0, quantize, tp);
   gptfast::SamplingSpec greedy;
   greedy.temperature = 0;
   std::vector<int32_t> ids(slots), out(slots * session.max_tokens_per_step()), counts(slots), tokens;
@@ -111,7 +101,7 @@ TEST(TensorParallel, GlooAllReduceSumsAcrossRanks) {
 // Gloo announces each group it forms on stdout; `generate --json --tp 2` must still print only JSON.
 TEST(TensorParallel, FormingAGroupWritesNothingOnStdout) {
   testing::internal::CaptureStdout();
-  { gptfast::Session session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 1, 0, "", 2); }
+  { gptfast::Session session("7", "random", small_llama_tp(), "fp32", "cpu", 1, 0, 1, 0, "", 2); }
   EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
 }
 
@@ -158,13 +148,13 @@ TEST(TensorParallel, GreedyTokensMatchOneRankBatched) {
 
 TEST(TensorParallel, SizesThatDoNotDivideAreRefusedNamingThem) {
   try {
-    gptfast::Session session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 1, 0, "", 3);
+    gptfast::Session session("7", "random", small_llama_tp(), "fp32", "cpu", 1, 0, 1, 0, "", 3);
     FAIL() << "expected an error";
   } catch (const gptfast::Error& e) {
     EXPECT_NE(std::string(e.what()).find("n_head 8 is not divisible by tp 3"), std::string::npos) << e.what();
   }
   try {  // int4's groups must not straddle a row-wise shard: wo's 32 columns per rank, group 128
-    gptfast::Session session("7", "random", small_llama(), "fp32", "cpu", 1, 0, 1, 0, "int4:128", 2);
+    gptfast::Session session("7", "random", small_llama_tp(), "fp32", "cpu", 1, 0, 1, 0, "int4:128", 2);
     FAIL() << "expected an error";
   } catch (const gptfast::Error& e) {
     EXPECT_NE(std::string(e.what()).find("int4 group 128"), std::string::npos) << e.what();
@@ -177,7 +167,7 @@ TEST(TensorParallel, AFailingRankEndsThePassNamingItAndTheModelRefusesMore) {
   gptfast::RuntimeSpec runtime{"fp32", "cpu", 1, 0, ""};
   runtime.tp = 2;
   runtime.tp_timeout = std::chrono::milliseconds(2000);
-  gptfast::Model model("7", "random", small_llama(), runtime, 1);
+  gptfast::Model model("7", "random", small_llama_tp(), runtime, 1);
   const auto prompt = prompt_of(4);
   std::vector<float> out(model.vocab());
   const gptfast::Segment segment{0, prompt.data(), 4, 0, 1, out.data()};

@@ -10,22 +10,12 @@
 #include <vector>
 
 #include "cuda/device_decode.h"
+#include "test_models.h"
 #include "transformer.h"
 
 namespace {
 
-gptfast::ModelSpec small_llama() {
-  gptfast::ModelSpec s;
-  s.dim = 64;
-  s.n_layer = 2;
-  s.n_head = 8;
-  s.n_local_heads = 2;  // grouped-query: 4 query heads per KV head
-  s.head_dim = 8;
-  s.intermediate_size = 160;
-  s.vocab_size = 300;
-  s.block_size = 48;
-  return s;
-}
+using gptfast::test::small_llama;
 
 at::Tensor ids(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
 
