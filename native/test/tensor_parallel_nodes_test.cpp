@@ -184,13 +184,14 @@ TEST(TensorParallelNodes, ANodeThatDiesFailsTheStepNamingItAndShutdownStillRetur
 // about a timeout after it stops (two Cluster objects of this process stand for the two nodes).
 TEST(TensorParallelNodes, ALoadIsAwaitedWhileTheHeartbeatGoesOn) {
   if (std::getenv("GPTFAST_TP_FOLLOW")) GTEST_SKIP() << "this process is node 1";
-  gptfast::ClusterSpec spec{"127.0.0.1", 0, 2, 0, 2, std::chrono::milliseconds(4000)};
+  // The heartbeat beats every second: an 8 s timeout leaves a loaded machine 7 s of slack.
+  gptfast::ClusterSpec spec{"127.0.0.1", 0, 2, 0, 2, std::chrono::milliseconds(8000)};
   gptfast::Cluster leader(spec);
   spec.node_rank = 1;
   spec.master_port = leader.port();
   auto follower = std::make_unique<gptfast::Cluster>(spec);
   std::thread slow_load([&] {
-    std::this_thread::sleep_for(std::chrono::seconds(6));  // longer than the timeout
+    std::this_thread::sleep_for(std::chrono::seconds(10));  // longer than the timeout
     follower->loaded(0);
   });
   EXPECT_NO_THROW(leader.loaded(0));
