@@ -70,31 +70,6 @@ void project(ThreadTeam& team, const LinearWeight& weight, const at::Tensor& in,
                  [&](int64_t begin, int64_t end) { project_range(weight, x, y, n, begin, end); });
 }
 
-// v[j] = exp(v[j] - shift) for a block of attention scores (all <= shift), vectorized: libm's
-// scalar expf was a sixth of a small model's decode step (one exp per cached key per head).
-// Cody-Waite reduction and a degree-6 polynomial (Cephes expf): within ~2 ulp of expf; inputs
-// below -87 (weights under 1e-38 next to the maximum's 1) give ~1e-38 instead of 0.
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void exp_shifted(float* v, int64_t n, float shift) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const float x = std::max(v[j] - shift, -87.0f);
-    const float k = std::nearbyint(x * 1.44269504088896341f);
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const int32_t bits = (int32_t(k) + 127) << 23;  // 2^k, k in [-126, 0]
-    float scale;
-    __builtin_memcpy(&scale, &bits, sizeof(scale));
-    v[j] = p * scale;
-  }
-}
-
 // Row `row` of an fp32 or bf16 matrix, as fp32.
 void copy_row(const at::Tensor& matrix, int64_t row, float* out) {
   const int64_t cols = matrix.size(1);

@@ -13,67 +13,6 @@ namespace gptfast {
 
 namespace {
 
-inline float widen(float w) { return w; }
-inline float widen(uint16_t w) { return bf16_to_float(w); }
-
-// ---------------------------------------------------------------------------------------------
-// One vector (plain decoding): one row at a time, the weights streamed straight through. This is
-// memory-bound; it is cloned per ISA by GCC function multiversioning (the dynamic loader picks the
-// best clone the CPU supports), so the library stays portable without -march flags.
-
-// Four independent 8-lane accumulators per row: one accumulator chains every multiply-add on the
-// previous one (4-cycle FMA latency), which caps a row at ~8 bytes per cycle, below what the memory
-// streams; four chains keep enough loads in flight. (GCC vector types: each clone below maps them
-// onto its ISA's registers.) The summation order is fixed, whatever the thread split.
-// (-Wpsabi: these helpers are always inlined into each clone; no AVX value crosses a call.)
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float F8 __attribute__((vector_size(32)));
-typedef uint16_t U8 __attribute__((vector_size(16)));
-typedef uint32_t I8 __attribute__((vector_size(32)));
-
-__attribute__((always_inline)) inline F8 load8(const float* p) {
-  F8 v;
-  __builtin_memcpy(&v, p, sizeof(v));
-  return v;
-}
-__attribute__((always_inline)) inline F8 load8(const uint16_t* p) {
-  U8 h;
-  __builtin_memcpy(&h, p, sizeof(h));
-  const I8 wide = __builtin_convertvector(h, I8) << 16;  // bf16 bits are the top half of an fp32
-  F8 v;
-  __builtin_memcpy(&v, &wide, sizeof(v));
-  return v;
-}
-
-template <class W>
-__attribute__((always_inline)) inline void single_vector(const W* w, const float* x, float* y, int64_t begin,
-                                                         int64_t end, int64_t cols) {
-  const int64_t whole = cols / 32 * 32;
-  for (int64_t r = begin; r < end; ++r) {
-    const W* row = w + r * cols;
-    F8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    for (int64_t c = 0; c < whole; c += 32) {
-      a0 += load8(row + c) * load8(x + c);
-      a1 += load8(row + c + 8) * load8(x + c + 8);
-      a2 += load8(row + c + 16) * load8(x + c + 16);
-      a3 += load8(row + c + 24) * load8(x + c + 24);
-    }
-    const F8 sum = (a0 + a1) + (a2 + a3);
-    float acc = ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
-    for (int64_t c = whole; c < cols; ++c) acc += widen(row[c]) * x[c];
-    y[r] = acc;
-  }
-}
-
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void single_f32(const float* w, const float* x, float* y, int64_t begin, int64_t end, int64_t cols) {
-  single_vector(w, x, y, begin, end, cols);
-}
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void single_bf16(const uint16_t* w, const float* x, float* y, int64_t begin, int64_t end, int64_t cols) {
-  single_vector(w, x, y, begin, end, cols);
-}
-
 bool cpu_has(MatvecKernel kernel) {
   switch (kernel) {
     case MatvecKernel::automatic:
@@ -97,25 +36,29 @@ MatvecKernel best_kernel() {
   return best;
 }
 
+// Calls `call` in the namespace of `kernel`'s build (matvec_kernels.h); kernel is resolved (not automatic).
+#define GPTFAST_ON_ISA(kernel, call)                                      \
+  switch (kernel) {                                                       \
+    case MatvecKernel::avx512: return kernels_avx512::call;               \
+    case MatvecKernel::avx2: return kernels_avx2::call;                   \
+    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::call; \
+    default: return kernels_baseline::call;                               \
+  }
+
 template <class W>
 void multi(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t b, int64_t e, int64_t rows,
            int64_t cols, int64_t n) {
-  switch (kernel) {
-    case MatvecKernel::avx512: return kernels_avx512::multi(w, x, y, b, e, rows, cols, n);
-    case MatvecKernel::avx2: return kernels_avx2::multi(w, x, y, b, e, rows, cols, n);
-    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::multi(w, x, y, b, e, rows, cols, n);
-    default: return kernels_baseline::multi(w, x, y, b, e, rows, cols, n);
-  }
+  GPTFAST_ON_ISA(kernel, multi(w, x, y, b, e, rows, cols, n))
 }
 
 void multi(MatvecKernel kernel, const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e,
            int64_t rows, int64_t n) {
-  switch (kernel) {
-    case MatvecKernel::avx512: return kernels_avx512::multi(w, x, y, b, e, rows, n);
-    case MatvecKernel::avx2: return kernels_avx2::multi(w, x, y, b, e, rows, n);
-    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::multi(w, x, y, b, e, rows, n);
-    default: return kernels_baseline::multi(w, x, y, b, e, rows, n);
-  }
+  GPTFAST_ON_ISA(kernel, multi(w, x, y, b, e, rows, n))
+}
+
+template <class W>
+void single(MatvecKernel kernel, const W* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
+  GPTFAST_ON_ISA(kernel, single(w, x, y, b, e, cols))
 }
 
 // The int4 kernel's view of x (matvec_kernels.h), in a buffer of the calling thread that only
@@ -145,13 +88,6 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group)
   return Int4Vectors{even, odd, sums, half, groups};
 }
 
-inline void single(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
-  single_f32(w, x, y, b, e, cols);
-}
-inline void single(const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
-  single_bf16(w, x, y, b, e, cols);
-}
-
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
 // calling thread; kernel already resolved (not automatic). multi_path: the blocked kernel.
 template <class W>
@@ -165,7 +101,7 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
   } else if (multi_path) {
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
   } else {
-    for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
+    for (int64_t t = 0; t < n_vectors; ++t) single(kernel, w, x + t * cols, y + t * rows, begin, end, cols);
   }
 }
 
@@ -179,8 +115,8 @@ bool trivial(float* y, int64_t rows, int64_t cols, int64_t n_vectors) {
 
 // Quantized weights always take the blocked kernel (it is the one that dequantizes).
 template <class W>
-bool uses_multi(MatvecKernel kernel, int64_t n_vectors) {
-  return !std::is_pointer_v<W> || kernel != MatvecKernel::automatic || n_vectors >= 2;
+bool uses_multi(int64_t n_vectors) {
+  return !std::is_pointer_v<W> || n_vectors >= 2;
 }
 
 // Rows are split over libtorch's intra-op threads in whole blocks of kMatvecRowBlock rows, so that
@@ -189,7 +125,7 @@ template <class W>
 void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t rows, int64_t cols,
             int64_t n_vectors) {
   if (trivial(y, rows, cols, n_vectors)) return;
-  const bool multi_path = uses_multi<W>(kernel, n_vectors);
+  const bool multi_path = uses_multi<W>(n_vectors);
   if (kernel == MatvecKernel::automatic) kernel = best_kernel();
   const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
   const int64_t grain = matvec_grain_blocks(cols, n_vectors);
@@ -211,7 +147,7 @@ template <class W>
 void matmul_range(const W& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
                   int64_t begin, int64_t end) {
   if (begin >= end || trivial(y, rows, cols, n_vectors)) return;
-  rows_range(best_kernel(), uses_multi<W>(MatvecKernel::automatic, n_vectors), w, x, y, rows, cols, n_vectors,
+  rows_range(best_kernel(), uses_multi<W>(n_vectors), w, x, y, rows, cols, n_vectors,
              begin, end);
 }
 
@@ -234,6 +170,16 @@ void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int6
 }
 
 bool matvec_kernel_supported(MatvecKernel kernel) { return cpu_has(kernel); }
+
+void exp_shifted(float* v, int64_t n, float shift) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, exp_shifted(v, n, shift))
+}
+
+float sum_floats(const float* p, int64_t n) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, sum_floats(p, n))
+}
 
 // Task size: the single-vector pass is memory-bound, ~32K weights per task pay for a thread
 // hand-off; the blocked kernel is compute-bound and runs ~10x as many multiply-adds in that time.

@@ -1,5 +1,5 @@
-// Entry points of the blocked kernels, one namespace per ISA build of matvec_kernels.inc; rows
-// [b, e) of y = W x for n vectors. Internal to matvec.cpp, which checks the CPU before calling one.
+// Entry points of the CPU kernels, one namespace per ISA build of matvec_kernels.inc: rows [b, e)
+// of y = W x for n vectors (multi: blocked, single: one vector), and the decode step's other loops. Internal to matvec.cpp, which checks the CPU before calling one.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,10 @@ struct Int4Vectors {
              int64_t n);                                                                                       \
   void multi(const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e, int64_t rows,         \
              int64_t n);                                                                                       \
+  void single(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols);                  \
+  void single(const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols);               \
+  void exp_shifted(float* v, int64_t n, float shift);                                                          \
+  float sum_floats(const float* p, int64_t n);                                                                 \
   }
 
 GPTFAST_DECLARE_KERNELS(kernels_baseline)

@@ -1,12 +1,11 @@
 #include "transformer.h"
 
-#include <sys/mman.h>
-
 #include <cstdlib>
 
 #include <sstream>
 
 #include "dist/communicator.h"
+#include "huge_pages.h"
 #include "rope.h"
 
 namespace gptfast {
@@ -93,19 +92,15 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
 
 namespace {
 
-// A copy of a large CPU tensor in memory the kernel may back with 2 MiB pages (madvise: the
-// default policy of transparent huge pages on many systems). Decode streams every weight once per
-// token: with 4 KiB pages that is a TLB miss per 4 KiB, and the hardware prefetchers stop at each
-// 4 KiB page boundary. Smaller tensors, or a failed allocation, keep the tensor as it is.
+// A copy of a large CPU tensor in huge pages (huge_pages.h); smaller tensors, or a failed
+// allocation, keep the tensor as it is.
 at::Tensor in_huge_pages(const at::Tensor& t) {
-  constexpr size_t kHuge = size_t(2) << 20;
   const size_t bytes = t.nbytes();
-  if (bytes < kHuge || !t.is_contiguous()) return t;
-  const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(kHuge, size);
-  if (p == nullptr) return t;
-  madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP the pages are simply small
-  at::Tensor copy = at::from_blob(p, t.sizes(), t.strides(), [](void* q) { std::free(q); }, t.options());
+  if (bytes < (size_t(2) << 20) || !t.is_contiguous()) return t;
+  auto memory = huge_page_alloc(bytes);
+  if (!memory) return t;
+  at::Tensor copy = at::from_blob(memory.get(), t.sizes(), t.strides(), [](void* q) { std::free(q); }, t.options());
+  memory.release();  // owned by the tensor's deleter now
   copy.copy_(t);
   return copy;
 }
