@@ -5,6 +5,7 @@
 #include "matvec_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -61,16 +62,23 @@ void single(MatvecKernel kernel, const W* w, const float* x, float* y, int64_t b
   GPTFAST_ON_ISA(kernel, single(w, x, y, b, e, cols))
 }
 
-// The int4 kernel's view of x (matvec_kernels.h), in a buffer of the calling thread that only
+// Lanes of the int4 nibble-lane kernel in each ISA's build (GPTFAST_INT4_LANES there).
+int64_t int4_lane_width(MatvecKernel kernel) { return kernel == MatvecKernel::baseline ? 4 : 8; }
+
+// The int4 kernels' view of x (matvec_kernels.h), in a buffer of the calling thread that only
 // grows (so a decode step stays allocation-free once warm).
-Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group) {
+Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group, int64_t lane_width) {
   thread_local std::vector<float> buffer;
-  const int64_t groups = (cols + group - 1) / group, half = groups * group / 2;
-  const size_t need = size_t(n * (2 * half + groups));
-  if (buffer.size() < need) buffer.resize(need);
+  const int64_t groups = (cols + group - 1) / group, half = groups * group / 2, width = 2 * half;
+  const int64_t chunk = 8 * lane_width, unit = std::max(group, chunk), units = width / unit;
+  const bool lanes = width % chunk == 0;
+  const int64_t per_vector = 2 * half + groups + (lanes ? width + units * lane_width : 0);
+  if (buffer.size() < size_t(n * per_vector)) buffer.resize(size_t(n * per_vector));
   float* even = buffer.data();
   float* odd = even + n * half;
   float* sums = odd + n * half;
+  float* lane_x = sums + n * groups;
+  float* lane_sums = lane_x + n * width;
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * cols;
     float* e = even + t * half;
@@ -79,13 +87,33 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group)
       e[j] = 2 * j < cols ? xt[2 * j] : 0.0f;
       o[j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
     }
+    float* gs = sums + t * groups;
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0;
       for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) s += xt[c];
-      sums[t * groups + g] = s;
+      gs[g] = s;
+    }
+    if (!lanes) continue;
+    float* l = lane_x + t * width;
+    for (int64_t c0 = 0; c0 < width; c0 += chunk) {
+      for (int k = 0; k < 8; ++k) {
+        // 16^-k is exact in fp32, so x * 16^-k times the masked q * 16^k is q * x exactly.
+        const float place = k < 7 ? std::ldexp(1.0f, -4 * k) : 1.0f;
+        for (int64_t j = 0; j < lane_width; ++j) {
+          const int64_t c = c0 + 8 * j + (k ^ 1);
+          *l++ = c < cols ? xt[c] * place : 0.0f;
+        }
+      }
+    }
+    const int64_t lanes_per_group = std::min(lane_width, group / 8);
+    float* ls = lane_sums + t * units * lane_width;
+    for (int64_t u = 0; u < units; ++u) {
+      for (int64_t j = 0; j < lane_width; ++j) {
+        *ls++ = gs[(u * unit + 8 * j) / group] / float(lanes_per_group);
+      }
     }
   }
-  return Int4Vectors{even, odd, sums, half, groups};
+  return Int4Vectors{even, odd, sums, half, groups, lanes ? lane_x : nullptr, lane_sums, lane_width};
 }
 
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
@@ -95,7 +123,8 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
                 int64_t cols, int64_t n_vectors, int64_t begin, int64_t end) {
   constexpr bool dense = std::is_pointer_v<W>;
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group), y, begin, end, rows, n_vectors);
+    multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel)), y, begin, end, rows,
+          n_vectors);
   } else if constexpr (!dense) {
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
   } else if (multi_path) {
@@ -130,7 +159,7 @@ void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t r
   const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
   const int64_t grain = matvec_grain_blocks(cols, n_vectors);
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group);  // once, shared by the tasks
+    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel));  // once, shared
     at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
       multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,
             n_vectors);

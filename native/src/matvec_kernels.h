@@ -8,14 +8,25 @@
 
 namespace gptfast {
 
-// The vectors prepared for the int4 kernel (by matvec.cpp, once per call): x[t][2j] and x[t][2j+1]
+// The vectors prepared for the int4 kernels (by matvec.cpp, once per call): x[t][2j] and x[t][2j+1]
 // split into even[t * half + j] and odd[t * half + j] (zero past cols), and the sum of x[t] over
 // each group of columns, group_sums[t * groups + g]. half = groups * group / 2.
+// `lanes` (nullptr when the padded width 2 * half is not a multiple of 8 * lane_width): x in the
+// order the nibble-lane kernel consumes it. Per chunk of 8 * lane_width columns, 8 vectors of
+// lane_width floats: vector k, lane j holds x[t][c0 + 8j + (k ^ 1)] * 2^(-4k) for k < 7, and
+// x[t][c0 + 8j + 6] for k = 7 (lane j of a packed row's chunk is one 32-bit word: 8 nibbles,
+// nibble k = column 8j + (k ^ 1)). Vector t starts at lanes + t * 2 * half. lane_sums: per unit of
+// u = max(group, 8 * lane_width) columns, lane_width floats: lane j holds the group sum of the
+// group lane j reads, divided by the lanes that read it (a power of two: exact); vector t starts
+// at lane_sums + t * (2 * half / u) * lane_width.
 struct Int4Vectors {
   const float* even;
   const float* odd;
   const float* group_sums;
   int64_t half, groups;
+  const float* lanes;
+  const float* lane_sums;
+  int64_t lane_width;
 };
 
 #define GPTFAST_DECLARE_KERNELS(isa)                                                                            \
