@@ -57,9 +57,23 @@ void multi(MatvecKernel kernel, const Int4Rows& w, const Int4Vectors& x, float* 
   GPTFAST_ON_ISA(kernel, multi(w, x, y, b, e, rows, n))
 }
 
-template <class W>
-void single(MatvecKernel kernel, const W* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
+void single(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
   GPTFAST_ON_ISA(kernel, single(w, x, y, b, e, cols))
+}
+
+// bf16: the kernel takes x split into even and odd columns (the whole 32-column steps), prepared
+// here in a buffer of the calling thread that only grows.
+void single(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
+  thread_local std::vector<float> buffer;
+  const int64_t half = cols / 32 * 16;
+  if (buffer.size() < size_t(2 * half)) buffer.resize(size_t(2 * half));
+  float* even = buffer.data();
+  float* odd = even + half;
+  for (int64_t j = 0; j < half; ++j) {
+    even[j] = x[2 * j];
+    odd[j] = x[2 * j + 1];
+  }
+  GPTFAST_ON_ISA(kernel, single(w, x, even, odd, y, b, e, cols))
 }
 
 // Lanes of the int4 nibble-lane kernel in each ISA's build (GPTFAST_INT4_LANES there).

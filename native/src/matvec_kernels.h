@@ -40,7 +40,8 @@ struct Int4Vectors {
   void multi(const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e, int64_t rows,         \
              int64_t n);                                                                                       \
   void single(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols);                  \
-  void single(const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols);               \
+  void single(const uint16_t* w, const float* x, const float* x_even, const float* x_odd, float* y, int64_t b, \
+              int64_t e, int64_t cols);                                                                        \
   void exp_shifted(float* v, int64_t n, float shift);                                                          \
   float sum_floats(const float* p, int64_t n);                                                                 \
   }
