@@ -219,6 +219,11 @@ void exp_shifted(float* v, int64_t n, float shift) {
   GPTFAST_ON_ISA(kernel, exp_shifted(v, n, shift))
 }
 
+void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, attend(q, k, v, hd, last, scale, out))
+}
+
 float sum_floats(const float* p, int64_t n) {
   const MatvecKernel kernel = best_kernel();
   GPTFAST_ON_ISA(kernel, sum_floats(p, n))

@@ -81,6 +81,8 @@ void matmul_rows(MatvecKernel kernel, const Int4Rows& w, const float* x, float* 
 // The decode step's other vector loops, in the best ISA build for this CPU:
 // v[j] = exp(v[j] - shift) for attention scores (all <= shift), within ~2 ulp of expf;
 void exp_shifted(float* v, int64_t n, float shift);
+// out[hd] = softmax over keys 0..last of (q . k[j]) * scale, weighting v[j] (k, v: rows of hd);
+void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out);
 // and the sum of n floats with independent accumulators (memory-bound: the read-bandwidth probe).
 float sum_floats(const float* p, int64_t n);
 
