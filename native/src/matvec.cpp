@@ -140,6 +140,9 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
     multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel)), y, begin, end, rows,
           n_vectors);
   } else if constexpr (!dense) {
+    if (n_vectors == 1) {  // int8, one vector: a row at a time, like dense weights
+      GPTFAST_ON_ISA(kernel, single(w, x, y, begin, end, cols))
+    }
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
   } else if (multi_path) {
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
@@ -156,7 +159,8 @@ bool trivial(float* y, int64_t rows, int64_t cols, int64_t n_vectors) {
   return true;
 }
 
-// Quantized weights always take the blocked kernel (it is the one that dequantizes).
+// Quantized weights take the kernels that dequantize (the blocked one, or int8's own single-vector
+// kernel, chosen in rows_range).
 template <class W>
 bool uses_multi(int64_t n_vectors) {
   return !std::is_pointer_v<W> || n_vectors >= 2;

@@ -3,7 +3,7 @@
 // `new_tokens` steps after a 5-token prompt, median of `runs` after one warm-up run. The baseline
 // for the end-to-end overhead of the Java TokenListener and CLI paths
 // (benchmarks/end-to-end-overhead.sh).
-//   gptfast_decode_bench model.bin [threads=1] [new_tokens=256] [runs=9] [dtype=fp32]
+//   gptfast_decode_bench model.bin [threads=1] [new_tokens=256] [runs=9] [dtype=fp32] [quantize, e.g. int8]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,8 +23,9 @@ int main(int argc, char** argv) {
   const int new_tokens = argc > 3 ? std::atoi(argv[3]) : 256;
   const int runs = argc > 4 ? std::atoi(argv[4]) : 9;
   const std::string dtype = argc > 5 ? argv[5] : "fp32";
+  const std::string quantize = argc > 6 ? argv[6] : "";
   try {
-    gptfast::Session session(path, "llama2c", gptfast::llama2c_model(path), dtype, "cpu", threads, 0, 1, 0, "", 1);
+    gptfast::Session session(path, "llama2c", gptfast::llama2c_model(path), dtype, "cpu", threads, 0, 1, 0, quantize, 1);
     const int32_t prompt[] = {1, 200, 300, 400, 500};
     std::vector<int32_t> out(session.max_tokens_per_step());
     std::vector<double> rates;
@@ -41,8 +42,9 @@ int main(int argc, char** argv) {
       if (run > 0) rates.push_back((new_tokens - 1) / s);
     }
     std::sort(rates.begin(), rates.end());
-    std::printf("{\"path\":\"native\",\"threads\":%d,\"dtype\":\"%s\",\"new_tokens\":%d,\"decode_tokens_per_second\":%.1f}\n",
-                threads, dtype.c_str(), new_tokens, rates[rates.size() / 2]);
+    std::printf("{\"path\":\"native\",\"threads\":%d,\"dtype\":\"%s\",\"quantize\":\"%s\",\"new_tokens\":%d,"
+                "\"decode_tokens_per_second\":%.1f}\n",
+                threads, dtype.c_str(), quantize.c_str(), new_tokens, rates[rates.size() / 2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
