@@ -1,8 +1,15 @@
 // Checkpoints are mapped, not read: the loaders hand out tensors that view a read-only mapping of
 // the file, and each rank copies out only what it keeps (its shards, the replicated tensors). So
 // a process's memory during loading is what its ranks keep, plus page cache the kernel can drop.
-// copy_weights() is the one way weights leave a mapping: it checks the file still holds the bytes
-// (a file truncated after mapping would raise SIGBUS, not an error) and counts them.
+// copy_weights() is the one way weights leave a mapping: just before copying it checks that the
+// file still holds the bytes (touching pages of a file truncated after mapping raises SIGBUS; only
+// a truncation racing with the copy itself still can) and counts them.
+//
+// A loaded model keeps no view of the mapping, with tp = 1 too: a weight left mapped would fault
+// (SIGBUS) if the file were truncated or rewritten while serving, and its pages could be evicted
+// and read again mid-decode. Owning costs the single rank nothing extra: its large Linear weights
+// are copied once, straight into the 2 MiB pages the fused decode step wants (before, they were
+// read into memory and then copied there).
 #pragma once
 
 #include <ATen/ATen.h>
