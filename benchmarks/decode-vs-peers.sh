@@ -2,9 +2,10 @@
 # Decode side by side with peers on the same weights, interleaved round by round (this class of VM
 # drifts by tens of percent within minutes, so only interleaved runs compare; the summary reports
 # medians over rounds):
-#  - gptfast4j fp32 / bf16 vs llama.cpp F32 / F16 on random stories110M-shaped weights (the llama2.c
-#    .bin that benchmarks/quantized-vs-llamacpp.sh writes and converts; it also builds llama.cpp),
-#    1 and 2 threads, with the read bandwidth and roofline fraction the gptfast4j bench measures;
+#  - gptfast4j fp32 / bf16 / int8 / int4 g32 vs llama.cpp F32 / F16 / Q8_0 / Q4_0 on random
+#    stories110M-shaped weights (the llama2.c .bin that benchmarks/quantized-vs-llamacpp.sh writes
+#    and converts; it also builds llama.cpp), 1 and 2 threads, with the read bandwidth and
+#    roofline fraction the gptfast4j bench measures;
 #  - gptfast4j vs llama2.c's `run` on stories260K, one thread.
 # Peers are built in $WORK (default /tmp/gptfast-peer), never in this repository. llama2.c's source:
 # $LLAMA2C_SRC (a checkout of github.com/karpathy/llama2.c), else cloned.
@@ -29,14 +30,14 @@ OUT="$WORK/peers.jsonl"
 gf() { (cd "$ROOT" && ./gptfast bench --json --warmup 1 "$@" 2>>"$WORK/gptfast.err"); }
 for round in $(seq "$ROUNDS"); do
   for t in 1 2; do
-    gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens 64 --runs 3 --dtype fp32 \
-      | sed "s/^{/{\"engine\":\"gptfast4j\",\"round\":$round,/" >> "$OUT"
-    "$L/llama-bench" -m "$WORK/f32.gguf" -t $t -p 32 -n 64 -r 3 -o jsonl 2>>"$WORK/llama.err" \
-      | sed "s/^{/{\"engine\":\"llama.cpp\",\"round\":$round,/" >> "$OUT"
-    gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens 64 --runs 3 --dtype bf16 \
-      | sed "s/^{/{\"engine\":\"gptfast4j\",\"round\":$round,/" >> "$OUT"
-    "$L/llama-bench" -m "$WORK/f16.gguf" -t $t -p 32 -n 64 -r 3 -o jsonl 2>>"$WORK/llama.err" \
-      | sed "s/^{/{\"engine\":\"llama.cpp\",\"round\":$round,/" >> "$OUT"
+    for pair in "--dtype fp32:f32" "--dtype bf16:f16" "--quantize int8:q8_0" "--quantize int4:32:q4_0"; do
+      weights="${pair%:*}"; gguf="${pair##*:}"
+      # shellcheck disable=SC2086  # weights is two words: the option and its value
+      gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens 64 --runs 3 $weights \
+        | sed "s/^{/{\"engine\":\"gptfast4j\",\"round\":$round,/" >> "$OUT"
+      "$L/llama-bench" -m "$WORK/$gguf.gguf" -t $t -p 32 -n 64 -r 3 -o jsonl 2>>"$WORK/llama.err" \
+        | sed "s/^{/{\"engine\":\"llama.cpp\",\"round\":$round,/" >> "$OUT"
+    done
   done
   # stories260K, one thread: llama2.c greedy from BOS for 256 positions; gptfast4j 1 prompt token + 255 new.
   for rep in 1 2 3; do
@@ -54,18 +55,19 @@ roof = collections.defaultdict(list); bw = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     d = json.loads(line)
     if d["engine"] == "llama.cpp":
-        key = ("llama.cpp", "F32" if "F32" in d["model_type"] else "F16", d["n_threads"], "110M")
+        kind = next(k for k in ("Q8_0", "Q4_0", "F16", "F32") if k in d["model_type"])
+        key = ("llama.cpp", kind, d["n_threads"], "110M")
         (pre if d["n_gen"] == 0 else dec)[key].append(d["avg_ts"])
     elif d["engine"] == "llama2.c":
         dec[("llama2.c", "fp32", 1, "260K")].append(d["decode_tokens_per_second"])
     else:
-        key = ("gptfast4j", d["dtype"], d["threads"], "260K" if "stories260K" in d["checkpoint"] else "110M")
+        key = ("gptfast4j", d.get("quantize") or d["dtype"], d["threads"], "260K" if "stories260K" in d["checkpoint"] else "110M")
         dec[key].append(d["decode_tokens_per_second"]); pre[key].append(d["prefill_tokens_per_second"])
         roof[key].append(d["roofline_fraction"]); bw[key].append(d["bandwidth_bytes_per_second"])
 med = lambda v: statistics.median(v) if v else float("nan")
-print("engine     dtype model threads | decode tok/s (median; all rounds) | prefill tok/s | of roof | read GB/s")
+print("engine     weights model threads | decode tok/s (median; all rounds) | prefill tok/s | of roof | read GB/s")
 for key in sorted(dec):
-    print("%-10s %-5s %-5s %d | %8.1f (%s) | %8.1f | %s | %s" % (key[0], key[1], key[3], key[2], med(dec[key]),
+    print("%-10s %-7s %-5s %d | %8.1f (%s) | %8.1f | %s | %s" % (key[0], key[1], key[3], key[2], med(dec[key]),
           " ".join("%.1f" % r for r in dec[key]), med(pre[key]),
           "%.0f%%" % (100 * med(roof[key])) if roof[key] else "-", "%.1f" % (med(bw[key]) / 1e9) if bw[key] else "-"))
 PY

@@ -70,31 +70,6 @@ void project(ThreadTeam& team, const LinearWeight& weight, const at::Tensor& in,
                  [&](int64_t begin, int64_t end) { project_range(weight, x, y, n, begin, end); });
 }
 
-// v[j] = exp(v[j] - shift) for a block of attention scores (all <= shift), vectorized: libm's
-// scalar expf was a sixth of a small model's decode step (one exp per cached key per head).
-// Cody-Waite reduction and a degree-6 polynomial (Cephes expf): within ~2 ulp of expf; inputs
-// below -87 (weights under 1e-38 next to the maximum's 1) give ~1e-38 instead of 0.
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void exp_shifted(float* v, int64_t n, float shift) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const float x = std::max(v[j] - shift, -87.0f);
-    const float k = std::nearbyint(x * 1.44269504088896341f);
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const int32_t bits = (int32_t(k) + 127) << 23;  // 2^k, k in [-126, 0]
-    float scale;
-    __builtin_memcpy(&scale, &bits, sizeof(scale));
-    v[j] = p * scale;
-  }
-}
-
 // Row `row` of an fp32 or bf16 matrix, as fp32.
 void copy_row(const at::Tensor& matrix, int64_t row, float* out) {
   const int64_t cols = matrix.size(1);
@@ -156,51 +131,13 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
   float* out = attn_out_.data_ptr<float>();
   const float* q_all = qkv_.data_ptr<float>();
   // One task per (token, head); split across threads only with enough work (~32K multiply-adds).
-  // Softmax is computed online over blocks of keys (running max and sum; the output is rescaled
-  // at most once per block when the max grows), so no score buffer per task is needed whatever
-  // the context length, and there is about one exp per key, as in a two-pass softmax.
-  constexpr int64_t kBlock = 64;
   const int64_t grain = std::max<int64_t>(1, 32768 / (longest * hd * 2));
   team_.for_ranges(n * n_head, grain, [&](int64_t begin, int64_t end) {
-    float block[kBlock];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / n_head, h = task % n_head, last = positions[t];  // causal: keys 0..last
-      const float* keys = cache.key_data(layer, slots[t]);
-      const float* values = cache.value_data(layer, slots[t]);
-      const float* qh = q_all + t * qkv_width + h * hd;
-      const float* kh = keys + (h / group) * max_seq * hd;  // query head h reads KV head h / group
-      const float* vh = values + (h / group) * max_seq * hd;
-      float* oh = out + t * q_dim + h * hd;
-      std::fill_n(oh, hd, 0.0f);
-      float max_score = -INFINITY, total = 0;
-      for (int64_t first = 0; first <= last; first += kBlock) {
-        const int64_t count = std::min(kBlock, last + 1 - first);
-        float block_max = -INFINITY;
-        for (int64_t j = 0; j < count; ++j) {
-          const float* k = kh + (first + j) * hd;
-          float dot = 0;
-          // Vectorized (reassociated) like the matvec kernels: GCC keeps a plain float sum serial.
-#pragma omp simd reduction(+ : dot)
-          for (int64_t i = 0; i < hd; ++i) dot += qh[i] * k[i];
-          block[j] = dot * scale;
-          block_max = std::max(block_max, block[j]);
-        }
-        if (block_max > max_score) {
-          const float shrink = std::exp(max_score - block_max);  // 0 for the first block
-          total *= shrink;
-          for (int64_t i = 0; i < hd; ++i) oh[i] *= shrink;
-          max_score = block_max;
-        }
-        exp_shifted(block, count, max_score);
-        for (int64_t j = 0; j < count; ++j) {
-          const float p = block[j];
-          total += p;
-          const float* v = vh + (first + j) * hd;
-          for (int64_t i = 0; i < hd; ++i) oh[i] += p * v[i];
-        }
-      }
-      const float inv = 1.0f / total;
-      for (int64_t i = 0; i < hd; ++i) oh[i] *= inv;
+      const int64_t t = task / n_head, h = task % n_head;  // causal: keys 0..positions[t]
+      const int64_t kv_offset = (h / group) * max_seq * hd;  // query head h reads KV head h / group
+      attend(q_all + t * qkv_width + h * hd, cache.key_data(layer, slots[t]) + kv_offset,
+             cache.value_data(layer, slots[t]) + kv_offset, hd, positions[t], scale, out + t * q_dim + h * hd);
     }
   });
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "errors.h"
+#include "huge_pages.h"
 #include "load_progress.h"
 
 namespace gptfast {
@@ -96,12 +97,11 @@ at::Tensor new_weights(at::IntArrayRef shape, const at::TensorOptions& options, 
   int64_t numel = 1;
   for (const int64_t d : shape) numel *= d;
   const size_t bytes = size_t(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
-  constexpr size_t kHuge = size_t(2) << 20;
-  if (huge_pages && options.device().is_cpu() && bytes >= kHuge) {
-    const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
-    if (void* p = std::aligned_alloc(kHuge, size)) {
-      madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP the pages are simply small
-      return at::from_blob(p, shape, [](void* q) { std::free(q); }, options);
+  if (huge_pages && options.device().is_cpu() && bytes >= (size_t(2) << 20)) {
+    if (auto memory = huge_page_alloc(bytes)) {
+      at::Tensor t = at::from_blob(memory.get(), shape, [](void* q) { std::free(q); }, options);
+      memory.release();  // owned by the tensor's deleter now
+      return t;
     }
   }
   return at::empty(shape, options);

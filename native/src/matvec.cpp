@@ -5,6 +5,7 @@
 #include "matvec_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -12,67 +13,6 @@
 namespace gptfast {
 
 namespace {
-
-inline float widen(float w) { return w; }
-inline float widen(uint16_t w) { return bf16_to_float(w); }
-
-// ---------------------------------------------------------------------------------------------
-// One vector (plain decoding): one row at a time, the weights streamed straight through. This is
-// memory-bound; it is cloned per ISA by GCC function multiversioning (the dynamic loader picks the
-// best clone the CPU supports), so the library stays portable without -march flags.
-
-// Four independent 8-lane accumulators per row: one accumulator chains every multiply-add on the
-// previous one (4-cycle FMA latency), which caps a row at ~8 bytes per cycle, below what the memory
-// streams; four chains keep enough loads in flight. (GCC vector types: each clone below maps them
-// onto its ISA's registers.) The summation order is fixed, whatever the thread split.
-// (-Wpsabi: these helpers are always inlined into each clone; no AVX value crosses a call.)
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float F8 __attribute__((vector_size(32)));
-typedef uint16_t U8 __attribute__((vector_size(16)));
-typedef uint32_t I8 __attribute__((vector_size(32)));
-
-__attribute__((always_inline)) inline F8 load8(const float* p) {
-  F8 v;
-  __builtin_memcpy(&v, p, sizeof(v));
-  return v;
-}
-__attribute__((always_inline)) inline F8 load8(const uint16_t* p) {
-  U8 h;
-  __builtin_memcpy(&h, p, sizeof(h));
-  const I8 wide = __builtin_convertvector(h, I8) << 16;  // bf16 bits are the top half of an fp32
-  F8 v;
-  __builtin_memcpy(&v, &wide, sizeof(v));
-  return v;
-}
-
-template <class W>
-__attribute__((always_inline)) inline void single_vector(const W* w, const float* x, float* y, int64_t begin,
-                                                         int64_t end, int64_t cols) {
-  const int64_t whole = cols / 32 * 32;
-  for (int64_t r = begin; r < end; ++r) {
-    const W* row = w + r * cols;
-    F8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    for (int64_t c = 0; c < whole; c += 32) {
-      a0 += load8(row + c) * load8(x + c);
-      a1 += load8(row + c + 8) * load8(x + c + 8);
-      a2 += load8(row + c + 16) * load8(x + c + 16);
-      a3 += load8(row + c + 24) * load8(x + c + 24);
-    }
-    const F8 sum = (a0 + a1) + (a2 + a3);
-    float acc = ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
-    for (int64_t c = whole; c < cols; ++c) acc += widen(row[c]) * x[c];
-    y[r] = acc;
-  }
-}
-
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void single_f32(const float* w, const float* x, float* y, int64_t begin, int64_t end, int64_t cols) {
-  single_vector(w, x, y, begin, end, cols);
-}
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-void single_bf16(const uint16_t* w, const float* x, float* y, int64_t begin, int64_t end, int64_t cols) {
-  single_vector(w, x, y, begin, end, cols);
-}
 
 bool cpu_has(MatvecKernel kernel) {
   switch (kernel) {
@@ -97,37 +37,62 @@ MatvecKernel best_kernel() {
   return best;
 }
 
+// Calls `call` in the namespace of `kernel`'s build (matvec_kernels.h); kernel is resolved (not automatic).
+#define GPTFAST_ON_ISA(kernel, call)                                      \
+  switch (kernel) {                                                       \
+    case MatvecKernel::avx512: return kernels_avx512::call;               \
+    case MatvecKernel::avx2: return kernels_avx2::call;                   \
+    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::call; \
+    default: return kernels_baseline::call;                               \
+  }
+
 template <class W>
 void multi(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t b, int64_t e, int64_t rows,
            int64_t cols, int64_t n) {
-  switch (kernel) {
-    case MatvecKernel::avx512: return kernels_avx512::multi(w, x, y, b, e, rows, cols, n);
-    case MatvecKernel::avx2: return kernels_avx2::multi(w, x, y, b, e, rows, cols, n);
-    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::multi(w, x, y, b, e, rows, cols, n);
-    default: return kernels_baseline::multi(w, x, y, b, e, rows, cols, n);
-  }
+  GPTFAST_ON_ISA(kernel, multi(w, x, y, b, e, rows, cols, n))
 }
 
 void multi(MatvecKernel kernel, const Int4Rows& w, const Int4Vectors& x, float* y, int64_t b, int64_t e,
            int64_t rows, int64_t n) {
-  switch (kernel) {
-    case MatvecKernel::avx512: return kernels_avx512::multi(w, x, y, b, e, rows, n);
-    case MatvecKernel::avx2: return kernels_avx2::multi(w, x, y, b, e, rows, n);
-    case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::multi(w, x, y, b, e, rows, n);
-    default: return kernels_baseline::multi(w, x, y, b, e, rows, n);
-  }
+  GPTFAST_ON_ISA(kernel, multi(w, x, y, b, e, rows, n))
 }
 
-// The int4 kernel's view of x (matvec_kernels.h), in a buffer of the calling thread that only
-// grows (so a decode step stays allocation-free once warm).
-Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group) {
+void single(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
+  GPTFAST_ON_ISA(kernel, single(w, x, y, b, e, cols))
+}
+
+// bf16: the kernel takes x split into even and odd columns (the whole 32-column steps), prepared
+// here in a buffer of the calling thread that only grows.
+void single(MatvecKernel kernel, const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
   thread_local std::vector<float> buffer;
-  const int64_t groups = (cols + group - 1) / group, half = groups * group / 2;
-  const size_t need = size_t(n * (2 * half + groups));
-  if (buffer.size() < need) buffer.resize(need);
+  const int64_t half = cols / 32 * 16;
+  if (buffer.size() < size_t(2 * half)) buffer.resize(size_t(2 * half));
+  float* even = buffer.data();
+  float* odd = even + half;
+  for (int64_t j = 0; j < half; ++j) {
+    even[j] = x[2 * j];
+    odd[j] = x[2 * j + 1];
+  }
+  GPTFAST_ON_ISA(kernel, single(w, x, even, odd, y, b, e, cols))
+}
+
+// Lanes of the int4 nibble-lane kernel in each ISA's build (GPTFAST_INT4_LANES there).
+int64_t int4_lane_width(MatvecKernel kernel) { return kernel == MatvecKernel::baseline ? 4 : 8; }
+
+// The int4 kernels' view of x (matvec_kernels.h), in a buffer of the calling thread that only
+// grows (so a decode step stays allocation-free once warm).
+Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group, int64_t lane_width) {
+  thread_local std::vector<float> buffer;
+  const int64_t groups = (cols + group - 1) / group, half = groups * group / 2, width = 2 * half;
+  const int64_t chunk = 8 * lane_width, unit = std::max(group, chunk), units = width / unit;
+  const bool lanes = width % chunk == 0;
+  const int64_t per_vector = 2 * half + groups + (lanes ? width + units * lane_width : 0);
+  if (buffer.size() < size_t(n * per_vector)) buffer.resize(size_t(n * per_vector));
   float* even = buffer.data();
   float* odd = even + n * half;
   float* sums = odd + n * half;
+  float* lane_x = sums + n * groups;
+  float* lane_sums = lane_x + n * width;
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * cols;
     float* e = even + t * half;
@@ -136,20 +101,33 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group)
       e[j] = 2 * j < cols ? xt[2 * j] : 0.0f;
       o[j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
     }
+    float* gs = sums + t * groups;
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0;
       for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) s += xt[c];
-      sums[t * groups + g] = s;
+      gs[g] = s;
+    }
+    if (!lanes) continue;
+    float* l = lane_x + t * width;
+    for (int64_t c0 = 0; c0 < width; c0 += chunk) {
+      for (int k = 0; k < 8; ++k) {
+        // 16^-k is exact in fp32, so x * 16^-k times the masked q * 16^k is q * x exactly.
+        const float place = k < 7 ? std::ldexp(1.0f, -4 * k) : 1.0f;
+        for (int64_t j = 0; j < lane_width; ++j) {
+          const int64_t c = c0 + 8 * j + (k ^ 1);
+          *l++ = c < cols ? xt[c] * place : 0.0f;
+        }
+      }
+    }
+    const int64_t lanes_per_group = std::min(lane_width, group / 8);
+    float* ls = lane_sums + t * units * lane_width;
+    for (int64_t u = 0; u < units; ++u) {
+      for (int64_t j = 0; j < lane_width; ++j) {
+        *ls++ = gs[(u * unit + 8 * j) / group] / float(lanes_per_group);
+      }
     }
   }
-  return Int4Vectors{even, odd, sums, half, groups};
-}
-
-inline void single(const float* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
-  single_f32(w, x, y, b, e, cols);
-}
-inline void single(const uint16_t* w, const float* x, float* y, int64_t b, int64_t e, int64_t cols) {
-  single_bf16(w, x, y, b, e, cols);
+  return Int4Vectors{even, odd, sums, half, groups, lanes ? lane_x : nullptr, lane_sums, lane_width};
 }
 
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
@@ -159,13 +137,14 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
                 int64_t cols, int64_t n_vectors, int64_t begin, int64_t end) {
   constexpr bool dense = std::is_pointer_v<W>;
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group), y, begin, end, rows, n_vectors);
+    multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel)), y, begin, end, rows,
+          n_vectors);
   } else if constexpr (!dense) {
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
   } else if (multi_path) {
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
   } else {
-    for (int64_t t = 0; t < n_vectors; ++t) single(w, x + t * cols, y + t * rows, begin, end, cols);
+    for (int64_t t = 0; t < n_vectors; ++t) single(kernel, w, x + t * cols, y + t * rows, begin, end, cols);
   }
 }
 
@@ -179,8 +158,8 @@ bool trivial(float* y, int64_t rows, int64_t cols, int64_t n_vectors) {
 
 // Quantized weights always take the blocked kernel (it is the one that dequantizes).
 template <class W>
-bool uses_multi(MatvecKernel kernel, int64_t n_vectors) {
-  return !std::is_pointer_v<W> || kernel != MatvecKernel::automatic || n_vectors >= 2;
+bool uses_multi(int64_t n_vectors) {
+  return !std::is_pointer_v<W> || n_vectors >= 2;
 }
 
 // Rows are split over libtorch's intra-op threads in whole blocks of kMatvecRowBlock rows, so that
@@ -189,12 +168,12 @@ template <class W>
 void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t rows, int64_t cols,
             int64_t n_vectors) {
   if (trivial(y, rows, cols, n_vectors)) return;
-  const bool multi_path = uses_multi<W>(kernel, n_vectors);
+  const bool multi_path = uses_multi<W>(n_vectors);
   if (kernel == MatvecKernel::automatic) kernel = best_kernel();
   const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
   const int64_t grain = matvec_grain_blocks(cols, n_vectors);
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group);  // once, shared by the tasks
+    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel));  // once, shared
     at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
       multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,
             n_vectors);
@@ -211,7 +190,7 @@ template <class W>
 void matmul_range(const W& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
                   int64_t begin, int64_t end) {
   if (begin >= end || trivial(y, rows, cols, n_vectors)) return;
-  rows_range(best_kernel(), uses_multi<W>(MatvecKernel::automatic, n_vectors), w, x, y, rows, cols, n_vectors,
+  rows_range(best_kernel(), uses_multi<W>(n_vectors), w, x, y, rows, cols, n_vectors,
              begin, end);
 }
 
@@ -234,6 +213,21 @@ void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int6
 }
 
 bool matvec_kernel_supported(MatvecKernel kernel) { return cpu_has(kernel); }
+
+void exp_shifted(float* v, int64_t n, float shift) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, exp_shifted(v, n, shift))
+}
+
+void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, attend(q, k, v, hd, last, scale, out))
+}
+
+float sum_floats(const float* p, int64_t n) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, sum_floats(p, n))
+}
 
 // Task size: the single-vector pass is memory-bound, ~32K weights per task pay for a thread
 // hand-off; the blocked kernel is compute-bound and runs ~10x as many multiply-adds in that time.

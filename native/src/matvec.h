@@ -1,10 +1,12 @@
 // fp32 products with a row-major weight matrix W [rows, cols] for the fused decode step:
 // y[t] = W x[t] for a few vectors t at once. Each weight row is read once for all vectors, so
 // verifying k+1 speculative tokens streams the weights once, like a single decode step.
-// Compiled for several ISAs (AVX-512, AVX2+FMA, baseline) with the best picked at load time;
-// rows are split across libtorch's intra-op threads. Allocation-free. One vector streams the
-// weights row by row; two or more go through a register-blocked weights x vectors kernel
-// (matvec.cpp), whose accumulation is fp32 like the single-vector path.
+// Compiled for several ISAs (AVX-512, AVX2+FMA, baseline: one translation unit each, built from
+// matvec_kernels.inc) with the best the CPU supports picked at run time by its features. (Not GCC's
+// target_clones("arch=..."): its resolver asks whether the CPU *is* that model, so every AMD and
+// most Intel CPUs ran the SSE2 clone.) Rows are split across libtorch's intra-op threads.
+// Allocation-free. One vector streams the weights row by row; two or more go through a
+// register-blocked weights x vectors kernel, whose accumulation is fp32 like the single-vector path.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +56,9 @@ void matmul_rows_range(const Int8Rows& w, const float* x, float* y, int64_t rows
 void matmul_rows_range(const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols, int64_t n_vectors,
                        int64_t begin, int64_t end);
 
-// For tests and benchmarks: the multi-vector kernel of one ISA, used for every n_vectors (also 1).
-// `automatic` is what matmul_rows above does. A kernel may only be run where it is supported.
+// For tests and benchmarks: the kernels of one ISA (its single-vector kernel for one vector of
+// dense weights, its blocked kernel otherwise). `automatic` is what matmul_rows above does. A
+// kernel may only be run where it is supported.
 enum class MatvecKernel {
   automatic,
   baseline,              // SSE2 (any x86-64), 4 lanes
@@ -74,6 +77,14 @@ void matmul_rows(MatvecKernel kernel, const Int8Rows& w, const float* x, float* 
                  int64_t n_vectors);
 void matmul_rows(MatvecKernel kernel, const Int4Rows& w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors);
+
+// The decode step's other vector loops, in the best ISA build for this CPU:
+// v[j] = exp(v[j] - shift) for attention scores (all <= shift), within ~2 ulp of expf;
+void exp_shifted(float* v, int64_t n, float shift);
+// out[hd] = softmax over keys 0..last of (q . k[j]) * scale, weighting v[j] (k, v: rows of hd);
+void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out);
+// and the sum of n floats with independent accumulators (memory-bound: the read-bandwidth probe).
+float sum_floats(const float* p, int64_t n);
 
 inline float bf16_to_float(uint16_t bits) {
   const uint32_t wide = uint32_t(bits) << 16;

@@ -3,4 +3,5 @@
 #define GPTFAST_L 16
 #define GPTFAST_V 6
 #define GPTFAST_V4 4
+#define GPTFAST_INT4_LANES 8  // lanes of the int4 nibble-lane kernel
 #include "matvec_kernels.inc"

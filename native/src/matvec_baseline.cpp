@@ -3,4 +3,5 @@
 #define GPTFAST_L 4
 #define GPTFAST_V 3
 #define GPTFAST_V4 2
+#define GPTFAST_INT4_LANES 4  // lanes of the int4 nibble-lane kernel
 #include "matvec_kernels.inc"

@@ -9,6 +9,7 @@
 
 #include "gptfast/bench_api.h"
 #include "matvec.h"
+#include "thread_team.h"
 
 namespace gptfast {
 
@@ -39,43 +40,6 @@ class ThreadScope {
   int previous_;
 };
 
-// Sum of a float buffer with several independent accumulators, so the pass is limited by memory
-// rather than by the add latency.
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-float sum_floats(const float* p, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  for (; i < n; ++i) acc[0] += p[i];
-  float s = 0;
-  for (float a : acc) s += a;
-  return s;
-}
-
-double read_bandwidth() {
-  constexpr int64_t kBytes = int64_t(512) << 20;
-  constexpr int64_t kFloats = kBytes / int64_t(sizeof(float));
-  at::Tensor buffer = at::ones({kFloats}, at::kFloat);  // written once: all pages are resident
-  const float* data = buffer.data_ptr<float>();
-  constexpr int64_t kChunk = int64_t(1) << 20;  // floats per task
-  const int64_t chunks = kFloats / kChunk;
-  std::vector<float> partial(size_t(chunks) * 16, 0.0f);  // one 64-byte line per chunk
-  double best = 0;
-  for (int pass = 0; pass < 4; ++pass) {
-    const auto start = std::chrono::steady_clock::now();
-    at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t c = b; c < e; ++c) partial[size_t(c) * 16] = sum_floats(data + c * kChunk, kChunk);
-    });
-    const double s = seconds_since(start);
-    float total = 0;
-    for (int64_t c = 0; c < chunks; ++c) total += partial[size_t(c) * 16];
-    if (!(total > 0)) throw std::runtime_error("read-bandwidth pass summed to " + std::to_string(total));
-    if (s > 0) best = std::max(best, double(kBytes) / s);
-  }
-  return best;
-}
-
 double matmul_peak() {
   constexpr int64_t n = 1024;
   at::Tensor a = at::randn({n, n}, at::kFloat), b = at::randn({n, n}, at::kFloat);
@@ -98,7 +62,11 @@ MachineLimits measure_machine_limits(int threads) {
   ThreadScope scope(threads);
   MachineLimits limits;
   limits.threads = threads;
-  limits.read_bytes_per_second = read_bandwidth();
+  {
+    // 512 MiB: far beyond any last-level cache; best of 4 passes.
+    ThreadTeam team(threads);
+    limits.read_bytes_per_second = ReadProbe(int64_t(512) << 20).rate(team, 4);
+  }
   limits.matmul_flops_per_second = matmul_peak();
   return limits;
 }

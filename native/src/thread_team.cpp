@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <new>
+
+#include "matvec.h"
 
 namespace gptfast {
 
@@ -15,36 +18,32 @@ namespace {
 // other within microseconds, and a wake-up from a condition variable costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
-// Sum of n floats with independent accumulators (memory-bound, not add-latency-bound).
-__attribute__((target_clones("arch=haswell", "default")))
-float sum_floats(const float* p, int64_t n) {
-  float acc[16] = {};
-  for (int64_t i = 0; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  float s = 0;
-  for (float a : acc) s += a;
-  return s;
+}  // namespace
+
+ReadProbe::ReadProbe(int64_t bytes)
+    : floats_(std::max<int64_t>(bytes / int64_t(sizeof(float)) / kChunk, 1) * kChunk),
+      memory_(huge_page_alloc(size_t(floats_) * sizeof(float))) {
+  if (!memory_) throw std::bad_alloc();
+  std::fill_n(static_cast<float*>(memory_.get()), floats_, 1.0f);  // resident before timing
 }
 
-// Best-of-passes read rate (bytes/s) of `data` by a team of `threads`, each member summing its
-// contiguous share, as a decode step's members stream their shares of a weight matrix.
-double team_read_rate(ThreadTeam& team, const float* data, int64_t n, int passes) {
+double ReadProbe::rate(ThreadTeam& team, int passes) const {
+  const float* data = static_cast<const float*>(memory_.get());
   double best = 0;
   float sink[64] = {};
   for (int pass = 0; pass < passes; ++pass) {
     const auto start = std::chrono::steady_clock::now();
-    team.for_ranges(n / 4096, 1, [&](int64_t b, int64_t e) {
-      sink[(b * 16) % 64] += sum_floats(data + b * 4096, (e - b) * 4096);
+    // Each member sums one contiguous share, as a decode step's members stream theirs.
+    team.for_ranges(floats_ / kChunk, 1, [&](int64_t b, int64_t e) {
+      sink[(b * 16) % 64] += sum_floats(data + b * kChunk, (e - b) * kChunk);
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (s > 0) best = std::max(best, double(n) * sizeof(float) / s);
+    if (s > 0) best = std::max(best, double(floats_) * sizeof(float) / s);
   }
   volatile float keep = sink[0];  // the sums must not be optimized away
   (void)keep;
   return best;
 }
-
-}  // namespace
 
 int measured_default_threads() {
   static const int threads = [] {
@@ -52,14 +51,12 @@ int measured_default_threads() {
     if (cores == 1) return 1;
     // 64 MiB: twice a large last-level cache, ~7 ms per pass at 10 GB/s: the probe stays well under
     // 0.1 s on an idle machine, since every process that asks for the default pays it once.
-    constexpr int64_t kFloats = int64_t(16) << 20;
-    std::unique_ptr<float[]> buffer(new float[kFloats]);
-    std::fill_n(buffer.get(), kFloats, 1.0f);  // resident before timing
+    const ReadProbe probe(int64_t(64) << 20);
     ThreadTeam one(1), all(cores);
     double rate_one = 0, rate_all = 0;
     for (int round = 0; round < 4; ++round) {  // interleaved: the machine's speed drifts
-      rate_one = std::max(rate_one, team_read_rate(one, buffer.get(), kFloats, 1));
-      rate_all = std::max(rate_all, team_read_rate(all, buffer.get(), kFloats, 1));
+      rate_one = std::max(rate_one, probe.rate(one, 1));
+      rate_all = std::max(rate_all, probe.rate(all, 1));
     }
     // All cores unless they read memory more slowly than one thread (an oversubscribed or
     // throttled machine): decode then is no faster with them, and prefill (compute) gains.

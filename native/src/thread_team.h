@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "huge_pages.h"
+
 namespace gptfast {
 
 class ThreadTeam {
@@ -79,6 +81,19 @@ class ThreadTeam {
   std::mutex mutex_;  // parking and the first failure
   std::condition_variable wake_;
   std::exception_ptr failure_;
+};
+
+// Streaming read bandwidth as the fused decode step sees it: a buffer in huge pages (like the
+// Linear weights) summed by a team, each member reading one contiguous share.
+class ReadProbe {
+ public:
+  explicit ReadProbe(int64_t bytes);  // rounded to whole 16 KiB chunks; throws std::bad_alloc
+  double rate(ThreadTeam& team, int passes) const;  // bytes/s, best of `passes`
+
+ private:
+  static constexpr int64_t kChunk = 4096;  // floats per task unit
+  int64_t floats_;
+  std::unique_ptr<void, FreeMemory> memory_;
 };
 
 // The thread count used when a session asks for 0: every core, unless a short read-bandwidth

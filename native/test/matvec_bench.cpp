@@ -4,7 +4,7 @@
 // machine disturb it less than wall time would. Each pass streams many copies of the matrix
 // (over 256 MB in all), so the weights come from memory, not from cache, as in a real decode step.
 // Prints GFLOP/s and the weight bytes streamed per second, after the machine limits (bench_api.h).
-//   gptfast_matvec_bench [fp32|bf16|int8|int4]
+//   gptfast_matvec_bench [fp32|bf16|int8|int4[:G]] [vector counts, e.g. 1,2 (default 1,2,4,8,16,64)]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <time.h>
@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
   for (auto [rows, cols] : shapes) {
     const at::Tensor dense = at::randn({rows, cols}) * 0.02;
     gptfast::LinearWeight w;
-    if (mode == "int8" || mode == "int4") {
-      w = gptfast::quantize(dense, gptfast::parse_quantize(mode == "int8" ? "int8" : "int4:32"));
+    if (mode == "int8" || mode.rfind("int4", 0) == 0) {
+      w = gptfast::quantize(dense, gptfast::parse_quantize(mode == "int4" ? "int4:32" : mode));
     } else {
       w.weight = dense.to(mode == "bf16" ? at::kBFloat16 : at::kFloat).contiguous();
       w.out = rows;
@@ -81,7 +81,13 @@ int main(int argc, char** argv) {
     weights.push_back(std::move(set));
   }
   at::Tensor x = at::randn({64, 2048}), y = at::empty({64, 32000});
-  for (int n : {1, 2, 4, 8, 16, 64}) {
+  std::vector<int> counts;
+  for (std::string list = argc > 2 ? argv[2] : "1,2,4,8,16,64"; !list.empty();) {
+    const size_t comma = list.find(',');
+    counts.push_back(std::clamp(std::stoi(list.substr(0, comma)), 1, 64));
+    list = comma == std::string::npos ? "" : list.substr(comma + 1);
+  }
+  for (int n : counts) {
     std::printf("n=%2d", n);
     for (const auto& set : weights) {
       double best = 1e30;

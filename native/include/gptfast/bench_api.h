@@ -9,7 +9,8 @@
 namespace gptfast {
 
 struct MachineLimits {
-  double read_bytes_per_second = 0;    // streaming read of a buffer far larger than the last-level cache
+  double read_bytes_per_second = 0;    // streaming read of a buffer far larger than the last-level cache,
+                                       // in huge pages, by the decode step's thread team
   double matmul_flops_per_second = 0;  // fp32 at::mm of 1024 x 1024 matrices, 2*M*N*K per product
   int threads = 0;
 };
