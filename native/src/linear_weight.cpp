@@ -1,7 +1,11 @@
 #include "linear_weight.h"
 
+#include <algorithm>
+
 #include <limits>
 #include <sstream>
+
+#include "mapped_file.h"
 
 #if GPTFAST_WITH_CUDA
 #include "cuda/quant_linear.h"
@@ -52,8 +56,7 @@ int64_t int4_padded_in(int64_t in, int64_t group) {
   return (in % group == 0 && in % 128 == 0) ? in : (in + 1023) / 1024 * 1024;
 }
 
-at::Tensor take_tensor(StateDict& w, const std::string& name, std::vector<int64_t> shape,
-                       const at::TensorOptions& options) {
+const at::Tensor& check_tensor(const StateDict& w, const std::string& name, std::vector<int64_t> shape) {
   auto it = w.find(name);
   if (it == w.end()) throw Error("checkpoint has no tensor '" + name + "'");
   const at::Tensor& t = it->second;
@@ -65,7 +68,12 @@ at::Tensor take_tensor(StateDict& w, const std::string& name, std::vector<int64_
     throw Error("tensor '" + name + "' has dtype " + std::string(c10::toString(t.scalar_type())) +
                 ", expected a floating-point weight");
   }
-  return t.to(options).contiguous();
+  return t;
+}
+
+at::Tensor take_tensor(StateDict& w, const std::string& name, std::vector<int64_t> shape,
+                       const at::TensorOptions& options) {
+  return copy_weights({check_tensor(w, name, shape)}, shape, options, /*huge_pages=*/false);
 }
 
 int64_t LinearWeight::bytes() const {
@@ -118,47 +126,21 @@ LinearWeight LinearWeight::to(at::Device device) const {
   return w;
 }
 
-LinearWeight LinearWeight::rows(const std::vector<std::pair<int64_t, int64_t>>& ranges) const {
-  std::vector<at::Tensor> w, s;
-  LinearWeight r = *this;
-  r.out = 0;
-  for (const auto& [start, count] : ranges) {
-    if (start < 0 || count < 1 || start + count > out) throw Error("row shard outside the weight's " + str(out) + " rows");
-    w.push_back(weight.narrow(0, start, count));
-    if (scales.defined()) s.push_back(scales.narrow(0, start, count));  // int8 [out], int4 [out, groups, 2]
-    r.out += count;
+at::Tensor int8_scales_of(const at::Tensor& weight) {
+  // GPT-Fast's dynamically_quantize_per_channel(-128, 127): scale = max|w| / 127.5 (at least fp32
+  // eps), stored as bf16. In blocks of rows: a mapped weight is copied out a block at a time.
+  constexpr int64_t kBlock = 256;
+  const int64_t out = weight.size(0), in = weight.size(1);
+  at::Tensor amax = at::empty({out}, at::kFloat);
+  for (int64_t r = 0; r < out; r += kBlock) {
+    const int64_t n = std::min(kBlock, out - r);
+    const at::Tensor rows = copy_weights({weight.narrow(0, r, n)}, {n, in}, at::TensorOptions().dtype(at::kFloat), false);
+    amax.narrow(0, r, n).copy_(std::get<0>(rows.abs().max(1)));
   }
-  r.weight = at::cat(w, 0).contiguous();
-  if (scales.defined()) r.scales = at::cat(s, 0).contiguous();
-  return r;
+  return (amax / 127.5).clamp_min(std::numeric_limits<float>::epsilon()).to(at::kBFloat16).to(at::kFloat);
 }
 
-LinearWeight LinearWeight::columns(int64_t start, int64_t count) const {
-  if (start < 0 || count < 1 || start + count > in) throw Error("column shard outside the weight's " + str(in) + " columns");
-  LinearWeight r = *this;
-  r.in = count;
-  switch (kind) {
-    case WeightKind::dense:
-    case WeightKind::int8:  // per-row scales are unchanged by a column cut
-      r.weight = weight.narrow(1, start, count).contiguous();
-      return r;
-    case WeightKind::int4: {
-      if (start % group != 0 || count % group != 0) {
-        throw Error("int4 group " + str(group) + " does not divide the tensor-parallel shard of " + str(count) +
-                    " input columns (of " + str(in) + "); use a smaller group or fewer ranks");
-      }
-      const int64_t padded = int4_padded_in(count, group);
-      r.weight = at::zeros({out, padded / 2}, weight.options());  // padded columns are zero, as GPT-Fast pads
-      r.weight.narrow(1, 0, count / 2).copy_(weight.narrow(1, start / 2, count / 2));
-      r.scales = at::zeros({out, padded / group, 2}, scales.options());
-      r.scales.narrow(1, 0, count / group).copy_(scales.narrow(1, start / group, count / group));
-      return r;
-    }
-  }
-  return r;
-}
-
-LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec) {
+LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec, const at::Tensor& int8_scales) {
   const at::Tensor w = weight.to(at::kFloat).contiguous();
   LinearWeight out;
   out.kind = spec.kind;
@@ -169,11 +151,8 @@ LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec) {
     return out;
   }
   if (spec.kind == WeightKind::int8) {
-    // GPT-Fast's dynamically_quantize_per_channel(-128, 127): scale = max|w| / 127.5 (at least
-    // fp32 eps), stored as bf16. Rows are rounded with the stored scale, so that q * scale is the
-    // nearest representable value to w.
-    const at::Tensor amax = std::get<0>(w.abs().max(1));
-    const at::Tensor scales = (amax / 127.5).clamp_min(std::numeric_limits<float>::epsilon()).to(at::kBFloat16).to(at::kFloat);
+    // Rows are rounded with the stored scale, so that q * scale is the nearest representable value to w.
+    const at::Tensor scales = int8_scales.defined() ? int8_scales : int8_scales_of(w);
     out.weight = (w / scales.unsqueeze(1)).round().clamp(-128, 127).to(at::kChar).contiguous();
     out.scales = scales.contiguous();
     return out;
@@ -204,7 +183,82 @@ void check_same_quantization(const std::string& name, const QuantSpec& file, con
   }
 }
 
-LinearWeight take_int8(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant) {
+// The row ranges a shard names (every row when it names none), checked.
+std::vector<std::pair<int64_t, int64_t>> row_ranges(const Shard& shard, int64_t out, int64_t in, const std::string& name) {
+  if (shard.column_count != 0) {
+    if (!shard.rows.empty()) throw Error("internal: a shard of '" + name + "' cuts both rows and columns");
+    if (shard.column_start < 0 || shard.column_count < 0 || shard.column_start + shard.column_count > in) {
+      throw Error("column shard outside the " + str(in) + " columns of '" + name + "'");
+    }
+  }
+  if (shard.rows.empty()) return {{0, out}};
+  for (const auto& [start, count] : shard.rows) {
+    if (start < 0 || count < 1 || start + count > out) {
+      throw Error("row shard outside the " + str(out) + " rows of '" + name + "'");
+    }
+  }
+  return shard.rows;
+}
+
+// Where a dense weight's rows live: `name`.weight, or for a wqkv the file keeps apart, its wq, wk
+// and wv, one after another; head_dim > 0 where a part's rows are in Hugging Face's half-split
+// RoPE order (kRopeHalvesKey).
+struct RowSource {
+  at::Tensor tensor;
+  int64_t head_dim = 0;
+};
+
+std::vector<RowSource> dense_sources(const StateDict& w, const std::string& name, int64_t out, int64_t in) {
+  const std::string prefix = name.size() > 3 ? name.substr(0, name.size() - 3) : "";  // "...attention.w"
+  if (w.count(name + ".weight") || name.size() < 5 || name.compare(name.size() - 5, 5, ".wqkv") != 0 ||
+      !w.count(prefix + "q.weight")) {
+    return {{check_tensor(w, name + ".weight", {out, in}), 0}};
+  }
+  auto flag = w.find(kRopeHalvesKey);
+  const int64_t hd = flag == w.end() ? 0 : flag->second.to(at::kInt).item<int32_t>();
+  auto part = [&](const char* p) -> const at::Tensor& {
+    const std::string part_name = prefix + p + ".weight";
+    auto it = w.find(part_name);
+    if (it == w.end()) throw Error("checkpoint has '" + prefix + "q.weight' but no tensor '" + part_name + "'");
+    if (!at::isFloatingType(it->second.scalar_type()) || it->second.dim() != 2 || it->second.size(1) != in) {
+      throw Error("tensor '" + part_name + "' has shape " + shape_string(it->second.sizes()) + " and dtype " +
+                  std::string(c10::toString(it->second.scalar_type())) + ", expected floating-point [rows, " +
+                  str(in) + "]");
+    }
+    return it->second;
+  };
+  const at::Tensor &q = part("q"), &k = part("k"), &v = part("v");
+  if (q.size(0) + k.size(0) + v.size(0) != out || k.size(0) != v.size(0) ||
+      (hd > 0 && (q.size(0) % hd != 0 || k.size(0) % hd != 0))) {
+    throw Error("tensors '" + prefix + "q/k/v.weight' have " + str(q.size(0)) + ", " + str(k.size(0)) + " and " +
+                str(v.size(0)) + " rows, but the model config expects " + str(out) + " in all (wrong --config?)");
+  }
+  return {{q, hd}, {k, hd}, {v, 0}};
+}
+
+// Views of rows [start, start + count) in GPT-Fast's order: no copy; half-split q/k rows become
+// [heads, head_dim/2, 2, in] views that read them in adjacent-pair order.
+std::vector<at::Tensor> row_views(const std::vector<RowSource>& sources, int64_t start, int64_t count) {
+  std::vector<at::Tensor> views;
+  int64_t offset = 0;
+  for (const RowSource& s : sources) {
+    const int64_t n = s.tensor.size(0), begin = std::max(start, offset), end = std::min(start + count, offset + n);
+    if (begin < end) {
+      at::Tensor v = s.tensor.narrow(0, begin - offset, end - begin);
+      if (s.head_dim > 0) {
+        const int64_t hd = s.head_dim;
+        if ((begin - offset) % hd != 0 || (end - begin) % hd != 0) throw Error("internal: a q/k shard splits a head");
+        v = v.view({(end - begin) / hd, 2, hd / 2, v.size(1)}).transpose(1, 2);
+      }
+      views.push_back(v);
+    }
+    offset += n;
+  }
+  return views;
+}
+
+LinearWeight take_int8(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant,
+                       const std::vector<std::pair<int64_t, int64_t>>& ranges, const Shard& shard) {
   const at::Tensor& q = w.at(name + ".weight");
   const at::Tensor& s = w.at(name + ".scales");
   if (q.scalar_type() != at::kChar) {
@@ -223,14 +277,28 @@ LinearWeight take_int8(StateDict& w, const std::string& name, int64_t out, int64
   check_same_quantization(name, {WeightKind::int8, 0}, quant);
   LinearWeight lw;
   lw.kind = WeightKind::int8;
-  lw.weight = q.contiguous();
-  lw.scales = s.to(at::kFloat).contiguous();
-  lw.out = out;
-  lw.in = in;
+  lw.in = shard.column_count ? shard.column_count : in;
+  std::vector<at::Tensor> qs, ss;
+  for (const auto& [start, count] : ranges) {
+    const at::Tensor rows = q.narrow(0, start, count);
+    qs.push_back(shard.column_count ? rows.narrow(1, shard.column_start, lw.in) : rows);
+    ss.push_back(s.narrow(0, start, count));  // per-row scales are unchanged by a column cut
+    lw.out += count;
+  }
+  lw.weight = copy_weights(qs, {lw.out, lw.in}, at::TensorOptions().dtype(at::kChar), true);
+  lw.scales = copy_weights(ss, {lw.out}, at::TensorOptions().dtype(at::kFloat), false);
   return lw;
 }
 
-LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant) {
+void check_int4_columns(int64_t start, int64_t count, int64_t group, int64_t in) {
+  if (start % group != 0 || count % group != 0) {
+    throw Error("int4 group " + str(group) + " does not divide the tensor-parallel shard of " + str(count) +
+                " input columns (of " + str(in) + "); use a smaller group or fewer ranks");
+  }
+}
+
+LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant,
+                       const std::vector<std::pair<int64_t, int64_t>>& ranges, const Shard& shard) {
   const at::Tensor& q = w.at(name + ".weight");
   const at::Tensor& sz = w.at(name + ".scales_and_zeros");
   if (q.scalar_type() == at::kInt && q.dim() == 4) {
@@ -244,7 +312,7 @@ LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64
                 " and shape " + shape_string(q.sizes()) + ", expected uint8 [out, K/2]");
   }
   auto layout = w.find(kInt4LayoutKey);
-  if (layout == w.end() || layout->second.numel() != 1 || layout->second.to(at::kInt).item<int32_t>() != kInt4Layout) {
+  if (layout == w.end() || layout->second.numel() != 1 || owned(layout->second).to(at::kInt).item<int32_t>() != kInt4Layout) {
     throw Error("int4 tensor '" + name + "' has no '" + std::string(kInt4LayoutKey) + "' = " + str(kInt4Layout) +
                 " entry, so its nibble packing is unknown (torch's CPU int4pack has the same shape); quantize the "
                 "bf16 checkpoint with ./gptfast quantize --mode int4 instead");
@@ -268,40 +336,90 @@ LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64
   check_same_quantization(name, {WeightKind::int4, int(group)}, quant);
   LinearWeight lw;
   lw.kind = WeightKind::int4;
-  lw.weight = q.contiguous();
-  lw.scales = sz.to(at::kBFloat16).transpose(0, 1).contiguous();
-  lw.out = out;
-  lw.in = in;
   lw.group = group;
+  const at::Tensor by_row = sz.transpose(0, 1);  // [out, K/G, 2]: a row's groups contiguous for the kernels
+  const at::TensorOptions bytes = at::TensorOptions().dtype(at::kByte), bf16 = at::TensorOptions().dtype(at::kBFloat16);
+  if (shard.column_count == 0) {
+    std::vector<at::Tensor> qs, ss;
+    for (const auto& [start, count] : ranges) {
+      qs.push_back(q.narrow(0, start, count));
+      ss.push_back(by_row.narrow(0, start, count));
+      lw.out += count;
+    }
+    lw.in = in;
+    lw.weight = copy_weights(qs, {lw.out, q.size(1)}, bytes, true);
+    lw.scales = copy_weights(ss, {lw.out, sz.size(0), 2}, bf16, false);
+    return lw;
+  }
+  const int64_t start = shard.column_start, count = shard.column_count;
+  check_int4_columns(start, count, group, in);
+  const int64_t width = int4_padded_in(count, group);  // padded columns are zero, as GPT-Fast pads
+  lw.out = out;
+  lw.in = count;
+  lw.weight = new_weights({out, width / 2}, bytes, true).zero_();
+  copy_into(lw.weight.narrow(1, 0, count / 2), q.narrow(1, start / 2, count / 2));
+  lw.scales = at::zeros({out, width / group, 2}, bf16);
+  copy_into(lw.scales.narrow(1, 0, count / group), by_row.narrow(1, start / group, count / group));
   return lw;
 }
 
 }  // namespace
 
 LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
-                         const at::TensorOptions& dense_options, const QuantSpec& quant) {
-  const std::string weight = name + ".weight";
-  auto it = w.find(weight);
-  if (it == w.end()) throw Error("checkpoint has no tensor '" + weight + "'");
+                         const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard) {
+  const auto ranges = row_ranges(shard, out, in, name);
   LinearWeight lw;
   if (w.count(name + ".scales_and_zeros")) {
-    lw = take_int4(w, name, out, in, quant);
+    if (!w.count(name + ".weight")) throw Error("checkpoint has no tensor '" + name + ".weight'");
+    lw = take_int4(w, name, out, in, quant, ranges, shard);
   } else if (w.count(name + ".scales")) {
-    lw = take_int8(w, name, out, in, quant);
-  } else if (!at::isFloatingType(it->second.scalar_type())) {
-    throw Error("tensor '" + weight + "' has dtype " + std::string(c10::toString(it->second.scalar_type())) +
-                " but the checkpoint has neither '" + name + ".scales' (int8) nor '" + name +
-                ".scales_and_zeros' (int4)");
-  } else if (quant.kind == WeightKind::dense) {
-    lw.weight = take_tensor(w, weight, {out, in}, dense_options);
-    lw.out = out;
-    lw.in = in;
-    return lw;
+    if (!w.count(name + ".weight")) throw Error("checkpoint has no tensor '" + name + ".weight'");
+    lw = take_int8(w, name, out, in, quant, ranges, shard);
   } else {
-    take_tensor(w, weight, {out, in}, at::TensorOptions());  // checks the shape
-    lw = quantize(it->second, quant);
+    auto it = w.find(name + ".weight");
+    if (it != w.end() && !at::isFloatingType(it->second.scalar_type())) {
+      throw Error("tensor '" + name + ".weight' has dtype " + std::string(c10::toString(it->second.scalar_type())) +
+                  " but the checkpoint has neither '" + name + ".scales' (int8) nor '" + name +
+                  ".scales_and_zeros' (int4)");
+    }
+    const std::vector<RowSource> sources = dense_sources(w, name, out, in);
+    const int64_t cols = shard.column_count ? shard.column_count : in;
+    std::vector<at::Tensor> parts;
+    int64_t rows = 0;
+    for (const auto& [start, count] : ranges) {
+      for (const at::Tensor& v : row_views(sources, start, count)) {
+        parts.push_back(shard.column_count ? v.narrow(-1, shard.column_start, cols) : v);
+      }
+      rows += count;
+    }
+    if (quant.kind == WeightKind::dense) {
+      lw.weight = copy_weights(parts, {rows, cols}, dense_options, true);
+      lw.out = rows;
+      lw.in = cols;
+      return lw;
+    }
+    if (quant.kind == WeightKind::int4 && shard.column_count) check_int4_columns(shard.column_start, cols, quant.group, in);
+    // int8 scales are per row: a column shard takes those of its whole rows.
+    const at::Tensor scales = quant.kind == WeightKind::int8 && shard.column_count
+                                  ? int8_scales_of(sources.at(0).tensor)
+                                  : at::Tensor();
+    lw = quantize(copy_weights(parts, {rows, cols}, at::TensorOptions().dtype(at::kFloat), false), quant, scales);
+    if (dense_options.device().is_cpu()) lw.weight = copy_weights({lw.weight}, lw.weight.sizes(), lw.weight.options(), true);
   }
   return lw.to(dense_options.device());
+}
+
+void merge_qkv(StateDict& weights, const ModelSpec& spec) {
+  const int64_t out = (int64_t(spec.n_head) + 2 * spec.n_local_heads) * spec.head_dim;
+  for (int i = 0; i < spec.n_layer; ++i) {
+    const std::string prefix = "layers." + std::to_string(i) + ".attention.w";
+    if (!weights.count(prefix + "q.weight") || weights.count(prefix + "qkv.weight")) continue;
+    const std::vector<RowSource> sources = dense_sources(weights, prefix + "qkv", out, spec.dim);
+    weights[prefix + "qkv.weight"] =
+        copy_weights(row_views(sources, 0, out), {out, spec.dim}, sources[0].tensor.options(), false);
+    for (const char* p : {"q", "k", "v"}) weights.erase(prefix + p + ".weight");
+  }
+  weights.erase(kRopeHalvesKey);
 }
 
 void put_linear(StateDict& weights, const std::string& name, const LinearWeight& w) {

@@ -61,29 +61,39 @@ struct LinearWeight {
   at::Tensor linear(const at::Tensor& x) const;
   LinearWeight to(at::Device device) const;
 
-  // Tensor-parallel shards, as GPT-Fast's tp.py cuts them (scales/zeros travel with their rows or
-  // groups). rows(): the given [start, start+count) ranges of output rows, concatenated (wqkv takes
-  // its q, k and v parts this way). columns(): input columns [start, start+count); for int4 both
-  // must be multiples of the group, and the shard is re-padded as GPT-Fast pads its width.
-  // Both copy, so a shard owns its memory.
-  LinearWeight rows(const std::vector<std::pair<int64_t, int64_t>>& ranges) const;
-  LinearWeight columns(int64_t start, int64_t count) const;
 };
 
-// Takes a dense tensor from a loaded checkpoint, checking its shape (naming the tensor and both
-// shapes) and converting it to `options`.
+// Checks a dense tensor of a loaded checkpoint: present, floating, of `shape` (naming the tensor
+// and both shapes). take_tensor: a copy of it in `options` that owns its memory.
+const at::Tensor& check_tensor(const StateDict& weights, const std::string& name, std::vector<int64_t> shape);
 at::Tensor take_tensor(StateDict& weights, const std::string& name, std::vector<int64_t> shape,
                        const at::TensorOptions& options);
 
-// Quantizes a dense [out, in] weight (any floating dtype; computed in fp32).
-LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec);
+// Quantizes a dense [out, in] weight (any floating dtype; computed in fp32). int8_scales: use
+// these fp32 [out] scales (int8_scales_of() the whole rows, for a column shard) instead.
+LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec, const at::Tensor& int8_scales = {});
+at::Tensor int8_scales_of(const at::Tensor& weight);
 
-// Takes layer `name` (without ".weight") of shape [out, in] from a loaded checkpoint: a dense
-// weight, converted to `dense_options` and then quantized if `quant` asks for it, or one already
-// quantized in the file (int8 or int4 as above; `quant` must then be none or the same). Checks
-// shapes, dtypes and layout, naming the tensor in any error.
+// The part of a Linear layer a tensor-parallel rank keeps, as GPT-Fast's tp.py cuts it: every
+// row, or output-row ranges [start, start + count) concatenated (wqkv takes its q, k and v parts
+// so), or input columns [column_start, column_start + column_count) (count 0: all). Scales travel
+// with their rows; int4 scales/zeros with their groups, so a column shard must hold whole groups
+// and is re-padded as GPT-Fast pads its width.
+struct Shard {
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  int64_t column_start = 0, column_count = 0;
+};
+
+// Takes `shard` of layer `name` (without ".weight") of shape [out, in] from a loaded checkpoint:
+// a dense weight, converted to `dense_options` and then quantized if `quant` asks for it, or one
+// already quantized in the file (int8 or int4 as above; `quant` must then be none or the same).
+// Checks shapes, dtypes and layout, naming the tensor in any error. Cuts before it converts,
+// permutes or concatenates, so only the shard is copied out of the checkpoint (copy_weights);
+// the result owns its memory. Quantizing gives the values of quantizing the whole weight and
+// cutting after, as GPT-Fast does: rows are quantized on their own, int4 groups too, and an int8
+// column shard takes the scales of its whole rows (read, in row blocks, from the whole weight).
 LinearWeight take_linear(StateDict& weights, const std::string& name, int64_t out, int64_t in,
-                         const at::TensorOptions& dense_options, const QuantSpec& quant);
+                         const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard = {});
 
 // The checkpoint entries of a weight, under GPT-Fast's names and layouts (for writing files).
 void put_linear(StateDict& weights, const std::string& name, const LinearWeight& w);

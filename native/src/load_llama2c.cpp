@@ -4,13 +4,16 @@
 //          then RoPE tables (ignored) and the classifier if unshared.
 //  v1:     magic "ak42", version 1, the same 7 ints, a shared-classifier byte, padded to 256 bytes;
 //          norms first, then embeddings, then the matrices.
-// llama2.c rotates adjacent pairs like GPT-Fast, so no q/k permutation is needed.
+// llama2.c rotates adjacent pairs like GPT-Fast, so no q/k permutation is needed. The weights are
+// views of a mapping of the file (4-byte aligned: they start at byte 28 or 256); wq/wk/wv stay
+// apart per layer (take_linear joins the rows a rank keeps).
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <vector>
 
 #include "load_progress.h"
+#include "mapped_file.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -62,41 +65,39 @@ Opened open_llama2c(const std::string& path) {
 
 class FloatReader {
  public:
-  FloatReader(std::ifstream& in, const std::string& path, int64_t payload_bytes)
-      : in_(in), path_(path), left_(payload_bytes) {
-    load_progress_expect(payload_bytes);
+  FloatReader(std::shared_ptr<MappedFile> file, int64_t start)
+      : file_(std::move(file)), at_(start), left_(int64_t(file_->size()) - start) {
+    load_progress_expect(left_);
   }
 
-  // Reads `count` floats as a tensor of the given shape, with a clear error on truncation.
+  // Views the next `count` floats as a tensor of the given shape, with a clear error on truncation.
   at::Tensor next(const std::string& what, at::IntArrayRef shape) {
     int64_t count = 1;
     for (auto s : shape) count *= s;
     const int64_t bytes = count * 4;
     if (bytes > left_) {
-      throw Error("llama2.c checkpoint '" + path_ + "' is truncated: " + what + " needs " +
+      throw Error("llama2.c checkpoint '" + file_->path() + "' is truncated: " + what + " needs " +
                   std::to_string(bytes) + " bytes, " + std::to_string(left_) + " left");
     }
-    at::Tensor t = at::empty(shape, at::kFloat);
-    in_.read(reinterpret_cast<char*>(t.data_ptr<float>()), bytes);
-    if (!in_) throw Error("read error in '" + path_ + "' while reading " + what);
+    at::Tensor t = file_->view(uint64_t(at_), shape, at::kFloat, what);  // aligned: at_ is a multiple of 4
+    load_progress_owe(bytes);  // read when a rank copies it
+    at_ += bytes;
     left_ -= bytes;
-    load_progress_read(bytes);
     return t;
   }
   void skip(const std::string& what, int64_t bytes) {
     if (bytes > left_) {
-      throw Error("llama2.c checkpoint '" + path_ + "' is truncated inside " + what);
+      throw Error("llama2.c checkpoint '" + file_->path() + "' is truncated inside " + what);
     }
-    in_.seekg(bytes, std::ios::cur);
+    at_ += bytes;
     left_ -= bytes;
     load_progress_read(bytes);
   }
   int64_t left() const { return left_; }
 
  private:
-  std::ifstream& in_;
-  const std::string& path_;
-  int64_t left_;
+  std::shared_ptr<MappedFile> file_;
+  int64_t at_, left_;
 };
 
 void check_header(const Header& h, const ModelSpec& spec, const std::string& path) {
@@ -147,7 +148,12 @@ StateDict load_llama2c(const std::string& path, const ModelSpec& spec) {
 
   const int64_t dim = h.dim, hidden = h.hidden_dim, L = h.n_layers, vocab = std::abs(h.vocab_size);
   const int64_t head_dim = dim / h.n_heads, kv_dim = head_dim * h.n_kv_heads;
-  FloatReader r(in, path, file_size - in.tellg());
+  const int64_t start = in.tellg();
+  in.close();
+  FloatReader r(MappedFile::open(path), start);
+  if (file_size != int64_t(r.left()) + start) {
+    throw Error("llama2.c checkpoint '" + path + "' changed size while it was opened");
+  }
   StateDict w;
   at::Tensor wq, wk, wv;
   if (v1) {
@@ -177,9 +183,9 @@ StateDict load_llama2c(const std::string& path, const ModelSpec& spec) {
     throw Error("llama2.c checkpoint '" + path + "' has " + std::to_string(r.left()) +
                 " bytes more than its header describes (wrong config or not fp32?)");
   }
-  for (int64_t i = 0; i < L; ++i) {
-    w["layers." + std::to_string(i) + ".attention.wqkv.weight"] = at::cat({wq[i], wk[i], wv[i]}, 0);
-  }
+  put_layers(w, wq, "attention.wq.weight");
+  put_layers(w, wk, "attention.wk.weight");
+  put_layers(w, wv, "attention.wv.weight");
   return w;
 }
 

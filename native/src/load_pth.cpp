@@ -1,7 +1,9 @@
 // GPT-Fast's model.pth: a torch.save zip archive holding a flat {name: tensor} dict.
 //
-// Read with libtorch's own zip reader and unpickler, record by record (the file is not copied
-// into memory first). One adaptation: torch.save(module.state_dict()) pickles an OrderedDict
+// Read with libtorch's own zip reader and unpickler. Tensor records are not read: torch.save
+// stores them uncompressed at 64-byte aligned offsets, so each storage views a mapping of the
+// file (mapped_file.h) at getRecordOffset; a record stored otherwise (compressed, or unaligned by
+// another zip tool) is read into memory instead. One adaptation: torch.save(module.state_dict()) pickles an OrderedDict
 // with a _metadata attribute, which libtorch's C++ unpickler turns into None (it only expects
 // OrderedDicts as a tensor's unused backward hooks). The pickle is rewritten first so that
 // every OrderedDict is built as a plain dict and the _metadata state is dropped (see
@@ -13,11 +15,13 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "load_progress.h"
+#include "mapped_file.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -154,15 +158,36 @@ std::optional<std::string> plain_dicts(const std::string& in) {
 
 }  // namespace
 
+namespace {
+
+// The record's bytes in the mapping when the zip stores it uncompressed at a 64-byte aligned
+// offset inside the file; an empty DataPtr otherwise.
+at::DataPtr mapped_record(caffe2::serialize::PyTorchStreamReader& reader, MappedFile& file, const std::string& name,
+                          size_t size) {
+  const uint64_t header = reader.getRecordHeaderOffset(name);
+  // Local file header: signature "PK\3\4", then the compression method at byte 8 (0: stored).
+  if (header > file.size() || file.size() - header < 30) return {};
+  const uint8_t* h = file.data() + header;
+  const bool stored = h[0] == 'P' && h[1] == 'K' && h[2] == 3 && h[3] == 4 && h[8] == 0 && h[9] == 0;
+  if (!stored) return {};
+  const uint64_t offset = reader.getRecordOffset(name);
+  if (offset % 64 != 0) return {};
+  return file.data_ptr(offset, size, "record '" + name + "'");  // throws when it runs past the end
+}
+
+}  // namespace
+
 StateDict load_pth(const std::string& path) {
   check_zip_magic(path);
   c10::IValue root;
+  // The bytes handed out for each storage, to check the pickle's sizes against.
+  std::map<const void*, std::pair<std::string, size_t>> records;
   try {
+    const std::shared_ptr<MappedFile> file = MappedFile::open(path);
     caffe2::serialize::PyTorchStreamReader reader(path);
-    std::error_code ec;
-    const int64_t file_size = int64_t(std::filesystem::file_size(path, ec));
+    const int64_t file_size = int64_t(file->size());
     int64_t counted = 0;
-    if (!ec) load_progress_expect(file_size);
+    load_progress_expect(file_size);
     auto [data, size] = reader.getRecord("data.pkl");
     const std::string original(static_cast<const char*>(data.get()), size);
     const std::string pickle = plain_dicts(original).value_or(original);
@@ -176,14 +201,22 @@ StateDict load_pth(const std::string& path) {
         },
         /*type_resolver=*/nullptr, /*obj_loader=*/nullptr,
         [&](const std::string& key) {
-          auto [record, bytes] = reader.getRecord("data/" + key);
-          load_progress_read(int64_t(bytes));
+          const std::string name = "data/" + key;
+          const size_t bytes = reader.getRecordSize(name);
+          at::DataPtr record = mapped_record(reader, *file, name, bytes);
+          if (record) {
+            load_progress_owe(int64_t(bytes));  // read when a rank copies it
+          } else {
+            record = std::get<0>(reader.getRecord(name));
+            load_progress_read(int64_t(bytes));
+          }
           counted += int64_t(bytes);
-          return std::move(record);
+          records[record.get()] = {name, bytes};
+          return record;
         },
         /*device=*/std::nullopt);
     root = unpickler.parse_ivalue();
-    if (!ec && file_size > counted) load_progress_read(file_size - counted);  // the pickle and zip headers
+    if (file_size > counted) load_progress_read(file_size - counted);  // the pickle and zip headers
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' is corrupt or truncated: " + e.what_without_backtrace());
   } catch (const CorruptPickle& e) {
@@ -195,24 +228,20 @@ StateDict load_pth(const std::string& path) {
   StateDict weights;
   for (const auto& entry : root.toGenericDict()) {
     if (!entry.key().isString() || !entry.value().isTensor()) continue;  // e.g. metadata
-    weights.emplace(entry.key().toStringRef(), entry.value().toTensor());
+    const std::string& name = entry.key().toStringRef();
+    const at::Tensor& t = entry.value().toTensor();
+    // The pickle gives each storage its size; a record must hold it (a mapped one would otherwise
+    // be read past its end, or past the file's).
+    auto record = records.find(t.storage().data());
+    if (record != records.end() && t.storage().nbytes() > record->second.second) {
+      throw Error("checkpoint '" + path + "' is corrupt or truncated: tensor '" + name + "' needs " +
+                  std::to_string(t.storage().nbytes()) + " bytes, its record '" + record->second.first + "' holds " +
+                  std::to_string(record->second.second));
+    }
+    weights.emplace(name, t);
   }
   if (weights.empty()) throw Error("checkpoint '" + path + "' holds no tensors");
   return weights;
-}
-
-void merge_qkv(StateDict& weights, int n_layer) {
-  for (int i = 0; i < n_layer; ++i) {
-    const std::string prefix = "layers." + std::to_string(i) + ".attention.";
-    auto q = weights.find(prefix + "wq.weight");
-    auto k = weights.find(prefix + "wk.weight");
-    auto v = weights.find(prefix + "wv.weight");
-    if (q == weights.end() || k == weights.end() || v == weights.end()) continue;
-    weights[prefix + "wqkv.weight"] = at::cat({q->second, k->second, v->second}, 0);
-    weights.erase(prefix + "wq.weight");
-    weights.erase(prefix + "wk.weight");
-    weights.erase(prefix + "wv.weight");
-  }
 }
 
 }  // namespace gptfast

@@ -1,17 +1,20 @@
 // Hugging Face safetensors (single file or sharded with model.safetensors.index.json).
 // Layout: u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
-// then the raw tensor bytes. HF Llama weights are renamed to GPT-Fast's names, q/k rows are
-// permuted from HF's half-split RoPE layout to GPT-Fast's adjacent pairs, and wq/wk/wv merged.
+// then the raw tensor bytes, which are viewed in a mapping of the file, not read. HF Llama weights
+// are renamed to GPT-Fast's names; q/k rows keep HF's half-split RoPE order (kRopeHalvesKey) and
+// wq/wk/wv stay apart: take_linear permutes and joins the rows a rank keeps.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <regex>
 #include <set>
 
 #include "load_progress.h"
+#include "mapped_file.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -45,20 +48,16 @@ uint64_t tensor_bytes(const std::vector<int64_t>& shape, at::ScalarType dtype, c
 
 // expect: tell the load progress this file's tensor bytes (false when the caller told it all shards').
 void read_file_tensors(const std::string& path, StateDict& out, bool expect = true) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error("cannot open safetensors file '" + path + "'");
-  const uint64_t file_size = in.tellg();
-  in.seekg(0);
+  const std::shared_ptr<MappedFile> file = MappedFile::open(path);
+  const uint64_t file_size = file->size();
   uint64_t header_len = 0;
-  if (file_size < 8 || !in.read(reinterpret_cast<char*>(&header_len), 8) ||
-      header_len > file_size - 8) {
+  if (file_size >= 8) std::memcpy(&header_len, file->data(), 8);
+  if (file_size < 8 || header_len > file_size - 8) {
     throw Error("safetensors file '" + path + "' is truncated or not safetensors (bad header length)");
   }
-  std::string header_text(header_len, '\0');
-  in.read(header_text.data(), header_len);
   json header;
   try {
-    header = json::parse(header_text);
+    header = json::parse(file->data() + 8, file->data() + 8 + header_len);
   } catch (const json::exception& e) {
     throw Error("safetensors file '" + path + "' has a malformed header: " + e.what());
   }
@@ -71,8 +70,8 @@ void read_file_tensors(const std::string& path, StateDict& out, bool expect = tr
       const std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
       const uint64_t begin = info.at("data_offsets").at(0).get<uint64_t>();
       const uint64_t end = info.at("data_offsets").at(1).get<uint64_t>();
-      // Validate the header against the file before allocating anything: a corrupt shape must not
-      // trigger a huge allocation, and offsets near 2^64 must not wrap around the bounds check.
+      // Validate the header against the file before viewing anything: a corrupt shape must not
+      // describe a huge tensor, and offsets near 2^64 must not wrap around the bounds check.
       const uint64_t bytes = tensor_bytes(shape, dtype, name, path);
       if (end < begin || end - begin != bytes) {
         throw Error("tensor '" + name + "' in '" + path + "' has data_offsets that do not match its shape");
@@ -80,26 +79,22 @@ void read_file_tensors(const std::string& path, StateDict& out, bool expect = tr
       if (end > file_size - data_start) {  // data_start <= file_size: checked with header_len above
         throw Error("safetensors file '" + path + "' is truncated (tensor '" + name + "' runs past the end)");
       }
-      at::Tensor t = at::empty(shape, dtype);
-      in.seekg(data_start + begin);
-      in.read(static_cast<char*>(t.data_ptr()), bytes);
-      if (!in) throw Error("read error in '" + path + "' at tensor '" + name + "'");
-      load_progress_read(int64_t(bytes));
+      at::Tensor t = file->view(data_start + begin, shape, dtype, "tensor '" + name + "'");
+      if (t.defined()) {
+        load_progress_owe(int64_t(bytes));  // read when a rank copies it
+      } else {
+        // The format aligns nothing: a tensor whose offset is not a multiple of its element
+        // size is copied now rather than viewed through misaligned pointers.
+        t = at::empty(shape, dtype);
+        file->check_still_holds(data_start + end);
+        std::memcpy(t.data_ptr(), file->data() + data_start + begin, bytes);
+        load_progress_read(int64_t(bytes));
+      }
       out[name] = t;
     } catch (const json::exception& e) {
       throw Error("safetensors file '" + path + "' describes tensor '" + name + "' badly: " + e.what());
     }
   }
-}
-
-// HF stores q/k rows per head as [first halves | second halves]; GPT-Fast pairs them adjacently.
-at::Tensor permute_rope_rows(const at::Tensor& w, int64_t n_heads, int64_t head_dim) {
-  const int64_t dim = w.size(1);
-  if (w.size(0) != n_heads * head_dim) {
-    throw Error("attention weight has " + std::to_string(w.size(0)) + " rows, config expects " +
-                std::to_string(n_heads * head_dim));
-  }
-  return w.view({n_heads, 2, head_dim / 2, dim}).transpose(1, 2).reshape({n_heads * head_dim, dim});
 }
 
 StateDict from_hugging_face(StateDict hf, const ModelSpec& spec) {
@@ -124,8 +119,9 @@ StateDict from_hugging_face(StateDict hf, const ModelSpec& spec) {
       out["output.weight"] = t;
     } else if (std::regex_match(name, m, kLayer)) {
       const std::string layer = m[1], rest = m[2];
-      if (rest == "self_attn.q_proj.weight") q[layer] = permute_rope_rows(t, spec.n_head, spec.head_dim);
-      else if (rest == "self_attn.k_proj.weight") k[layer] = permute_rope_rows(t, spec.n_local_heads, spec.head_dim);
+      // HF stores q/k rows per head as [first halves | second halves]; take_linear pairs them.
+      if (rest == "self_attn.q_proj.weight") q[layer] = t;
+      else if (rest == "self_attn.k_proj.weight") k[layer] = t;
       else if (rest == "self_attn.v_proj.weight") v[layer] = t;
       else if (kLayerNames.count(rest)) out["layers." + layer + "." + kLayerNames.at(rest)] = t;
       // rotary_emb.inv_freq and other buffers are recomputed, not loaded
@@ -133,8 +129,13 @@ StateDict from_hugging_face(StateDict hf, const ModelSpec& spec) {
   }
   for (auto& [layer, wq] : q) {
     if (!k.count(layer) || !v.count(layer)) throw Error("layer " + layer + " lacks k_proj or v_proj");
-    out["layers." + layer + ".attention.wqkv.weight"] = at::cat({wq, k[layer], v[layer]}, 0);
+    const std::string p = "layers." + layer + ".attention.";
+    out[p + "wq.weight"] = wq;
+    out[p + "wk.weight"] = k[layer];
+    out[p + "wv.weight"] = v[layer];
   }
+  if (spec.head_dim % 2 != 0) throw Error("model config: head_dim must be even for RoPE, got " + std::to_string(spec.head_dim));
+  out[kRopeHalvesKey] = at::full({1}, spec.head_dim, at::kInt);
   if (!out.count("output.weight") && out.count("tok_embeddings.weight")) {
     out["output.weight"] = out["tok_embeddings.weight"];  // tied embeddings
   }
@@ -170,7 +171,7 @@ StateDict load_safetensors(const std::string& path, const ModelSpec& spec) {
     read_file_tensors(path, raw);
   }
   if (raw.count("model.embed_tokens.weight")) return from_hugging_face(std::move(raw), spec);
-  merge_qkv(raw, spec.n_layer);  // already GPT-Fast names
+  // Already GPT-Fast's names and layout; wq/wk/wv, if apart, stay so.
   if (!raw.count("output.weight") && raw.count("tok_embeddings.weight")) {
     raw["output.weight"] = raw["tok_embeddings.weight"];
   }

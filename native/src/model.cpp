@@ -1,6 +1,8 @@
 #include "model.h"
 
 #include "dist/follower.h"
+#include "load_progress.h"
+#include "mapped_file.h"
 
 #include <ATen/Parallel.h>
 
@@ -108,11 +110,7 @@ bool use_fused(const Transformer& model) {
 
 StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
                           const at::TensorOptions& options) {
-  if (format == "pth") {
-    StateDict w = load_pth(path);
-    merge_qkv(w, spec.n_layer);
-    return w;
-  }
+  if (format == "pth") return load_pth(path);
   if (format == "safetensors") return load_safetensors(path, spec);
   if (format == "llama2c") return load_llama2c(path, spec);
   if (format == "random") return random_weights(spec, path, options);
@@ -214,6 +212,11 @@ Model::~Model() {
 
 void Model::build(const std::string& path, const std::string& format, const ModelSpec& spec) {
   const int tp = runtime_.tp, local = cluster_ ? cluster_->local_ranks() : tp, slots = slots_;
+  // The loader's progress counts the mapped bytes as ranks copy them; what no rank here copies
+  // (other nodes' shards) is counted when this scope ends.
+  struct Settle {
+    ~Settle() { load_progress_settle(); }
+  } settle;
   StateDict weights;
   try {
     weights = load_checkpoint(path, format, spec, options_);
@@ -238,10 +241,14 @@ void Model::build(const std::string& path, const std::string& format, const Mode
   const bool device_decode = options_.device().is_cuda();
   for (int r = 0; r < local; ++r) {
     Rank& rank = *ranks_[r];
-    // A shallow copy (tensors share storage); each rank cuts and copies its shards from it.
+    // A shallow copy (tensors share storage, mostly views of the mapped checkpoint); each rank
+    // copies out only its shards and the replicated tensors. The last rank takes the dict itself,
+    // so the mapping is released when it is done with it.
+    const int64_t copied = mapped_bytes_copied();
     rank.transformer = std::make_unique<Transformer>(spec, r + 1 == local ? std::move(weights) : weights, options_,
                                                      quant, cache_length_, slots + (device_decode ? 1 : 0),
                                                      rank.comm.get());
+    rank.copied_from_checkpoint = mapped_bytes_copied() - copied;
     if (device_decode) rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots);
   }
   if (device_decode) {

@@ -100,6 +100,9 @@ class Model {
   // Test hook: rank `rank`'s n-th all-reduce from now on throws (see Communicator::fail_after),
   // and every rank's collective timeout becomes `timeout`, so that a test ends quickly.
   void fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeout);
+  // Bytes local rank `r` (of this process's) copied out of the mapped checkpoint while loading:
+  // its shards and the replicated tensors (tests check it is about 1/tp of the Linear layers).
+  int64_t copied_from_checkpoint(int r) const { return ranks_.at(r)->copied_from_checkpoint; }
   std::string describe() const;
   // Why this model refuses further work (its tensor-parallel group failed), or "".
   const std::string& broken() const { return broken_; }
@@ -110,6 +113,7 @@ class Model {
     std::unique_ptr<Transformer> transformer;
     std::optional<FusedDecodeStep> fused;
     std::unique_ptr<DeviceDecode> device;  // on a CUDA device: decode tokens of all slots at once
+    int64_t copied_from_checkpoint = 0;    // bytes this rank copied out of the checkpoint's mapping
     // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
     std::vector<int32_t> group_tokens, group_slots, group_logit_rows;
     std::vector<int64_t> group_positions;

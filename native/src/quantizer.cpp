@@ -8,6 +8,8 @@
 #include "gptfast/engine_api.h"
 #include "guarded.h"
 #include "linear_weight.h"
+#include "load_progress.h"
+#include "mapped_file.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -23,6 +25,8 @@ class QuantizerState {
       : quant_(parse_quantize(quantize)), weights_(load_checkpoint(path, format, spec)) {
     if (quant_.kind == WeightKind::dense) throw Error("quantize: give int8, int4 or int4:G");
     check_model(spec);
+    merge_qkv(weights_, spec);  // the quantizer takes whole weights
+    load_progress_settle();     // the rest is read while quantizing, not counted as loading
     for (const auto& [name, tensor] : weights_) {
       const bool quantized = name.size() > 7 && (name.rfind(".scales") == name.size() - 7 ||
                                                  name.find(".scales_and_zeros") != std::string::npos);
@@ -40,7 +44,7 @@ class QuantizerState {
     }
     layers_.push_back({"output", spec.vocab_size, dim});
     // Check every shape before the long part starts.
-    for (const LayerShape& l : layers_) take_tensor(weights_, l.name + ".weight", {l.out, l.in}, at::TensorOptions());
+    for (const LayerShape& l : layers_) check_tensor(weights_, l.name + ".weight", {l.out, l.in});
   }
 
   int layers() const { return int(layers_.size()); }
@@ -50,7 +54,8 @@ class QuantizerState {
   std::string next() {
     if (done_ == layers()) throw Error("quantize: every layer is done");
     const LayerShape& l = layers_[done_];
-    const LinearWeight w = quantize(weights_.at(l.name + ".weight"), quant_);
+    // owned(): copied out of the checkpoint's mapping (checked against truncation) first.
+    const LinearWeight w = quantize(owned(weights_.at(l.name + ".weight")), quant_);
     put_linear(weights_, l.name, w);
     ++done_;
     return l.name;
@@ -59,7 +64,7 @@ class QuantizerState {
   void save(const std::string& out_path) {
     if (done_ != layers()) throw Error("quantize: " + std::to_string(layers() - done_) + " layers are not done yet");
     c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-    for (const auto& [name, tensor] : weights_) dict.insert(name, tensor.contiguous());
+    for (const auto& [name, tensor] : weights_) dict.insert(name, owned(tensor).contiguous());
     const std::vector<char> bytes = torch::jit::pickle_save(dict);
     const std::string tmp = out_path + ".tmp";
     {

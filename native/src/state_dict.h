@@ -1,5 +1,9 @@
 // Checkpoint loaders: each returns the weights under GPT-Fast's names (tok_embeddings.weight,
-// layers.N.attention.wqkv.weight, ...), converted from the file's own layout.
+// layers.N.attention.wqkv.weight, ...) without copying them: tensors view a mapping of the file
+// where its layout allows (mapped_file.h), and what the file's layout needs done to a whole
+// tensor is left to the taker, who does it to its shard only (linear_weight.h's take_linear):
+// a wqkv the file keeps apart stays wq/wk/wv, and Hugging Face's q/k row order is marked by
+// kRopeHalvesKey, not permuted. merge_qkv() makes the whole wqkv where a taker needs it.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,10 +18,10 @@ namespace gptfast {
 
 using StateDict = std::map<std::string, at::Tensor>;
 
-// GPT-Fast model.pth (torch.save zip of a flat state dict); separate wq/wk/wv are merged.
+// GPT-Fast model.pth (torch.save zip of a flat state dict).
 StateDict load_pth(const std::string& path);
 // Hugging Face safetensors: one file, or a model.safetensors.index.json naming the shards.
-// HF Llama names are renamed and q/k rows permuted to GPT-Fast's adjacent-pair RoPE layout.
+// HF Llama names are renamed; q/k rows stay in HF's order (kRopeHalvesKey).
 StateDict load_safetensors(const std::string& path, const ModelSpec& spec);
 // First int32 of a version-1 llama2.c export ("ak42" read little-endian).
 constexpr int32_t kLlama2cMagic = 0x616b3432;
@@ -33,7 +37,12 @@ StateDict random_weights(const ModelSpec& spec, const std::string& seed, const a
 StateDict load_checkpoint(const std::string& path, const std::string& format, const ModelSpec& spec,
                           const at::TensorOptions& options = {});
 
-// Shared by the loaders: merges wq/wk/wv into wqkv where a checkpoint keeps them apart.
-void merge_qkv(StateDict& weights, int n_layer);
+// Present (int32 [1] holding head_dim) when the wq/wk rows of every layer are in Hugging Face's
+// half-split RoPE order per head; GPT-Fast's layout pairs them adjacently.
+constexpr const char* kRopeHalvesKey = "gptfast4j.hf_rope_halves";
+
+// Makes layers.N.attention.wqkv.weight (in GPT-Fast's row order, owning its memory) of every layer
+// the checkpoint keeps as wq/wk/wv, and drops kRopeHalvesKey: for takers of whole tensors.
+void merge_qkv(StateDict& weights, const ModelSpec& spec);
 
 }  // namespace gptfast

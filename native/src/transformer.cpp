@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "dist/communicator.h"
-#include "huge_pages.h"
 #include "rope.h"
 
 namespace gptfast {
@@ -62,55 +61,37 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
   // This rank's slices: rank r of tp holds heads [r*n/tp, (r+1)*n/tp) and FFN units likewise.
   const int64_t tp = comm ? comm->size() : 1, r = comm ? comm->rank() : 0;
   const int64_t q_local = q_dim / tp, kv_local = kv_dim / tp, ffn_local = ffn / tp;
-  auto by_rows = [&](LinearWeight full, std::vector<std::pair<int64_t, int64_t>> ranges) {
-    return tp == 1 ? full : full.rows(ranges);
-  };
-  auto by_columns = [&](LinearWeight full, int64_t width) {
-    return tp == 1 ? full : full.columns(r * width, width);
-  };
+  // tp.py's cuts, made by take_linear before anything is copied out of the checkpoint.
+  const Shard whole;
+  auto rows = [&](std::vector<std::pair<int64_t, int64_t>> ranges) { return tp == 1 ? whole : Shard{std::move(ranges)}; };
+  auto columns = [&](int64_t width) { return tp == 1 ? whole : Shard{{}, r * width, width}; };
   tok_embeddings_ = take_tensor(w, "tok_embeddings.weight", {spec.vocab_size, dim}, options);
   for (int i = 0; i < spec.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     LayerWeights l;
     l.attention_norm = take_tensor(w, p + "attention_norm.weight", {dim}, options);
-    l.wqkv = by_rows(take_linear(w, p + "attention.wqkv", q_dim + 2 * kv_dim, dim, quant),
-                     {{r * q_local, q_local}, {q_dim + r * kv_local, kv_local}, {q_dim + kv_dim + r * kv_local, kv_local}});
-    l.wo = by_columns(take_linear(w, p + "attention.wo", dim, q_dim, quant), q_local);
+    l.wqkv = take_linear(w, p + "attention.wqkv", q_dim + 2 * kv_dim, dim, quant,
+                         rows({{r * q_local, q_local}, {q_dim + r * kv_local, kv_local},
+                               {q_dim + kv_dim + r * kv_local, kv_local}}));
+    l.wo = take_linear(w, p + "attention.wo", dim, q_dim, quant, columns(q_local));
     l.ffn_norm = take_tensor(w, p + "ffn_norm.weight", {dim}, options);
-    l.w1 = by_rows(take_linear(w, p + "feed_forward.w1", ffn, dim, quant), {{r * ffn_local, ffn_local}});
-    l.w2 = by_columns(take_linear(w, p + "feed_forward.w2", dim, ffn, quant), ffn_local);
-    l.w3 = by_rows(take_linear(w, p + "feed_forward.w3", ffn, dim, quant), {{r * ffn_local, ffn_local}});
+    l.w1 = take_linear(w, p + "feed_forward.w1", ffn, dim, quant, rows({{r * ffn_local, ffn_local}}));
+    l.w2 = take_linear(w, p + "feed_forward.w2", dim, ffn, quant, columns(ffn_local));
+    l.w3 = take_linear(w, p + "feed_forward.w3", ffn, dim, quant, rows({{r * ffn_local, ffn_local}}));
     layers_.push_back(std::move(l));
   }
   if (w.count("layers." + std::to_string(spec.n_layer) + ".attention_norm.weight")) {
     throw Error("checkpoint has more layers than the model config's n_layer " + std::to_string(spec.n_layer));
   }
   norm_ = take_tensor(w, "norm.weight", {dim}, options);
-  output_ = take_linear(w, "output", spec.vocab_size, dim, quant);
+  output_ = take_linear(w, "output", spec.vocab_size, dim, quant, whole);  // replicated
   rope_ = rope_table(spec, max_seq_len).to(options.device());
 }
 
-namespace {
-
-// A copy of a large CPU tensor in huge pages (huge_pages.h); smaller tensors, or a failed
-// allocation, keep the tensor as it is.
-at::Tensor in_huge_pages(const at::Tensor& t) {
-  const size_t bytes = t.nbytes();
-  if (bytes < (size_t(2) << 20) || !t.is_contiguous()) return t;
-  auto memory = huge_page_alloc(bytes);
-  if (!memory) return t;
-  at::Tensor copy = at::from_blob(memory.get(), t.sizes(), t.strides(), [](void* q) { std::free(q); }, t.options());
-  memory.release();  // owned by the tensor's deleter now
-  copy.copy_(t);
-  return copy;
-}
-
-}  // namespace
-
 LinearWeight Transformer::take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
-                                      const QuantSpec& quant) {
-  LinearWeight lw = gptfast::take_linear(w, name, out, in, options_, quant);
-  if (lw.weight.device().is_cpu()) lw.weight = in_huge_pages(lw.weight);
+                                      const QuantSpec& quant, const Shard& shard) {
+  // Large CPU weights land in 2 MiB pages (copy_weights): decode streams each once per token.
+  LinearWeight lw = gptfast::take_linear(w, name, out, in, options_, quant, shard);
   // One storage per model: a checkpoint quantizes every Linear layer or none.
   const std::string kind = QuantSpec{lw.kind, int(lw.group)}.name();
   if (name != "layers.0.attention.wqkv" && kind != quantization_) {

@@ -35,7 +35,9 @@ class Transformer {
   // comm: this rank's group under tensor parallelism (null: the whole model). A rank keeps only
   // its shards: column-wise (output rows) of wqkv (q, k and v each by heads), w1, w3; row-wise
   // (input columns) of wo and w2; embeddings, norms and output whole. Its KV cache holds its KV
-  // heads. The partial sums of wo and w2 are all-reduced, two collectives per layer.
+  // heads. The partial sums of wo and w2 are all-reduced, two collectives per layer. Every tensor
+  // kept is copied out of `weights` (a rank copies only its shards out of a mapped checkpoint)
+  // and owns its memory, so nothing of the checkpoint stays referenced once `weights` is gone.
   Transformer(const ModelSpec& spec, StateDict weights, at::TensorOptions options, const QuantSpec& quant,
               int64_t max_seq_len, int64_t slots, Communicator* comm = nullptr);
 
@@ -81,7 +83,8 @@ class Transformer {
   std::array<at::Tensor, 3> project_qkv(int64_t layer, const at::Tensor& x, const at::Tensor& rope_rows) const;
   at::Tensor project_out(int64_t layer, const at::Tensor& y) const;
   at::Tensor feed_forward(const LayerWeights& w, const at::Tensor& x) const;
-  LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant);
+  LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant,
+                           const Shard& shard);
 
   ModelSpec full_spec_, spec_;
   Communicator* comm_;

@@ -45,6 +45,20 @@ class ServeCommandTest {
                 dir.resolve("none.txt").toString()), 2, "--api-key-file");
     }
 
+    /** --nnodes, --node-rank, --master-addr, --master-port override the YAML's torchrun keys. */
+    @Test
+    void nodeFlagsOverrideTheYaml() throws Exception {
+        Path yaml = dir.resolve("model-config.yaml");
+        // node-rank 5 of 2 is wrong; the missing draft is the error that follows the node check
+        Files.writeString(yaml, "parallelType: tp\ntorchrun:\n  nproc-per-node: 1\n  nnodes: 2\n  node-rank: 5\n"
+                + "handler:\n  model_path: m.pth\n  speculative: true\n");
+        CliTest.assertOneLineError(CliTest.run("serve", "--config", yaml.toString()), 2, "node-rank");
+        CliTest.assertOneLineError(CliTest.run("serve", "--config", yaml.toString(), "--node-rank", "1"), 2,
+                "draft_model_path");
+        CliTest.assertOneLineError(CliTest.run("serve", "--config", yaml.toString(), "--node-rank", "1", "--nnodes",
+                "3", "--tp", "2"), 2, "nnodes 3 needs tensor-parallel ranks");
+    }
+
     @Test
     void anApiKeyNeverAppearsInAMessage() throws Exception {
         Path keys = Files.writeString(dir.resolve("keys.txt"), "# comment\nsecret-one\n");

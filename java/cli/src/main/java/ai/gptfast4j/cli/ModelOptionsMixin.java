@@ -1,9 +1,11 @@
 package ai.gptfast4j.cli;
 
+
 import ai.gptfast4j.Defaults;
 import ai.gptfast4j.EmbeddedModel;
 import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.TensorParallelNodes;
+import ai.gptfast4j.serve.ServeConfig;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -76,28 +78,45 @@ final class ModelOptionsMixin {
             + "each holding its shard; --threads then counts threads per rank (default: 1 = none)")
     Integer tp;
 
-    @Option(names = "--nnodes", defaultValue = "1", description = "processes (nodes) the --tp ranks are spread over, "
-            + "as torchrun's --nnodes; run the same command on each with its --node-rank (default: ${DEFAULT-VALUE})")
-    int nnodes;
+    // The node options are null when not given, so that serve's model-config.yaml (torchrun: nnodes,
+    // node-rank, master-addr, master-port) applies unless the command line overrides it.
+    @Option(names = "--nnodes", description = "processes (nodes) the --tp ranks are spread over, "
+            + "as torchrun's --nnodes; run the same command on each with its --node-rank (default: 1)")
+    Integer nnodes;
 
-    @Option(names = "--node-rank", defaultValue = "0", description = "this process's node: 0 owns the command and "
-            + "its output, 1..nnodes-1 follow node 0 until it is done (default: ${DEFAULT-VALUE})")
-    int nodeRank;
+    @Option(names = "--node-rank", description = "this process's node: 0 owns the command and "
+            + "its output, 1..nnodes-1 follow node 0 until it is done (default: 0)")
+    Integer nodeRank;
 
-    @Option(names = "--master-addr", defaultValue = "127.0.0.1", description = "node 0's address (default: ${DEFAULT-VALUE})")
+    @Option(names = "--master-addr", description = "node 0's address (default: " + ServeConfig.DEFAULT_MASTER_ADDR + ")")
     String masterAddr;
 
-    @Option(names = "--master-port", defaultValue = "29500", description = "node 0's port for the other nodes; 0 on "
-            + "node 0 = any free port, which it prints (default: ${DEFAULT-VALUE})")
-    int masterPort;
+    @Option(names = "--master-port", description = "node 0's port for the other nodes; 0 on "
+            + "node 0 = any free port, which it prints (default: " + ServeConfig.DEFAULT_MASTER_PORT + ")")
+    Integer masterPort;
 
     @Option(names = "--join-timeout", defaultValue = "60", paramLabel = "SECONDS", description = "how long node 0 "
             + "waits for the other nodes, and they for node 0 (default: ${DEFAULT-VALUE})")
     int joinTimeout;
 
+    /** The node options given on the command line into b, over what b holds (from a YAML). */
+    void putNodes(ServeConfig.Builder b) {
+        if (nnodes != null) b.nnodes = nnodes;
+        if (nodeRank != null) b.nodeRank = nodeRank;
+        if (masterAddr != null) b.masterAddr = masterAddr;
+        if (masterPort != null) b.masterPort = masterPort;
+    }
+
+    /** The node options of the command line alone, checked. */
+    ServeConfig.Nodes nodes() {
+        ServeConfig.Builder b = ServeConfig.builder();
+        putNodes(b);
+        return b.checkedNodes();
+    }
+
     /** For commands that do not run on several nodes (yet): refuses --nnodes. */
     void singleNode(String command) {
-        if (nnodes != 1) throw new ai.gptfast4j.GptFastException("--nnodes is not supported by " + command
+        if (nnodes != null && nnodes != 1) throw new ai.gptfast4j.GptFastException("--nnodes is not supported by " + command
                 + " yet (generate, chat, perplexity, bench and serve run on several nodes)");
     }
 
@@ -112,25 +131,27 @@ final class ModelOptionsMixin {
      * node 0's models and passes until node 0 is done, and returns 0.
      */
     int onNodes(PrintWriter err, NodeZeroWork work) throws Exception {
-        return onNodes(err, tp != null ? tp : 1, work);
-    }
-
-    /** Same, for a command whose tensor-parallel ranks come from elsewhere (serve's model-config.yaml). */
-    int onNodes(PrintWriter err, int ranks, NodeZeroWork work) throws Exception {
-        if (nnodes == 1 && nodeRank != 0) {
+        if (nnodes == null && nodeRank != null && nodeRank != 0) {
             throw new ai.gptfast4j.GptFastException("--node-rank " + nodeRank + " needs --nnodes > " + nodeRank);
         }
-        if (nnodes == 1) return work.run();
+        return onNodes(err, tp != null ? tp : 1, nodes(), work);
+    }
+
+    /** Same, for a command whose ranks and nodes come from elsewhere (serve's model-config.yaml). */
+    int onNodes(PrintWriter err, int ranks, ServeConfig.Nodes nodes, NodeZeroWork work) throws Exception {
+        int n = nodes.nnodes(), rank = nodes.nodeRank();
+        if (n == 1) return work.run();
         java.time.Duration timeout = java.time.Duration.ofSeconds(joinTimeout);
-        if (nodeRank != 0) {
-            err.printf("tensor-parallel node %d of %d: following node 0 at %s:%d%n", nodeRank, nnodes, masterAddr, masterPort);
+        if (rank != 0) {
+            err.printf("tensor-parallel node %d of %d: following node 0 at %s:%d%n", rank, n, nodes.masterAddr(),
+                    nodes.masterPort());
             err.flush();
-            TensorParallelNodes.follow(masterAddr, masterPort, nnodes, nodeRank, ranks, timeout);
-            err.printf("tensor-parallel node %d: node 0 is done%n", nodeRank);
+            TensorParallelNodes.follow(nodes.masterAddr(), nodes.masterPort(), n, rank, ranks, timeout);
+            err.printf("tensor-parallel node %d: node 0 is done%n", rank);
             return 0;
         }
-        int port = TensorParallelNodes.listen(masterAddr, masterPort, nnodes, ranks, timeout);
-        err.printf("tensor-parallel node 0 of %d: listening on port %d%n", nnodes, port);
+        int port = TensorParallelNodes.listen(nodes.masterAddr(), nodes.masterPort(), n, ranks, timeout);
+        err.printf("tensor-parallel node 0 of %d: listening on port %d%n", n, port);
         err.flush();
         try {
             return work.run();

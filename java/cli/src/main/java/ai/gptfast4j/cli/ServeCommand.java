@@ -114,7 +114,7 @@ final class ServeCommand implements Callable<Integer> {
             }
         }
         final ServeConfig serveConfig = config;
-        return model.onNodes(spec.commandLine().getErr(), config.tp(), () -> serve(serveConfig, stop));
+        return model.onNodes(spec.commandLine().getErr(), config.tp(), config.nodes(), () -> serve(serveConfig, stop));
     }
 
     private int serve(ServeConfig config, CountDownLatch stop) throws InterruptedException {
@@ -184,6 +184,7 @@ final class ServeCommand implements Callable<Integer> {
         if (model.prefillChunk != null) b.prefillChunk = model.prefillChunk;
         if (model.quantize != null) b.quantize = model.quantize;
         if (model.tp != null) b.tp = model.tp;
+        model.putNodes(b);  // --nnodes ... over the YAML's torchrun keys
         if (model.draftQuantize != null) b.draftQuantize = model.draftQuantize;
         if (model.draftCheckpoint != null) {
             b.speculative = true;

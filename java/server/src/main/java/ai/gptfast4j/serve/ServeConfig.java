@@ -20,8 +20,11 @@ import java.util.Set;
  * directory (not the working directory), so a config works from wherever the server starts.
  *
  * <p>{@code parallelType: tp} with {@code torchrun: nproc-per-node: N} runs each worker's engine as N
- * in-process tensor-parallel ranks (threads; see {@link EngineOptions#tp()}).
- * Keys that cannot be honoured yet (compile, parallelType pp/pptp, torchrun's multi-node keys, maxBatchDelay, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
+ * in-process tensor-parallel ranks (threads; see {@link EngineOptions#tp()}). torchrun's multi-node
+ * keys {@code nnodes}, {@code node-rank}, {@code master-addr} and {@code master-port} spread them over
+ * several processes as the CLI's {@code --nnodes ...} do ({@link #nodes()}); as in torchrun,
+ * nproc-per-node then counts the ranks of one node, so there are nproc-per-node x nnodes in all.
+ * Keys that cannot be honoured yet (compile, parallelType pp/pptp, torchrun's rendezvous keys, maxBatchDelay, autoscaling) are accepted and each produces a line in {@link #notes()}, which the server logs;
  * impossible combinations fail {@link Builder#build()} with a message naming the key.
  */
 public record ServeConfig(
@@ -32,7 +35,21 @@ public record ServeConfig(
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
         int batchSize, int prefillChunk, int maxBatchDelayMs, int maxSeqLen, int shutdownTimeoutSeconds,
-        Access access, String quantize, String draftQuantize, int tp, List<String> notes) {
+        Access access, String quantize, String draftQuantize, int tp, Nodes nodes, List<String> notes) {
+
+    /** Default node 0 address and port (torchrun's), also the CLI's defaults. */
+    public static final String DEFAULT_MASTER_ADDR = "127.0.0.1";
+    public static final int DEFAULT_MASTER_PORT = 29500;
+
+    /**
+     * The processes the tensor-parallel ranks are spread over (torchrun's vocabulary): this one is node
+     * {@code nodeRank} of {@code nnodes}; node 0 serves at {@code masterAddr:masterPort} (port 0: any).
+     */
+    public record Nodes(int nnodes, int nodeRank, String masterAddr, int masterPort) {
+        public static Nodes single() {
+            return new Nodes(1, 0, DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT);
+        }
+    }
 
     /**
      * Who may call the server: API keys (empty = no authentication), whether /metrics needs a key
@@ -108,18 +125,19 @@ public record ServeConfig(
         if (root.has("torchrun")) {
             JsonNode t = root.get("torchrun");
             if (!t.isObject()) throw new GptFastException(y.file + ": torchrun must be a mapping (nproc-per-node: N)");
+            y.section = "torchrun.";
             t.fieldNames().forEachRemaining(k -> {
-                if (k.equals("nproc-per-node")) {
-                    if (!t.get(k).isIntegralNumber()) {
-                        throw new GptFastException(y.file + ": torchrun.nproc-per-node must be an integer, got " + t.get(k));
-                    }
-                    b.nprocPerNode = t.get(k).asInt();
-                } else {
-                    b.notes.add(y.file + ": torchrun." + k + " ignored: several nodes take --nnodes, --node-rank, "
-                            + "--master-addr and --master-port on the command line, and nproc-per-node (or --tp) "
-                            + "then counts the ranks of all nodes");
+                switch (k) {
+                    case "nproc-per-node" -> b.nprocPerNode = y.integer(t, k);
+                    case "nnodes" -> b.nnodes = y.integer(t, k);
+                    case "node-rank" -> b.nodeRank = y.integer(t, k);
+                    case "master-addr" -> b.masterAddr = y.string(t, k);
+                    case "master-port" -> b.masterPort = y.integer(t, k);
+                    default -> b.notes.add(y.file + ": torchrun." + k + " ignored: the nodes meet at node 0's "
+                            + "master-addr:master-port (no rendezvous backend, no restarts)");
                 }
             });
+            y.section = "";
         }
         JsonNode h = root.get("handler");
         if (h == null || !h.isObject()) throw new GptFastException(y.file + ": a 'handler:' section with model_path is required");
@@ -227,6 +245,11 @@ public record ServeConfig(
         public Integer nprocPerNode;
         /** Tensor-parallel ranks per engine, set directly (--tp); overrides the YAML when > 0. */
         public int tp;
+        /** torchrun.nnodes, node-rank, master-addr, master-port, or --nnodes ... (null = not given). */
+        public Integer nnodes;
+        public Integer nodeRank;
+        public String masterAddr;
+        public Integer masterPort;
         public int batchSize = Defaults.BATCH_SIZE;
         public int prefillChunk = Defaults.PREFILL_CHUNK;
         public int maxBatchDelayMs = 0;
@@ -272,6 +295,7 @@ public record ServeConfig(
                     throw new GptFastException("a CORS origin must be scheme://host[:port] (or *), got '" + origin + "'");
                 }
             }
+            Nodes nodes = checkedNodes();
             int ranks = 1;
             if (tp > 0) {
                 ranks = tp;
@@ -279,7 +303,14 @@ public record ServeConfig(
                 if (nprocPerNode == null) {
                     throw new GptFastException("parallelType tp needs torchrun: nproc-per-node: N (the number of ranks)");
                 }
-                ranks = nprocPerNode;
+                if (nprocPerNode < 1) {
+                    throw new GptFastException("torchrun.nproc-per-node must be >= 1 (tp ranks per node), got " + nprocPerNode);
+                }
+                ranks = nprocPerNode * nodes.nnodes();  // torchrun: nproc-per-node on each of nnodes nodes
+            }
+            if (nodes.nnodes() > 1 && (ranks < nodes.nnodes() || ranks % nodes.nnodes() != 0)) {
+                throw new GptFastException("nnodes " + nodes.nnodes() + " needs tensor-parallel ranks (parallelType: tp, "
+                        + "or --tp) that it divides, got " + ranks + " rank(s)");
             }
             // the engine options, by the check the engine applies, before anything loads (the device is checked per worker)
             new EngineOptions(checkpoint, tokenizer, architectureConfig, dtype, Defaults.DEVICE, threadsPerWorker,
@@ -320,7 +351,22 @@ public record ServeConfig(
                     defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
                     compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
                     maxSeqLen, shutdownTimeoutSeconds, new Access(apiKeys, metricsAuth, corsOrigins, allowedHosts),
-                    quantize, draftQuantize, ranks, List.copyOf(all));
+                    quantize, draftQuantize, ranks, nodes, List.copyOf(all));
+        }
+
+        /** The nodes as given (YAML, overridden by the command line), checked. */
+        public Nodes checkedNodes() {
+            int n = nnodes != null ? nnodes : 1;
+            int rank = nodeRank != null ? nodeRank : 0;
+            String addr = masterAddr != null ? masterAddr : DEFAULT_MASTER_ADDR;
+            int port = masterPort != null ? masterPort : DEFAULT_MASTER_PORT;
+            if (n < 1) throw new GptFastException("nnodes must be >= 1, got " + n);
+            if (rank < 0 || rank >= n) {
+                throw new GptFastException("node-rank must be in [0, nnodes " + n + "), got " + rank);
+            }
+            if (addr.isBlank()) throw new GptFastException("master-addr must not be empty");
+            if (port < 0 || port > 65535) throw new GptFastException("master-port must be in [0, 65535], got " + port);
+            return new Nodes(n, rank, addr, port);
         }
 
         /** The checkpoint's directory name (model.pth in models/stories260K serves as "stories260K"). */

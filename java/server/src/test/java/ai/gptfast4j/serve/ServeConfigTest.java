@@ -73,8 +73,8 @@ class ServeConfigTest {
         String handler = "handler:\n  model_path: m/model.pth\n";
         assertEquals(1, load(handler).tp());
         assertEquals(2, load("parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  nnodes: 1\n" + handler).tp());
-        assertTrue(String.join("\n", load("parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  nnodes: 1\n" + handler)
-                .notes()).contains("torchrun.nnodes ignored"));
+        assertTrue(String.join("\n", load("parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  max-restarts: 3\n" + handler)
+                .notes()).contains("torchrun.max-restarts ignored"));
         ServeConfig pp = load("parallelType: pp\ntorchrun:\n  nproc-per-node: 2\n" + handler);
         assertEquals(1, pp.tp());
         assertTrue(String.join("\n", pp.notes()).contains("parallelType \"pp\" accepted but not honoured"), pp.notes().toString());
@@ -83,6 +83,41 @@ class ServeConfigTest {
         GptFastException range = assertThrows(GptFastException.class,
                 () -> load("parallelType: tp\ntorchrun:\n  nproc-per-node: 0\n" + handler));
         assertTrue(range.getMessage().contains("tp"), range.getMessage());
+    }
+
+    /** torchrun's multi-node keys, as the CLI's --nnodes ... (which override them, see ServeCommand). */
+    @Test
+    void multiNodeTorchrunKeys() throws IOException {
+        String handler = "handler:\n  model_path: m/model.pth\n";
+        String twoNodes = "parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n  nnodes: 2\n  node-rank: 1\n"
+                + "  master-addr: 10.0.0.1\n  master-port: 29600\n";
+        ServeConfig c = load(twoNodes + handler);
+        assertEquals(4, c.tp(), "as in torchrun: nproc-per-node ranks on each of nnodes nodes");
+        assertEquals(new ServeConfig.Nodes(2, 1, "10.0.0.1", 29600), c.nodes());
+        assertTrue(c.notes().isEmpty(), c.notes().toString());
+        assertEquals(ServeConfig.Nodes.single(), load(handler).nodes());
+        // the command line's values win: ServeCommand puts --tp, --node-rank, ... into the builder
+        Files.writeString(dir.resolve("two.yaml"), twoNodes + handler);
+        ServeConfig.Builder b = ServeConfig.fromYaml(dir.resolve("two.yaml"));
+        b.tp = 2;
+        b.nodeRank = 0;
+        b.masterPort = 0;
+        ServeConfig o = b.build();
+        assertEquals(2, o.tp());
+        assertEquals(new ServeConfig.Nodes(2, 0, "10.0.0.1", 0), o.nodes());
+        // bad values fail naming the key
+        String[][] bad = {
+            {"parallelType: tp\ntorchrun:\n  nproc-per-node: 1\n  nnodes: 2\n  node-rank: 2\n", "node-rank"},
+            {"parallelType: tp\ntorchrun:\n  nproc-per-node: 1\n  nnodes: 0\n", "nnodes must be >= 1"},
+            {"parallelType: tp\ntorchrun:\n  nproc-per-node: 1\n  master-port: 70000\n", "master-port"},
+            {"torchrun:\n  master-addr: \"\"\n", "torchrun.master-addr must be a non-empty string"},
+            {"torchrun:\n  nnodes: two\n", "torchrun.nnodes must be an integer"},
+            {"torchrun:\n  nnodes: 2\n", "nnodes 2 needs tensor-parallel ranks"},
+        };
+        for (String[] t : bad) {
+            GptFastException e = assertThrows(GptFastException.class, () -> load(t[0] + handler), t[0]);
+            assertTrue(e.getMessage().contains(t[1]), e.getMessage());
+        }
     }
 
     @Test
