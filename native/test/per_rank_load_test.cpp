@@ -27,6 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using gptfast::StateDict;
+using gptfast::test::relative_error;
 using gptfast::test::small_llama_tp;
 
 std::string shared_models() {
@@ -128,15 +129,6 @@ Loaded load(const std::string& path, const std::string& format, const gptfast::M
   const gptfast::Segment segment{0, prompt.data(), prompt_len, 0, prompt_len, out.logits.data()};
   model.forward(&segment, 1);
   return out;
-}
-
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, double(std::abs(a[i] - b[i])));
-    scale = std::max(scale, double(std::abs(a[i])));
-  }
-  return diff / scale;
 }
 
 class GlooBuilt : public ::testing::Environment {

@@ -19,6 +19,7 @@
 
 namespace {
 
+using gptfast::test::relative_error;
 using gptfast::test::small_llama_tp;
 
 std::vector<int32_t> prompt_of(int n) {
@@ -39,16 +40,6 @@ std::vector<float> logits(int tp, const std::vector<int32_t>& prompt, const std:
     EXPECT_EQ(session.all_reduces(), 0);
   }
   return out;
-}
-
-// max |a - b| / max |a|: relative to the logits' scale, so near-zero logits do not dominate.
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, double(std::abs(a[i] - b[i])));
-    scale = std::max(scale, double(std::abs(a[i])));
-  }
-  return diff / scale;
 }
 
 std::vector<int32_t> greedy(int tp, int slots, int steps, const std::string& quantize = "") {

@@ -1,5 +1,10 @@
-// The small random-weight model shapes the native tests share (weights: format "random").
+// The small random-weight model shapes the native tests share (weights: format "random"), and
+// how they compare two runs' logits.
 #pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "gptfast/engine_api.h"
 
@@ -26,6 +31,16 @@ inline ModelSpec small_llama_tp() {
   s.intermediate_size = 128;
   s.block_size = 160;
   return s;
+}
+
+// max |a - b| / max |a|: relative to the logits' scale, so near-zero logits do not dominate.
+inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, double(std::abs(a[i] - b[i])));
+    scale = std::max(scale, double(std::abs(a[i])));
+  }
+  return diff / scale;
 }
 
 }  // namespace gptfast::test
