@@ -173,3 +173,68 @@ TEST(MatmulRows, RangesAtRowBlocksMatchTheWholeProductExactly) {
     }
   }
 }
+
+// exp_shifted (attention's and the sampler's exp) against float64 exp, every tail length of the
+// 8-lane loop, inputs down to below the -87 clamp: within 4 ulp where exp(x) is a normal float,
+// ~1e-38 (not 0) below the clamp, as matvec.h says.
+TEST(VectorLoops, ExpShiftedMatchesFloat64Exp) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-95.0f, 0.0f);
+  for (int64_t n = 1; n <= 41; ++n) {
+    const float shift = 3.5f;
+    std::vector<float> v(n), x(n);
+    for (int64_t j = 0; j < n; ++j) v[j] = x[j] = u(rng) + shift;
+    if (n == 41) v[0] = x[0] = shift;  // exp(0) = 1 exactly
+    gptfast::exp_shifted(v.data(), n, shift);
+    for (int64_t j = 0; j < n; ++j) {
+      const double d = double(x[j]) - shift;
+      const double want = std::exp(d);
+      if (d >= -87.0) {
+        EXPECT_NEAR(v[j], want, 4 * want * std::ldexp(1.0, -23)) << "n " << n << " x " << d;
+      } else {
+        EXPECT_NEAR(v[j], std::exp(-87.0), 1e-40) << "clamped, n " << n << " x " << d;
+      }
+    }
+  }
+}
+
+// attend (one query head over keys 0..last, online softmax in blocks of 64 keys) against a
+// float64 softmax, for head sizes with and without the 8-key transposing path and context
+// lengths around the block edges, with scores large enough that the running maximum changes
+// between blocks (the rescale path).
+TEST(VectorLoops, AttendMatchesFloat64Softmax) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int64_t hd : {8, 6, 64}) {
+    for (int64_t last : {0, 6, 7, 8, 63, 64, 65, 130, 200}) {
+      std::vector<float> q(hd), k((last + 1) * hd), v((last + 1) * hd), out(hd);
+      for (auto& e : q) e = g(rng);
+      for (int64_t j = 0; j <= last; ++j) {
+        const float grow = 0.02f * float(j);  // later keys score higher: the maximum moves
+        for (int64_t i = 0; i < hd; ++i) {
+          k[j * hd + i] = g(rng) + grow * q[i];
+          v[j * hd + i] = g(rng);
+        }
+      }
+      const float scale = 1.0f / std::sqrt(float(hd));
+      gptfast::attend(q.data(), k.data(), v.data(), hd, last, scale, out.data());
+      std::vector<double> s(last + 1);
+      double top = -1e300, total = 0;
+      for (int64_t j = 0; j <= last; ++j) {
+        double dot = 0;
+        for (int64_t i = 0; i < hd; ++i) dot += double(q[i]) * k[j * hd + i];
+        s[j] = dot * scale;
+        top = std::max(top, s[j]);
+      }
+      for (auto& e : s) total += (e = std::exp(e - top));
+      for (int64_t i = 0; i < hd; ++i) {
+        double want = 0, magnitude = 0;
+        for (int64_t j = 0; j <= last; ++j) {
+          want += s[j] / total * v[j * hd + i];
+          magnitude += s[j] / total * std::abs(v[j * hd + i]);
+        }
+        EXPECT_NEAR(out[i], want, 1e-5 * (magnitude + 1e-3)) << "hd " << hd << " last " << last << " i " << i;
+      }
+    }
+  }
+}
