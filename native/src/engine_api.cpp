@@ -110,6 +110,7 @@ int64_t Session::weight_bytes() const { return state_->weight_bytes(); }
 int Session::tensor_parallel() const { return state_->tp(); }
 int64_t Session::all_reduces() const { return state_->all_reduces(); }
 int64_t Session::all_reduce_nanos() const { return state_->all_reduce_nanos(); }
+int64_t Session::forward_nanos() const { return state_->forward_nanos(); }
 void Session::fail_rank_for_test(int rank, int n, int timeout_ms) {
   guarded("fail rank", [&] { state_->fail_rank_for_test(rank, n, timeout_ms); });
 }

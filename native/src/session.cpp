@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <sstream>
 #include <string>
 
@@ -103,6 +104,12 @@ void SessionState::append(Slot& s, int32_t token) {
   s.sampler.record_generated(token);
 }
 
+void SessionState::timed_forward(Model& m, const Segment* segments, int n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  m.forward(segments, n);
+  forward_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts) {
   if (n < 1 || n > this->slots()) throw Error("a step takes 1.." + str(this->slots()) + " slots, got " + str(n));
   if (stride < max_tokens_per_step()) {
@@ -134,7 +141,7 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     segments_[i] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
                            completes ? s.k_step + 1 : 0, s.logits.data()};
   }
-  target_.forward(segments_.data(), n);
+  timed_forward(target_, segments_.data(), n);
   const int64_t V = vocab();
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
@@ -188,7 +195,7 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
   }
   const int64_t V = vocab();
   for (int j = 0; count > 0; ++j) {
-    draft_->forward(segments_.data(), count);
+    timed_forward(*draft_, segments_.data(), count);
     count = 0;
     for (int i = 0; i < n; ++i) {
       Slot& s = slots_[slots[i]];

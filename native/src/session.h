@@ -48,6 +48,7 @@ class SessionState {
   int tp() const { return target_.tp(); }
   int64_t all_reduces() const { return target_.all_reduces(); }
   int64_t all_reduce_nanos() const { return target_.all_reduce_nanos(); }
+  int64_t forward_nanos() const { return forward_nanos_; }
   void fail_rank_for_test(int rank, int n, int timeout_ms) {
     if (n < 1 || timeout_ms < 1) throw Error("fail_rank_for_test: n and timeout_ms must be >= 1");
     target_.fail_rank_after(rank, n, std::chrono::milliseconds(timeout_ms));
@@ -72,11 +73,14 @@ class SessionState {
   void check_prompt(const int32_t* tokens, int n) const;
   void draft_pass(const int32_t* slots, int n);
   void append(Slot& s, int32_t token);
+  // Runs m.forward and adds its wall time to forward_nanos_.
+  void timed_forward(Model& m, const Segment* segments, int n);
 
   int prefill_chunk_;  // checked before the model loads
   Model target_;
   std::optional<Model> draft_;
   int max_k_ = 0;
+  int64_t forward_nanos_ = 0;  // all forward passes (target and draft) so far
   std::vector<Slot> slots_;
   std::vector<Segment> segments_;  // sized once
   std::vector<uint8_t> seen_;

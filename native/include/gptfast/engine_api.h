@@ -207,6 +207,10 @@ class Session {
   // rank 0 saw them (0 without TP): bench divides them by the tokens generated.
   int64_t all_reduces() const;
   int64_t all_reduce_nanos() const;
+  // Wall time of every model forward pass (target and draft) so far, in nanoseconds: the engine
+  // step without sampling, step planning, JNI or Java, which the end-to-end overhead is measured
+  // against (GenerationStats, bench).
+  int64_t forward_nanos() const;
   // Test hook: rank `rank` of the target fails at its n-th all-reduce from now (n >= 1), as a
   // rank crashing mid-generation would, and every rank's collective timeout becomes timeout_ms
   // (so that the test is quick). The step that hits it throws, naming the rank, after at most

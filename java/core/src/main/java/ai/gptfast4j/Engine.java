@@ -344,7 +344,7 @@ public final class Engine implements AutoCloseable {
         }
         GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, session.max_seq_len(),
                 defaultStops,
-                ids -> session.suppress_tokens(slot, ids, ids.length));
+                ids -> session.suppress_tokens(slot, ids, ids.length), session::forward_nanos);
         Sequence s = new Sequence(slot, run, cancel);
         slots[slot] = s;
         return s;

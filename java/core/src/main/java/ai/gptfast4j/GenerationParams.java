@@ -61,6 +61,12 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         return new Builder();
     }
 
+    /** The same parameters with another sampling seed. */
+    public GenerationParams withSeed(long newSeed) {
+        return new GenerationParams(maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty,
+                presencePenalty, frequencyPenalty, newSeed, stopTokens, stopSequences, speculateK);
+    }
+
     /** The stop token ids in force, given the engine's defaults. */
     int[] effectiveStopTokens(int[] defaultStops) {
         return stopTokens != null ? stopTokens.clone() : defaultStops.clone();

@@ -2,6 +2,7 @@ package ai.gptfast4j;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 
 /**
  * The bookkeeping of one sequence of an {@link Engine}: tokens, streamed text, stop conditions (stop token, stop sequence, max_new_tokens, full
@@ -14,6 +15,7 @@ final class GenerationRun {
     private final TokenListener listener;
     private final CancellationToken cancel;
     private final Consumer<int[]> suppressor;  // sets the natively suppressed token ids
+    private final LongSupplier forwardNanos;    // the session's forward-pass clock
     private final StreamingDetokenizer text;
     private final int[] generated;
     private final boolean needText;
@@ -24,9 +26,11 @@ final class GenerationRun {
     private GenerationResult.StopReason reason;
     final long startNanos = System.nanoTime();
     long firstTokenNanos;
+    private long firstTokenForwardNanos;
 
     GenerationRun(Tokenizer tokenizer, int[] promptIds, GenerationParams params, TokenListener listener,
-                  CancellationToken cancel, int contextLength, int[] defaultStops, Consumer<int[]> suppressor) {
+                  CancellationToken cancel, int contextLength, int[] defaultStops, Consumer<int[]> suppressor,
+                  LongSupplier forwardNanos) {
         // the prompt was checked natively when the sequence started
         this.promptIds = promptIds.clone();
         this.params = params;
@@ -34,6 +38,7 @@ final class GenerationRun {
         this.listener = listener;
         this.cancel = cancel;
         this.suppressor = suppressor;
+        this.forwardNanos = forwardNanos;
         this.text = new StreamingDetokenizer(tokenizer, Arrays.copyOfRange(promptIds, 1, promptIds.length),
                 params.stopSequences());
         // the last position can still be sampled from, so the context allows one token more
@@ -52,7 +57,10 @@ final class GenerationRun {
 
     /** Records a token, streams its text; returns true when generation ends with it. */
     boolean accept(int token) {
-        if (count == 0) firstTokenNanos = System.nanoTime();
+        if (count == 0) {
+            firstTokenNanos = System.nanoTime();
+            firstTokenForwardNanos = forwardNanos.getAsLong();
+        }
         generated[count++] = token;
         if (isStop(token)) {
             reason = GenerationResult.StopReason.STOP_TOKEN;
@@ -87,8 +95,9 @@ final class GenerationRun {
     GenerationResult result(long rounds, long proposed, long accepted) {
         long end = System.nanoTime();
         long first = count > 0 ? firstTokenNanos : end;  // cancelled before its first token
+        long engine = count > 0 ? forwardNanos.getAsLong() - firstTokenForwardNanos : 0;
         GenerationStats stats = new GenerationStats(promptIds.length, count, (first - startNanos) / 1e6,
-                (end - first) / 1e6, rounds, proposed, accepted);
+                (end - first) / 1e6, rounds, proposed, accepted, engine / 1e6);
         if (!textUpToDate) text.update();
         return new GenerationResult(promptIds.clone(), Arrays.copyOf(generated, count), text.completion(), reason, stats);
     }

@@ -5,15 +5,27 @@ package ai.gptfast4j;
  * is also the time to first token); decode covers every later token. The speculative counters
  * are 0 without a draft model.
  *
+ * @param engineDecodeMillis the part of decodeMillis spent in the model's forward passes (native
+ *     clock); the rest is sampling, JNI, Java bookkeeping and the listener (detokenization,
+ *     printing): see {@link #overheadFraction()}. With batching, the forward passes shared with
+ *     other sequences count too.
  * @param verifyRounds target verify passes (speculative rounds)
  * @param draftProposed draft tokens proposed
  * @param draftAccepted draft tokens the target accepted
  */
 public record GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis,
-                              long verifyRounds, long draftProposed, long draftAccepted) {
+                              long verifyRounds, long draftProposed, long draftAccepted, double engineDecodeMillis) {
 
     public GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis) {
-        this(promptTokens, generatedTokens, prefillMillis, decodeMillis, 0, 0, 0);
+        this(promptTokens, generatedTokens, prefillMillis, decodeMillis, 0, 0, 0, decodeMillis);
+    }
+
+    /**
+     * Fraction of the decode time spent outside the model's forward passes (0 when nothing was
+     * decoded): what JNI, sampling, Java and the listener cost end to end.
+     */
+    public double overheadFraction() {
+        return decodeMillis > 0 ? Math.max(0, 1 - engineDecodeMillis / decodeMillis) : 0;
     }
 
     public double timeToFirstTokenMillis() {

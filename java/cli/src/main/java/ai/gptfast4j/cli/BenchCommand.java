@@ -77,11 +77,21 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON object per configuration (one line each) instead of tables")
     boolean json;
 
+    @Option(names = "--listener", defaultValue = "none",
+            description = "none, or text: a TokenListener receives every token's text (detokenized as it streams), as a "
+                    + "streaming client does; the overhead column shows what it costs (default: ${DEFAULT-VALUE})")
+    String listener;
+
+    private long listenedChars;  // what the text listener received (so that its work is not skipped)
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    /** allReduces/allReduceMicros: per generated token over the measured runs (prefill included; 0 without --tp). */
+    /**
+     * allReduces/allReduceMicros: per generated token over the measured runs (prefill included; 0
+     * without --tp). overhead: the fraction of decode time outside the model's forward passes.
+     */
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify,
-                           double allReduces, double allReduceMicros) {}
+                           double allReduces, double allReduceMicros, double overhead) {}
 
     @Override
     public Integer call() throws Exception {
@@ -95,6 +105,9 @@ final class BenchCommand implements Callable<Integer> {
         if (randomName != null && model.tokenizer == null) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--random needs --tokenizer");
         }
+        if (!listener.equals("none") && !listener.equals("text")) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--listener must be none or text, got '" + listener + "'");
+        }
         if (promptTokens < 1 || newTokens < 1 || runs < 1 || warmup < 0 || draftLayers < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--prompt-tokens, --new-tokens and --runs must be positive, --warmup and --draft-layers >= 0");
@@ -105,9 +118,9 @@ final class BenchCommand implements Callable<Integer> {
     private int bench() {
         boolean speculative = model.draftCheckpoint != null || draftLayers > 0;
         if (!json) {
-            System.out.printf("%-24s %8s %7s %7s %6s %5s %4s %13s %9s %12s %9s %10s %6s %8s %8s %8s%n", "model", "params",
+            System.out.printf("%-24s %8s %7s %7s %6s %5s %4s %13s %9s %12s %9s %10s %6s %8s %8s %8s %9s%n", "model", "params",
                     "weights", "threads", "prompt", "new", "k", "prefill tok/s", "TTFT ms", "decode tok/s", "MB/token",
-                    "mem roof", "of it", "accept", "tok/ver", "speedup");
+                    "mem roof", "of it", "accept", "tok/ver", "speedup", "overhead");
         }
         for (int t : threads) {
             double before = limits(t).bandwidth();
@@ -136,8 +149,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (!json) {
             System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %s, %d cores visible; memory roofline"
-                    + " = read bandwidth measured in this run / bytes of Linear weights per token%s)%n", runs, warmup,
-                    temperature, CpuInfo.name(), Runtime.getRuntime().availableProcessors(),
+                    + " = read bandwidth measured in this run / bytes of Linear weights per token; overhead = decode time"
+                    + " outside the model's forward passes (sampling, JNI, Java, listener: %s)%s)%n", runs, warmup,
+                    temperature, CpuInfo.name(), Runtime.getRuntime().availableProcessors(), listener,
                     speculative ? "; draft: " + draftLabel() : "");
         }
         if (batchSizes != null) benchBatches();
@@ -251,6 +265,8 @@ final class BenchCommand implements Callable<Integer> {
         if (m != null) {
             o.put("all_reduces_per_token", m.allReduces);
             o.put("all_reduce_us_per_token", m.allReduceMicros);
+            o.put("listener", listener);
+            o.put("overhead_fraction", m.overhead);
         }
         o.put("runs", runs);
         o.put("cpu", CpuInfo.name());
@@ -297,11 +313,11 @@ final class BenchCommand implements Callable<Integer> {
                     Double.NaN, m);
             return;
         }
-        System.out.printf("%-24s %8s %7s %7d %6d %5d %4s %13.1f %9.2f %12.1f %9.2f %10.1f %5.0f%% %8s %8s %7.2fx%n",
+        System.out.printf("%-24s %8s %7s %7d %6d %5d %4s %13.1f %9.2f %12.1f %9.2f %10.1f %5.0f%% %8s %8s %7.2fx %8.1f%%%n",
                 label(), millions(config), weightsLabel(), t, promptLength, newTokens, k == 0 ? "-" : Integer.toString(k), m.prefill,
                 m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.decode / roof,
                 k == 0 ? "-" : String.format("%.0f%%", 100 * m.acceptance),
-                k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup);
+                k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup, 100 * m.overhead);
         if (m.allReduces > 0) {
             System.out.printf("  tp %d: %.1f all-reduces per token, %.1f us of all-reduce per token%n", model.tp,
                     m.allReduces, m.allReduceMicros);
@@ -320,9 +336,10 @@ final class BenchCommand implements Callable<Integer> {
             long reducesBefore = engine.allReduces(), nanosBefore = engine.allReduceNanos();
             GenerationParams seeded = GenerationParams.builder().temperature(temperature).topK(0).seed(i)
                     .maxNewTokens(newTokens).stopTokens(-1).build();
-            GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded, null, new CancellationToken());
-            System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s%n", what, i + 1, warmup + runs,
-                    threadCount, r.stats().decodeTokensPerSecond());
+            GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded,
+                    listener.equals("text") ? (id, text) -> listenedChars += text.length() : null, new CancellationToken());
+            System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s, %.1f %% outside the forward passes%n", what,
+                    i + 1, warmup + runs, threadCount, r.stats().decodeTokensPerSecond(), 100 * r.stats().overheadFraction());
             if (i >= warmup) {
                 stats.add(r.stats());
                 reduces += engine.allReduces() - reducesBefore;
@@ -333,7 +350,8 @@ final class BenchCommand implements Callable<Integer> {
         return new Medians(median(stats, GenerationStats::prefillTokensPerSecond),
                 median(stats, GenerationStats::timeToFirstTokenMillis), median(stats, GenerationStats::decodeTokensPerSecond),
                 median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify),
-                tokens == 0 ? 0 : (double) reduces / tokens, tokens == 0 ? 0 : reduceNanos / 1e3 / tokens);
+                tokens == 0 ? 0 : (double) reduces / tokens, tokens == 0 ? 0 : reduceNanos / 1e3 / tokens,
+                median(stats, GenerationStats::overheadFraction));
     }
 
     /** An engine with batch slots; k > 0 adds the draft (--draft-checkpoint or --draft-layers). */

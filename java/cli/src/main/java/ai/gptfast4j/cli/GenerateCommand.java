@@ -64,14 +64,20 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--allow-special", description = "special-token strings in the prompt become their ids (default: plain text)")
     boolean allowSpecial;
 
-    @Option(names = "--json", description = "print one JSON object instead of streaming text")
+    @Option(names = "--json", description = "print one JSON object (one line per sample) instead of streaming text")
     boolean json;
+
+    @Option(names = "--num-samples", defaultValue = "1",
+            description = "samples from one loaded model (sample i uses seed + i), as GPT-Fast's --num_samples; "
+                    + "the later ones show the warm speed (default: ${DEFAULT-VALUE})")
+    int numSamples;
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
         model.defaultCheckpoint();
+        if (numSamples < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--num-samples must be >= 1, got " + numSamples);
         GenerationParams params;
         ai.gptfast4j.EngineOptions options;
         try {
@@ -111,18 +117,22 @@ final class GenerateCommand implements Callable<Integer> {
                     engine.describe(), engine.configSource());
             if (engine.cacheNote() != null) System.err.println(engine.cacheNote());
             int[] promptIds = engine.promptTokens(prompt, allowSpecial);
-            if (json) {
-                GenerationResult r = engine.generate(promptIds, params, null, new ai.gptfast4j.CancellationToken());
-                out.println(toJson(r));
-            } else {
+            for (int i = 0; i < numSamples; i++) {
+                GenerationParams sample = i == 0 ? params : params.withSeed(seed + i);
+                if (json) {
+                    GenerationResult r = engine.generate(promptIds, sample, null, new ai.gptfast4j.CancellationToken());
+                    out.println(toJson(r));
+                    continue;
+                }
                 out.print(prompt);
-                GenerationResult r = engine.generate(promptIds, params, (id, text) -> out.print(text),
+                GenerationResult r = engine.generate(promptIds, sample, (id, text) -> out.print(text),
                         new ai.gptfast4j.CancellationToken());
                 out.println();
                 GenerationStats s = r.stats();
-                System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s%s]%n",
+                System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s, %.1f %% of it"
+                                + " outside the forward passes%s]%n",
                         s.promptTokens(), s.generatedTokens(), r.stopReason().name().toLowerCase(),
-                        s.prefillMillis(), s.decodeTokensPerSecond(), s.verifyRounds() == 0 ? ""
+                        s.prefillMillis(), s.decodeTokensPerSecond(), 100 * s.overheadFraction(), s.verifyRounds() == 0 ? ""
                                 : String.format("; speculative: %.0f%% accepted, %.2f tokens/verify",
                                         100 * s.acceptanceRate(), s.tokensPerVerify()));
             }
@@ -147,6 +157,7 @@ final class GenerateCommand implements Callable<Integer> {
         stats.put("prefill_tokens_per_s", s.prefillTokensPerSecond());
         stats.put("decode_ms", s.decodeMillis());
         stats.put("decode_tokens_per_s", s.decodeTokensPerSecond());
+        stats.put("decode_forward_ms", s.engineDecodeMillis());
         if (s.verifyRounds() > 0) {
             stats.put("verify_rounds", s.verifyRounds());
             stats.put("draft_proposed", s.draftProposed());

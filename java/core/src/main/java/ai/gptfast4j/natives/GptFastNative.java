@@ -139,6 +139,7 @@ public final class GptFastNative {
         public native int tensor_parallel();
         public native long all_reduces();
         public native long all_reduce_nanos();
+        public native long forward_nanos();
         public native void fail_rank_for_test(int rank, int n, int timeoutMs);
         @Name("position") public native int slotPosition(int slot);
         public native long rounds(int slot);
