@@ -81,4 +81,29 @@ class SentencePieceTokenizerTest {
             assertTrue(badId.getMessage().contains("512"), badId.getMessage());
         }
     }
+
+    @Test
+    void memoizedShortDecodesEqualSentencePiecesOwn() {
+        // One and two ids are memoized (the streaming detokenizer's window). Every answer, from
+        // the memo or not, must equal SentencePiece's own decode of the same ids: ids that differ
+        // only in order or count (a pair vs its parts, (a, b) vs (b, a)) must not share a key, and
+        // the memo must survive being cleared when full.
+        try (SentencePieceTokenizer t = new SentencePieceTokenizer(SharedData.llama2Tokenizer())) {
+            java.util.Random rnd = new java.util.Random(7);
+            int[] ids = new int[3];
+            for (int i = 0; i < SentencePieceTokenizer.SHORT_DECODES_LIMIT + 5000; i++) {
+                // a small pool of ids so that pairs repeat (memo hits), byte-fallback and BOS/EOS included
+                for (int k = 0; k < 3; k++) ids[k] = i % 3 == 0 ? rnd.nextInt(300) : rnd.nextInt(32000);
+                int from = rnd.nextInt(2), to = from + 1 + rnd.nextInt(2);
+                assertEquals(t.decodeNative(ids, from, to), t.decode(ids, from, to), Arrays.toString(ids) + " " + from + ".." + to);
+            }
+            int[] pair = {15043, 3186};
+            assertEquals("Hello world", t.decode(pair));
+            assertEquals("world Hello", t.decode(new int[] {3186, 15043}).strip());
+            assertEquals("Hello", t.decode(pair, 0, 1));
+            t.close();
+            GptFastException closed = assertThrows(GptFastException.class, () -> t.decode(pair));
+            assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+        }
+    }
 }
