@@ -188,9 +188,9 @@ class TempFiles : public ::testing::Test {
 
 using PerRankLoad = TempFiles;
 
-// Random weights written as safetensors (GPT-Fast names; Hugging Face names) and model.pth: at
-// tp 2 each rank copies exactly its half of every block's Linear layers plus the replicated
-// tensors, at tp 1 everything once, and the logits equal those of the unsplit random model.
+// Random weights written as safetensors (GPT-Fast names; Hugging Face names) and model.pth (fp32,
+// and bf16): at tp 2 each rank copies exactly its half of every block's Linear layers plus the
+// replicated tensors, at tp 1 everything once, and the logits equal those of the unsplit model.
 TEST_F(PerRankLoad, EachRankCopiesOnlyItsShardsAndTheLogitsMatch) {
   const gptfast::ModelSpec spec = small_llama_tp();
   const StateDict w = gptfast::random_weights(spec, "7");
@@ -211,6 +211,16 @@ TEST_F(PerRankLoad, EachRankCopiesOnlyItsShardsAndTheLogitsMatch) {
     EXPECT_EQ(two.copied, std::vector<int64_t>({half, half}));
     EXPECT_LT(relative_error(reference, two.logits), 1e-4);
   }
+  // A bf16 model.pth (GPT-Fast's usual checkpoint dtype): the ranks copy halves of its bf16 bytes.
+  StateDict bf16;
+  for (const auto& [name, t] : w) bf16[name] = t.to(at::kBFloat16);
+  const std::string bf16_pth = temp("bf16.pth");
+  write_pth(bf16_pth, bf16);
+  const Loaded one = load(bf16_pth, "pth", spec, 1), two = load(bf16_pth, "pth", spec, 2);
+  EXPECT_EQ(one.copied, std::vector<int64_t>({expected_copy(bf16, spec, 1)}));
+  EXPECT_EQ(two.copied, std::vector<int64_t>({expected_copy(bf16, spec, 2), expected_copy(bf16, spec, 2)}));
+  EXPECT_EQ(expected_copy(bf16, spec, 1) * 2, all);
+  EXPECT_LT(relative_error(one.logits, two.logits), 1e-4);
 }
 
 // The shared stories260K checkpoints, as the TP greedy references load them: model.pth and the
