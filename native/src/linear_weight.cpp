@@ -399,7 +399,11 @@ LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int
       return lw;
     }
     if (quant.kind == WeightKind::int4 && shard.column_count) check_int4_columns(shard.column_start, cols, quant.group, in);
-    // int8 scales are per row: a column shard takes those of its whole rows.
+    // int8 scales are per output row: a column shard (wo, w2) takes those of its whole rows, so
+    // that its values are GPT-Fast's (quantize the whole weight, then cut) and tp N computes what
+    // tp 1 does; scales of the shard's own columns would differ. So every rank reads all of wo's
+    // and w2's rows here (int8_scales_of, a block at a time), not just its columns: inherent in
+    // quantizing at load. An int8 file (./gptfast quantize) stores the scales and avoids it.
     const at::Tensor scales = quant.kind == WeightKind::int8 && shard.column_count
                                   ? int8_scales_of(sources.at(0).tensor)
                                   : at::Tensor();

@@ -1,8 +1,9 @@
 // Per-rank loading: checkpoints are mapped, and each tensor-parallel rank copies out of the
 // mapping only its shards plus the replicated tensors (counted by copy_weights, so the counts are
 // exact and deterministic), for safetensors (GPT-Fast names, and Hugging Face names whose q/k
-// permutation and wq/wk/wv join are done per shard), model.pth and llama2.c; the logits equal the
-// unsplit model's; a file truncated before or after it was mapped fails with an error naming it.
+// permutation and wq/wk/wv join are done per shard), model.pth, llama2.c and int8/int4 files
+// (weights and scales sharded together); the logits equal the unsplit model's; a file truncated
+// before or after it was mapped fails with an error naming it.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "gptfast/engine_api.h"
+#include "linear_weight.h"
 #include "mapped_file.h"
 #include "model.h"
 #include "state_dict.h"
@@ -95,14 +97,47 @@ std::vector<std::pair<std::string, at::Tensor>> hugging_face_names(const StateDi
   return out;
 }
 
-// What a rank of tp must copy: 1/tp of every Linear layer of the blocks, all of the rest (the
-// output head is replicated; a tied one is copied again from the embeddings' bytes).
-int64_t expected_copy(const StateDict& w, int tp) {
-  int64_t bytes = 0;
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// What a rank of tp must copy, as tp.py shards: wqkv, w1 and w3 keep 1/tp of their output rows,
+// with those rows' int8 scales or int4 scales and zeros; wo and w2 keep 1/tp of their input
+// columns, with those columns' int4 groups (scales and zeros), but every int8 scale (one per
+// output row, which a column cut keeps whole), and of an int4 weight only the packed bytes of
+// those columns, not GPT-Fast's zero padding. Everything else whole (the output head is
+// replicated; a tied one is copied again from the embeddings' bytes). Markers are not weights,
+// but every int4 layer reads the int4 layout marker (4 bytes) to check it.
+int64_t expected_copy(const StateDict& w, const gptfast::ModelSpec& s, int tp) {
+  int64_t bytes = 0, int4_layers = 0;
+  for (const auto& [name, t] : w) int4_layers += ends_with(name, ".scales_and_zeros");
   for (const auto& [name, t] : w) {
-    if (name.rfind("gptfast4j.", 0) == 0) continue;  // markers, not weights
+    const int64_t all = int64_t(t.nbytes());
+    if (name == gptfast::kInt4LayoutKey) bytes += all * int4_layers;
+    if (name.rfind("gptfast4j.", 0) == 0) continue;
     const bool sharded = name.find(".attention.w") != std::string::npos || name.find(".feed_forward.w") != std::string::npos;
-    bytes += sharded ? int64_t(t.nbytes()) / tp : int64_t(t.nbytes());
+    const bool by_columns = name.find(".attention.wo.") != std::string::npos || name.find(".feed_forward.w2.") != std::string::npos;
+    if (!sharded || tp == 1) {
+      bytes += all;
+      continue;
+    }
+    if (!by_columns) {
+      bytes += all / tp;
+      continue;
+    }
+    const std::string layer = name.substr(0, name.rfind('.'));
+    const int64_t in = name.find(".wo.") != std::string::npos ? int64_t(s.n_head) * s.head_dim : s.intermediate_size;
+    const auto int4 = w.find(layer + ".scales_and_zeros");
+    if (ends_with(name, ".scales")) {
+      bytes += all;
+    } else if (int4 == w.end()) {
+      bytes += all / tp;
+    } else if (ends_with(name, ".scales_and_zeros")) {  // [K/G, out, 2]
+      const int64_t group = 2 * w.at(layer + ".weight").size(1) / t.size(0);
+      bytes += all / t.size(0) * (in / tp / group);
+    } else {  // uint8 [out, K/2], two columns a byte
+      bytes += t.size(0) * (in / tp / 2);
+    }
   }
   return bytes;
 }
@@ -153,9 +188,9 @@ class TempFiles : public ::testing::Test {
 
 using PerRankLoad = TempFiles;
 
-// Random weights written as safetensors (GPT-Fast names; Hugging Face names) and model.pth: at
-// tp 2 each rank copies exactly its half of every block's Linear layers plus the replicated
-// tensors, at tp 1 everything once, and the logits equal those of the unsplit random model.
+// Random weights written as safetensors (GPT-Fast names; Hugging Face names) and model.pth (fp32,
+// and bf16): at tp 2 each rank copies exactly its half of every block's Linear layers plus the
+// replicated tensors, at tp 1 everything once, and the logits equal those of the unsplit model.
 TEST_F(PerRankLoad, EachRankCopiesOnlyItsShardsAndTheLogitsMatch) {
   const gptfast::ModelSpec spec = small_llama_tp();
   const StateDict w = gptfast::random_weights(spec, "7");
@@ -164,7 +199,7 @@ TEST_F(PerRankLoad, EachRankCopiesOnlyItsShardsAndTheLogitsMatch) {
   write_safetensors(st, std::vector<std::pair<std::string, at::Tensor>>(w.begin(), w.end()));
   write_safetensors(hf, hugging_face_names(w, spec));
   write_pth(pth, w);
-  const int64_t all = expected_copy(w, 1), half = expected_copy(w, 2);
+  const int64_t all = expected_copy(w, spec, 1), half = expected_copy(w, spec, 2);
   ASSERT_LT(half, all * 7 / 10);  // not vacuous: the shards are a third of this small model
   for (const auto& [path, format] : std::vector<std::pair<std::string, std::string>>{
            {st, "safetensors"}, {hf, "safetensors"}, {pth, "pth"}}) {
@@ -176,6 +211,16 @@ TEST_F(PerRankLoad, EachRankCopiesOnlyItsShardsAndTheLogitsMatch) {
     EXPECT_EQ(two.copied, std::vector<int64_t>({half, half}));
     EXPECT_LT(relative_error(reference, two.logits), 1e-4);
   }
+  // A bf16 model.pth (GPT-Fast's usual checkpoint dtype): the ranks copy halves of its bf16 bytes.
+  StateDict bf16;
+  for (const auto& [name, t] : w) bf16[name] = t.to(at::kBFloat16);
+  const std::string bf16_pth = temp("bf16.pth");
+  write_pth(bf16_pth, bf16);
+  const Loaded one = load(bf16_pth, "pth", spec, 1), two = load(bf16_pth, "pth", spec, 2);
+  EXPECT_EQ(one.copied, std::vector<int64_t>({expected_copy(bf16, spec, 1)}));
+  EXPECT_EQ(two.copied, std::vector<int64_t>({expected_copy(bf16, spec, 2), expected_copy(bf16, spec, 2)}));
+  EXPECT_EQ(expected_copy(bf16, spec, 1) * 2, all);
+  EXPECT_LT(relative_error(one.logits, two.logits), 1e-4);
 }
 
 // The shared stories260K checkpoints, as the TP greedy references load them: model.pth and the
@@ -190,8 +235,39 @@ TEST_F(PerRankLoad, SharedStoriesCheckpointsAreCopiedPerShard) {
     const StateDict views = gptfast::load_checkpoint(path, format, spec);
     for (const auto& [name, t] : views) EXPECT_TRUE(gptfast::views_mapping(t)) << name;  // nothing read yet
     const Loaded one = load(path, format, spec, 1), two = load(path, format, spec, 2);
-    EXPECT_EQ(one.copied, std::vector<int64_t>({expected_copy(views, 1)}));
-    EXPECT_EQ(two.copied, std::vector<int64_t>({expected_copy(views, 2), expected_copy(views, 2)}));
+    EXPECT_EQ(one.copied, std::vector<int64_t>({expected_copy(views, spec, 1)}));
+    EXPECT_EQ(two.copied, std::vector<int64_t>({expected_copy(views, spec, 2), expected_copy(views, spec, 2)}));
+    EXPECT_LT(relative_error(one.logits, two.logits), 1e-4);
+  }
+}
+
+// GPT-Fast int8 and int4 files (its own model_int8.pth of stories260K; int8 and int4 files the
+// quantizer writes from random weights): at tp 2 each rank copies exactly its shard of every
+// Linear's weights and of their int8 scales / int4 scales and zeros (expected_copy says which),
+// plus the replicated tensors, and the logits equal the unsplit quantized model's.
+TEST_F(PerRankLoad, QuantizedFilesAreCopiedPerShard) {
+  std::vector<std::pair<std::string, gptfast::ModelSpec>> files;
+  for (const std::string q : {"int8", "int4:32"}) {  // int4: wo's 32 columns per rank hold whole groups
+    files.push_back({temp("model_" + q + ".pth"), small_llama_tp()});
+    gptfast::Quantizer quantizer("7", "random", files.back().second, q);
+    while (quantizer.done() < quantizer.layers()) quantizer.next();
+    quantizer.save(files.back().first);
+  }
+  const std::string dir = shared_models() + "/stories260K";
+  if (fs::exists(dir + "/model_int8.pth")) {
+    files.push_back({dir + "/model_int8.pth", gptfast::llama2c_model(dir + "/stories260K.bin")});
+  }
+  for (const auto& [path, spec] : files) {
+    SCOPED_TRACE(path);
+    const StateDict views = gptfast::load_checkpoint(path, "pth", spec);
+    int quantized = 0;
+    for (const auto& [name, t] : views) quantized += ends_with(name, ".scales") || ends_with(name, ".scales_and_zeros");
+    ASSERT_EQ(quantized, 5 * spec.n_layer + 1);  // every Linear, the output head too
+    const int64_t all = expected_copy(views, spec, 1), half = expected_copy(views, spec, 2);
+    ASSERT_LT(half, all);
+    const Loaded one = load(path, "pth", spec, 1), two = load(path, "pth", spec, 2);
+    EXPECT_EQ(one.copied, std::vector<int64_t>({all}));
+    EXPECT_EQ(two.copied, std::vector<int64_t>({half, half}));
     EXPECT_LT(relative_error(one.logits, two.logits), 1e-4);
   }
 }
