@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -26,13 +27,24 @@ final class CliProcess {
     }
 
     static Result run(Path dir, List<String> classPath, List<String> jvmOptions, String... args) throws Exception {
+        return run(dir, classPath, jvmOptions, Map.of(), args);
+    }
+
+    /** The same, with {@code env} added to (or, for an empty value, removed from) the child's environment. */
+    static Result run(Path dir, List<String> classPath, List<String> jvmOptions, Map<String, String> env, String... args)
+            throws Exception {
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Dorg.bytedeco.javacpp.cachedir=" + dir.resolve("javacpp"), "-XX:ErrorFile=" + dir.resolve("hs_err.log")));
         command.addAll(jvmOptions);
         command.addAll(List.of("-cp", String.join(File.pathSeparator, classPath), "ai.gptfast4j.cli.GptFastCli"));
         command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).directory(dir.toFile())
-                .redirectOutput(dir.resolve("out.txt").toFile()).redirectError(dir.resolve("err.txt").toFile()).start();
+        ProcessBuilder builder = new ProcessBuilder(command).directory(dir.toFile())
+                .redirectOutput(dir.resolve("out.txt").toFile()).redirectError(dir.resolve("err.txt").toFile());
+        env.forEach((k, v) -> {
+            if (v.isEmpty()) builder.environment().remove(k);
+            else builder.environment().put(k, v);
+        });
+        Process p = builder.start();
         assertTrue(p.waitFor(300, TimeUnit.SECONDS), "the CLI did not exit");
         return new Result(p.exitValue(), Files.readString(dir.resolve("out.txt"), StandardCharsets.UTF_8),
                 Files.readString(dir.resolve("err.txt"), StandardCharsets.UTF_8));

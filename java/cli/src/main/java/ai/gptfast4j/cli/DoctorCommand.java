@@ -38,15 +38,14 @@ final class DoctorCommand implements Callable<Integer> {
         Runtime rt = Runtime.getRuntime();
         out.println("processors: " + rt.availableProcessors() + ", max heap: " + rt.maxMemory() / (1 << 20) + " MiB");
         cpu(out);
-        for (String env : List.of("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GPTFAST_CACHE", "CUDA_VISIBLE_DEVICES")) {
+        for (String env : List.of("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GPTFAST_CACHE", NativeLibrary.LIBTORCH_ENV, "CUDA_VISIBLE_DEVICES")) {
             String v = System.getenv(env);
             if (v != null) out.println("env " + env + "=" + v);
         }
         int status = 0;
         try {
             out.println("natives: " + NativeLibrary.variant() + ", built against libtorch " + NativeLibrary.builtAgainst());
-            String torch = NativeLibrary.torchVersion();
-            out.println("libtorch loaded: " + torch + " from " + NativeLibrary.torchLocation());
+            out.println("libtorch loaded: " + NativeLibrary.loadedTorch());
             for (String line : GptFastNative.runtimeReport().split("\n")) out.println(line);
         } catch (GptFastException e) {
             out.println("natives: NOT USABLE: " + GptFastCli.oneLine(e.getMessage()));

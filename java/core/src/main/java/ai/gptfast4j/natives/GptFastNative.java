@@ -12,7 +12,7 @@ import org.bytedeco.javacpp.annotation.Platform;
 import org.bytedeco.javacpp.annotation.StdString;
 
 /**
- * JavaCPP binding of native/include/gptfast/*.h (torch-free C++ API of libgptfast.so).
+ * JavaCPP binding of native/include/gptfast/*_api.h (torch-free C++ API of libgptfast.so).
  * C++ exceptions surface as {@link RuntimeException}s carrying the native message.
  * Library code should use {@link ai.gptfast4j.Engine} and {@link ai.gptfast4j.SentencePieceTokenizer}.
  */
