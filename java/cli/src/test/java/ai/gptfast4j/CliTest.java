@@ -2,6 +2,7 @@ package ai.gptfast4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -98,6 +99,33 @@ class CliTest {
         assertTrue(r.out().contains("stories15M (random)") && r.out().contains("FLOP roof"), r.out());
         assertEquals(2, r.out().lines().filter(l -> l.matches("stories15M \\(random\\)\\s+fp32\\s+1\\s+[12]\\s+3\\s.*%")).count(),
                 r.out());
+    }
+
+    @Test
+    void numSamplesGeneratesEachWithItsOwnSeedAndTimesTheForwardPasses() throws Exception {
+        String[] base = {"generate", "--checkpoint", SharedData.storiesPth().toString(), "--prompt", "Once upon a time",
+                "--temperature", "1", "--max-new-tokens", "40", "--min-new-tokens", "40", "--json"};
+        var mapper = new ObjectMapper();
+        Run three = run(concat(base, "--seed", "7", "--num-samples", "3"));
+        assertEquals(0, three.exitCode(), three.err());
+        String[] lines = three.out().strip().split("\n");
+        assertEquals(3, lines.length, three.out());
+        for (int i = 0; i < 3; i++) {
+            // sample i is what a single run with seed 7 + i gives
+            Run single = run(concat(base, "--seed", Integer.toString(7 + i)));
+            assertEquals(mapper.readTree(single.out()).get("generated_tokens"), mapper.readTree(lines[i]).get("generated_tokens"),
+                    "sample " + i);
+            JsonNode stats = mapper.readTree(lines[i]).get("stats");
+            // the forward-pass clock runs inside the decode window only (not the prefill)
+            double forward = stats.get("decode_forward_ms").asDouble(), decode = stats.get("decode_ms").asDouble();
+            assertTrue(forward > 0 && forward <= decode, stats.toString());
+        }
+        assertNotEquals(mapper.readTree(lines[0]).get("generated_tokens"), mapper.readTree(lines[1]).get("generated_tokens"));
+        assertOneLineError(run(concat(base, "--num-samples", "0")), 2, "--num-samples");
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        return java.util.stream.Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(b)).toArray(String[]::new);
     }
 
     @Test
