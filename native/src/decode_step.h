@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "thread_team.h"
@@ -38,13 +40,23 @@ class FusedDecodeStep {
   void attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);
   void all_reduce_rows(int64_t n);  // sums proj_'s first n rows over the TP ranks
 
+  // An fp32 tensor and its storage, taken once: data_ptr() checks type and storage on every call,
+  // and a step made ~200 such calls (a few % of a small model's step).
+  struct Buffer {
+    at::Tensor tensor;
+    float* data = nullptr;
+    explicit Buffer(at::Tensor t) : tensor(std::move(t)), data(tensor.data_ptr<float>()) {}
+  };
+
   Transformer& model_;
   const ModelSpec& spec_;
   const int64_t max_tokens_;
   // Per-token rows: [max_tokens, width].
-  at::Tensor x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
-  std::vector<at::Tensor> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
-  at::Tensor final_norm_;
+  std::optional<Buffer> x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
+  std::vector<Buffer> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
+  std::optional<Buffer> final_norm_;
+  // Token t's cache rows in the layer being run (slot base pointers, [max_tokens] each).
+  std::vector<float*> step_keys_, step_values_;
   ThreadTeam team_;
 };
 
