@@ -8,7 +8,6 @@ import ai.gptfast4j.GenerationResult;
 import ai.gptfast4j.GptFastException;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -71,7 +70,7 @@ final class ChatCommand implements Callable<Integer> {
         }
         if (chatTemplate != null) template = TokenizeCommand.template(spec, chatTemplate);
         java.io.PrintWriter err = spec.commandLine().getErr();
-        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        TokenStream out = new TokenStream(System.out);
         boolean interactive = System.console() != null;
         final ai.gptfast4j.EngineOptions loadOptions = options;
         final ChatTemplate chosen = template;
@@ -79,7 +78,7 @@ final class ChatCommand implements Callable<Integer> {
     }
 
     private int chat(ai.gptfast4j.EngineOptions options, GenerationParams params, ChatTemplate template,
-                     java.io.PrintWriter err, PrintStream out, boolean interactive) throws java.io.IOException {
+                     java.io.PrintWriter err, TokenStream out, boolean interactive) throws java.io.IOException {
         model.sayIfEmbedded(err);
         try (Engine engine = ProgressBar.load(options, spec.commandLine().getErr(), quiet.quiet)) {
             if (template == null) template = engine.chatTemplate();
@@ -100,11 +99,11 @@ final class ChatCommand implements Callable<Integer> {
                 int[] prompt;
                 try {
                     prompt = template.promptTokens(engine.tokenizer(), conversation);
-                    GenerationResult r = engine.generate(prompt, params, (id, text) -> out.print(text),
-                            new ai.gptfast4j.CancellationToken());
-                    out.println();
+                    GenerationResult r = engine.generate(prompt, params, out, new ai.gptfast4j.CancellationToken());
+                    out.endLine("");
                     conversation.add(new ChatTemplate.Message("assistant", r.completion()));
                 } catch (GptFastException e) {  // e.g. the conversation outgrew the context: this turn is dropped
+                    out.flush();  // what was streamed before the error, then the error
                     conversation.remove(conversation.size() - 1);
                     err.println("gptfast: error: " + e.getMessage());
                 }

@@ -7,8 +7,6 @@ import ai.gptfast4j.GenerationResult;
 import ai.gptfast4j.GenerationStats;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -102,7 +100,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     private int generate(ai.gptfast4j.EngineOptions options, GenerationParams params) {
-        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        TokenStream out = new TokenStream(System.out);
         model.sayIfEmbedded(spec.commandLine().getErr());
         // progress for big checkpoints; a missing one gets just its one-line error
         if (java.nio.file.Files.exists(options.checkpoint())) System.err.printf("loading %s ...%n", options.checkpoint());
@@ -121,13 +119,12 @@ final class GenerateCommand implements Callable<Integer> {
                 GenerationParams sample = i == 0 ? params : params.withSeed(seed + i);
                 if (json) {
                     GenerationResult r = engine.generate(promptIds, sample, null, new ai.gptfast4j.CancellationToken());
-                    out.println(toJson(r));
+                    out.endLine(toJson(r));
                     continue;
                 }
                 out.print(prompt);
-                GenerationResult r = engine.generate(promptIds, sample, (id, text) -> out.print(text),
-                        new ai.gptfast4j.CancellationToken());
-                out.println();
+                GenerationResult r = engine.generate(promptIds, sample, out, new ai.gptfast4j.CancellationToken());
+                out.endLine("");
                 GenerationStats s = r.stats();
                 System.err.printf("[%d prompt tokens, %d generated (%s); prefill %.1f ms, decode %.1f tok/s, %.1f %% of it"
                                 + " outside the forward passes%s]%n",
