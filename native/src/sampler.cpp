@@ -47,7 +47,8 @@ void Sampler::configure(const SamplingSpec& s, int vocab_size) {
   in_context_.assign(vocab_size, 0);
   generated_count_.assign(vocab_size, 0);
   suppressed_.assign(vocab_size, 0);  // a new generation starts with nothing suppressed
-  any_suppressed_ = false;
+  suppressed_ids_.clear();
+  suppressed_ids_.reserve(vocab_size);
 }
 
 bool Sampler::uses_history() const {
@@ -55,12 +56,12 @@ bool Sampler::uses_history() const {
 }
 
 void Sampler::set_suppressed(const int32_t* ids, int n) {
-  std::fill(suppressed_.begin(), suppressed_.end(), 0);
-  any_suppressed_ = false;
+  for (int32_t id : suppressed_ids_) suppressed_[id] = 0;
+  suppressed_ids_.clear();
   for (int i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_) continue;  // ids outside the vocabulary can never be sampled anyway
+    if (!suppressed_[ids[i]]) suppressed_ids_.push_back(ids[i]);
     suppressed_[ids[i]] = 1;
-    any_suppressed_ = true;
   }
 }
 
@@ -77,7 +78,11 @@ void Sampler::record_generated(int32_t token) {
 
 void Sampler::build_candidates(const float* raw) {
   const float* logits = raw;
-  if (uses_history() || any_suppressed_) {
+  if (!uses_history() && !suppressed_ids_.empty()) {  // only suppression: a copy, then the few ids
+    std::copy_n(raw, vocab_, adjusted_.begin());
+    for (int32_t id : suppressed_ids_) adjusted_[id] = -INFINITY;
+    logits = adjusted_.data();
+  } else if (uses_history()) {
     for (int i = 0; i < vocab_; ++i) {
       float l = raw[i];
       if (in_context_[i] && spec_.repetition_penalty != 1.0f) {

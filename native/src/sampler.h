@@ -52,7 +52,7 @@ class Sampler {
   std::vector<double> nucleus_weights_;
   std::vector<uint8_t> in_context_, suppressed_;
   std::vector<int32_t> generated_count_;
-  bool any_suppressed_ = false;
+  std::vector<int32_t> suppressed_ids_;  // the ids set in suppressed_, each once
 };
 
 }  // namespace gptfast

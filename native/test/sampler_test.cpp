@@ -85,6 +85,14 @@ TEST(Sampler, PenaltiesAndSuppression) {
   EXPECT_EQ(s.sample(kLogits.data()), 1);
   s.set_suppressed(nullptr, 0);
   EXPECT_EQ(s.sample(kLogits.data()), 0);
+  s.configure(spec(0.0f), 8);  // suppression without penalties has a path of its own
+  s.set_suppressed(banned, 2);
+  EXPECT_EQ(s.sample(kLogits.data()), 1);
+  const int32_t five[] = {5, 5};
+  s.set_suppressed(five, 2);  // a repeated id; the previous set is cleared
+  EXPECT_EQ(s.sample(kLogits.data()), 0);
+  s.set_suppressed(nullptr, 0);
+  EXPECT_EQ(s.sample(kLogits.data()), 5);
 }
 
 TEST(Sampler, SameSeedSameSequence) {
