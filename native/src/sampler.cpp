@@ -46,9 +46,8 @@ void Sampler::configure(const SamplingSpec& s, int vocab_size) {
   nucleus_weights_.reserve(vocab_size);
   in_context_.assign(vocab_size, 0);
   generated_count_.assign(vocab_size, 0);
-  suppressed_.assign(vocab_size, 0);  // a new generation starts with nothing suppressed
-  suppressed_ids_.clear();
-  suppressed_ids_.reserve(vocab_size);
+  suppressed_.clear();  // a new generation starts with nothing suppressed
+  suppressed_.reserve(vocab_size);
 }
 
 bool Sampler::uses_history() const {
@@ -56,12 +55,10 @@ bool Sampler::uses_history() const {
 }
 
 void Sampler::set_suppressed(const int32_t* ids, int n) {
-  for (int32_t id : suppressed_ids_) suppressed_[id] = 0;
-  suppressed_ids_.clear();
+  suppressed_.clear();
   for (int i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_) continue;  // ids outside the vocabulary can never be sampled anyway
-    if (!suppressed_[ids[i]]) suppressed_ids_.push_back(ids[i]);
-    suppressed_[ids[i]] = 1;
+    suppressed_.push_back(ids[i]);
   }
 }
 
@@ -78,11 +75,7 @@ void Sampler::record_generated(int32_t token) {
 
 void Sampler::build_candidates(const float* raw) {
   const float* logits = raw;
-  if (!uses_history() && !suppressed_ids_.empty()) {  // only suppression: a copy, then the few ids
-    std::copy_n(raw, vocab_, adjusted_.begin());
-    for (int32_t id : suppressed_ids_) adjusted_[id] = -INFINITY;
-    logits = adjusted_.data();
-  } else if (uses_history()) {
+  if (uses_history()) {
     for (int i = 0; i < vocab_; ++i) {
       float l = raw[i];
       if (in_context_[i] && spec_.repetition_penalty != 1.0f) {
@@ -91,10 +84,14 @@ void Sampler::build_candidates(const float* raw) {
       if (generated_count_[i] > 0) {
         l -= spec_.presence_penalty + spec_.frequency_penalty * float(generated_count_[i]);
       }
-      adjusted_[i] = suppressed_[i] ? -INFINITY : l;
+      adjusted_[i] = l;
     }
     logits = adjusted_.data();
+  } else if (!suppressed_.empty()) {
+    std::copy_n(raw, vocab_, adjusted_.begin());
+    logits = adjusted_.data();
   }
+  for (int32_t id : suppressed_) adjusted_[id] = -INFINITY;  // the few suppressed ids, after the penalties
   kept_.clear();
   weights_.clear();
   if (spec_.temperature == 0.0f) {  // greedy: the first maximum wins ties

@@ -50,9 +50,9 @@ class Sampler {
   std::vector<int> order_;        // top-p ordering
   std::vector<int> nucleus_ids_;  // top-p result, swapped into kept_/weights_
   std::vector<double> nucleus_weights_;
-  std::vector<uint8_t> in_context_, suppressed_;
+  std::vector<uint8_t> in_context_;
   std::vector<int32_t> generated_count_;
-  std::vector<int32_t> suppressed_ids_;  // the ids set in suppressed_, each once
+  std::vector<int32_t> suppressed_;  // ids that may not be sampled (a few: stop ids before min_new_tokens)
 };
 
 }  // namespace gptfast
