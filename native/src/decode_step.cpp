@@ -92,19 +92,19 @@ FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens, int thr
   const int64_t q_dim = int64_t(spec_.n_head) * spec_.head_dim;
   const int64_t kv_dim = int64_t(spec_.n_local_heads) * spec_.head_dim;
   const int64_t T = max_tokens;
-  x_.emplace(at::empty({T, spec_.dim}, f32));
-  xb_.emplace(at::empty({T, spec_.dim}, f32));
-  qkv_.emplace(at::empty({T, q_dim + 2 * kv_dim}, f32));
-  attn_out_.emplace(at::empty({T, q_dim}, f32));
-  proj_.emplace(at::empty({T, spec_.dim}, f32));
-  h1_.emplace(at::empty({T, spec_.intermediate_size}, f32));
-  h3_.emplace(at::empty({T, spec_.intermediate_size}, f32));
-  logits_.emplace(at::empty({T, spec_.vocab_size}, f32));
+  x_ = Buffer(at::empty({T, spec_.dim}, f32));
+  xb_ = Buffer(at::empty({T, spec_.dim}, f32));
+  qkv_ = Buffer(at::empty({T, q_dim + 2 * kv_dim}, f32));
+  attn_out_ = Buffer(at::empty({T, q_dim}, f32));
+  proj_ = Buffer(at::empty({T, spec_.dim}, f32));
+  h1_ = Buffer(at::empty({T, spec_.intermediate_size}, f32));
+  h3_ = Buffer(at::empty({T, spec_.intermediate_size}, f32));
+  logits_ = Buffer(at::empty({T, spec_.vocab_size}, f32));
   for (int64_t l = 0; l < spec_.n_layer; ++l) {  // norm weights as fp32, once
     attention_norms_.emplace_back(model.layer(l).attention_norm.to(at::kFloat).contiguous());
     ffn_norms_.emplace_back(model.layer(l).ffn_norm.to(at::kFloat).contiguous());
   }
-  final_norm_.emplace(model.norm().to(at::kFloat).contiguous());
+  final_norm_ = Buffer(model.norm().to(at::kFloat).contiguous());
   step_keys_.resize(T);
   step_values_.resize(T);
 }
@@ -117,7 +117,7 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
   // Write every new key/value first: a token attends to earlier new tokens of its slot too.
   int64_t longest = 0;
   for (int64_t t = 0; t < n; ++t) {
-    const float* k_new = qkv_->data + t * qkv_width + q_dim;
+    const float* k_new = qkv_.data + t * qkv_width + q_dim;
     const float* v_new = k_new + kv_dim;
     float* keys = step_keys_[t] = cache.key_data(layer, slots[t]);
     float* values = step_values_[t] = cache.value_data(layer, slots[t]);
@@ -128,8 +128,8 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
     longest = std::max(longest, positions[t] + 1);
   }
   const float scale = 1.0f / std::sqrt(float(hd));
-  float* out = attn_out_->data;
-  const float* q_all = qkv_->data;
+  float* out = attn_out_.data;
+  const float* q_all = qkv_.data;
   // One task per (token, head); split across threads only with enough work (~32K multiply-adds).
   const int64_t grain = std::max<int64_t>(1, 32768 / (longest * hd * 2));
   team_.for_ranges(n * n_head, grain, [&](int64_t begin, int64_t end) {
@@ -146,7 +146,7 @@ void FusedDecodeStep::all_reduce_rows(int64_t n) {
   // Without TP the rank's heads are the model's (a tp >= 2 shard has fewer): nothing to sum, and
   // no view is made, so the single-rank step stays allocation-free.
   if (spec_.n_head == model_.full_spec().n_head) return;
-  at::Tensor rows = proj_->tensor.narrow(0, 0, n);  // contiguous: the first n rows
+  at::Tensor rows = proj_.tensor.narrow(0, 0, n);  // contiguous: the first n rows
   model_.all_reduce(rows);
 }
 
@@ -156,8 +156,8 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
   const int64_t dim = spec_.dim, hd = spec_.head_dim, ffn = spec_.intermediate_size;
   const int64_t q_dim = int64_t(spec_.n_head) * hd, qkv_width = q_dim + 2 * int64_t(spec_.n_local_heads) * hd;
   const float eps = spec_.norm_eps;
-  float* x = x_->data;
-  float* xb = xb_->data;
+  float* x = x_.data;
+  float* xb = xb_.data;
   const float* table = model_.rope().data_ptr<float>();  // [max_seq, hd/2, 2]
   for (int64_t t = 0; t < n; ++t) {
     copy_row(model_.tok_embeddings(), tokens[t], x + t * dim);
@@ -165,22 +165,22 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
   for (int64_t l = 0; l < spec_.n_layer; ++l) {
     const LayerWeights& w = model_.layer(l);
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, attention_norms_[l].data, xb + t * dim, dim, eps);
-    project(team_, w.wqkv, xb, qkv_->data, n);
+    project(team_, w.wqkv, xb, qkv_.data, n);
     for (int64_t t = 0; t < n; ++t) {
-      float* q = qkv_->data + t * qkv_width;
+      float* q = qkv_.data + t * qkv_width;
       rope(q, spec_.n_head, hd, table + positions[t] * hd);
       rope(q + q_dim, spec_.n_local_heads, hd, table + positions[t] * hd);
     }
     attention(l, slots, positions, n);
-    project(team_, w.wo, attn_out_->data, proj_->data, n);
+    project(team_, w.wo, attn_out_.data, proj_.data, n);
     all_reduce_rows(n);
-    const float* proj = proj_->data;
+    const float* proj = proj_.data;
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
 
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * dim, ffn_norms_[l].data, xb + t * dim, dim, eps);
     // w1 and w3 in one region: each thread takes the same rows of both, then their SwiGLU.
-    float* h1 = h1_->data;
-    float* h3 = h3_->data;
+    float* h1 = h1_.data;
+    float* h3 = h3_.data;
     for_row_blocks(team_, ffn, 2 * dim, n, [&](int64_t begin, int64_t end) {
       project_range(w.w1, xb, h1, n, begin, end);
       project_range(w.w3, xb, h3, n, begin, end);
@@ -190,16 +190,16 @@ const float* FusedDecodeStep::run(const int32_t* tokens, const int32_t* slots, c
         for (int64_t i = begin; i < end; ++i) a[i] = a[i] / (1.0f + std::exp(-a[i])) * g[i];  // silu(w1 x) * w3 x
       }
     });
-    project(team_, w.w2, h1, proj_->data, n);
+    project(team_, w.w2, h1, proj_.data, n);
     all_reduce_rows(n);
     for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
   }
   if (n_logits < 0 || n_logits > n) throw Error("fused step: n_logits must be in [0, n]");
   for (int64_t r = 0; r < n_logits; ++r) {  // packed: row r of xb is token logit_rows[r]
-    rms_norm(x + logit_rows[r] * dim, final_norm_->data, xb + r * dim, dim, eps);
+    rms_norm(x + logit_rows[r] * dim, final_norm_.data, xb + r * dim, dim, eps);
   }
-  if (n_logits > 0) project(team_, model_.output(), xb, logits_->data, n_logits);
-  return logits_->data;
+  if (n_logits > 0) project(team_, model_.output(), xb, logits_.data, n_logits);
+  return logits_.data;
 }
 
 }  // namespace gptfast

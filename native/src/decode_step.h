@@ -9,7 +9,6 @@
 
 #include <ATen/ATen.h>
 
-#include <optional>
 #include <utility>
 #include <vector>
 
@@ -45,6 +44,7 @@ class FusedDecodeStep {
   struct Buffer {
     at::Tensor tensor;
     float* data = nullptr;
+    Buffer() = default;
     explicit Buffer(at::Tensor t) : tensor(std::move(t)), data(tensor.data_ptr<float>()) {}
   };
 
@@ -52,9 +52,9 @@ class FusedDecodeStep {
   const ModelSpec& spec_;
   const int64_t max_tokens_;
   // Per-token rows: [max_tokens, width].
-  std::optional<Buffer> x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
+  Buffer x_, xb_, qkv_, attn_out_, proj_, h1_, h3_, logits_;
   std::vector<Buffer> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
-  std::optional<Buffer> final_norm_;
+  Buffer final_norm_;
   // Token t's cache rows in the layer being run (slot base pointers, [max_tokens] each).
   std::vector<float*> step_keys_, step_values_;
   ThreadTeam team_;
