@@ -116,7 +116,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (engine.cacheNote() != null) System.err.println(engine.cacheNote());
             int[] promptIds = engine.promptTokens(prompt, allowSpecial);
             for (int i = 0; i < numSamples; i++) {
-                GenerationParams sample = i == 0 ? params : params.withSeed(seed + i);
+                GenerationParams sample = params.withSeed(seed + i);
                 if (json) {
                     GenerationResult r = engine.generate(promptIds, sample, null, new ai.gptfast4j.CancellationToken());
                     out.endLine(toJson(r));
