@@ -129,6 +129,8 @@ class LibtorchDirectoryTest {
         assertTrue(r.out().contains("libtorch loaded: 2.10.0 from " + libtorch.resolve("libtorch_cpu.so")
                 + " (-Dgptfast.libtorch)"), r.out());
         assertTrue(r.out().contains("env GPTFAST_LIBTORCH=" + dir.resolve("not-this-one")), r.out());
+        // doctor prints what loading would announce: once, not once more on stderr
+        assertEquals(1, (r.out() + r.err()).split("libtorch loaded: ", -1).length - 1, r.out() + r.err());
         assertTrue(r.out().contains("decode kernels: "), r.out());
         // JavaCPP extracts what it loads from jars into its cache: its own glue, no libtorch of bytedeco's.
         try (Stream<Path> files = Files.walk(dir.resolve("javacpp"))) {

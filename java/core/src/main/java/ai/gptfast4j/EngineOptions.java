@@ -48,8 +48,20 @@ public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String
             GptFastNative.checkOptions(dtype, device, threads, maxSeqLen, batchSize, prefillChunk, speculateK,
                     draftQuantize, tp);
         } catch (RuntimeException e) {
-            throw GptFastException.fromNative(e);
+            throw withVariant(GptFastException.fromNative(e), device);
         }
+    }
+
+    /**
+     * A refused CUDA device with the CPU natives loaded: the native message says what libtorch
+     * lacks, the loader knows why no GPU natives were chosen; the user needs both.
+     */
+    private static GptFastException withVariant(GptFastException e, String device) {
+        String whyNotGpu = NativeLibrary.whyNotGpu();
+        if (whyNotGpu == null || !device.strip().startsWith("cuda") || !String.valueOf(e.getMessage()).startsWith("device '")) {
+            return e;
+        }
+        return new GptFastException(e.getMessage() + "; the CPU natives were chosen: " + whyNotGpu, e);
     }
 
     /** Without tensor parallelism. */

@@ -38,12 +38,17 @@ final class DoctorCommand implements Callable<Integer> {
         Runtime rt = Runtime.getRuntime();
         out.println("processors: " + rt.availableProcessors() + ", max heap: " + rt.maxMemory() / (1 << 20) + " MiB");
         cpu(out);
-        for (String env : List.of("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GPTFAST_CACHE", NativeLibrary.LIBTORCH_ENV, "CUDA_VISIBLE_DEVICES")) {
+        for (String env : List.of("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GPTFAST_CACHE", NativeLibrary.LIBTORCH_ENV,
+                NativeLibrary.VARIANT_ENV, "CUDA_VISIBLE_DEVICES")) {
             String v = System.getenv(env);
             if (v != null) out.println("env " + env + "=" + v);
         }
+        // This report prints what loading would announce on stderr: once, here.
+        NativeLibrary.quiet();
         int status = 0;
         try {
+            out.println("nvidia driver: " + NativeLibrary.driver());
+            out.println("variant: " + NativeLibrary.variantReason());
             out.println("natives: " + NativeLibrary.variant() + ", built against libtorch " + NativeLibrary.builtAgainst());
             out.println("libtorch loaded: " + NativeLibrary.loadedTorch());
             for (String line : GptFastNative.runtimeReport().split("\n")) out.println(line);

@@ -26,6 +26,9 @@ import org.bytedeco.javacpp.Loader;
  * then its libraries are loaded by path and bytedeco's pytorch classes are never touched.
  * libgptfast.so and its JNI glue need no bytedeco class: they link libtorch_cpu.so and libc10.so
  * by soname, which the dynamic linker matches to whichever copy is already loaded.
+ *
+ * <p>Which natives, CPU or a GPU variant, is chosen first ({@link VariantChooser}: the override,
+ * what the NVIDIA driver supports, the GPU variants on the class path) and said in one line.
  */
 public final class NativeLibrary {
     /**
@@ -44,17 +47,15 @@ public final class NativeLibrary {
     private static final List<String> DIRECTORY_CORE = List.of("libc10.so", "libtorch_cpu.so");
     private static final List<String> DIRECTORY_REST = List.of("libc10_cuda.so", "libtorch_cuda.so", "libtorch.so");
 
+    /** {@value} selects the variant: cpu, gpu or auto (see {@link VariantChooser#choose}); wins over {@value #VARIANT_ENV}. */
+    public static final String VARIANT_PROPERTY = VariantChooser.PROPERTY;
+    /** Environment variable selecting the variant; see {@link #VARIANT_PROPERTY}. */
+    public static final String VARIANT_ENV = VariantChooser.ENV;
+
     private static final String PLATFORM = Loader.getPlatform();
-    /**
-     * JavaCPP's platform extension ({@code -Dorg.bytedeco.javacpp.platform.extension=-gpu}): with
-     * "-gpu", JavaCPP loads bytedeco's CUDA libtorch and our CUDA natives (classifier
-     * {@code linux-x86_64-gpu}) from the resource folders named platform + extension.
-     */
-    private static final String EXTENSION = Loader.loadProperties().getProperty("platform.extension", "").strip();
-    /** The natives variant in use: "linux-x86_64" or, with the extension, "linux-x86_64-gpu". */
-    private static final String VARIANT = PLATFORM + EXTENSION;
-    /** The resource folder JavaCPP's Loader reads for that variant; the natives jar fills it. */
-    private static final String RESOURCE_DIR = "/ai/gptfast4j/natives/" + VARIANT + "/";
+    /** Where the natives jars put each variant's libraries: one folder per variant, "linux-x86_64-gpu/". */
+    private static final String NATIVES = "ai/gptfast4j/natives/";
+    private static final String PROPERTIES = "gptfast4j-native.properties";
     private static final Pattern TORCH_VERSION = Pattern.compile("TORCH_VERSION=([0-9]+\\.[0-9]+\\.[0-9]+)");
     /** The CUDA version in a CUDA libtorch's configuration ("CUDA Runtime 12.8", "CUDA_VERSION=12.8"). */
     private static final Pattern CUDA_VERSION = Pattern.compile("CUDA Runtime ([0-9.]+)|CUDA_VERSION=([0-9.]+)");
@@ -62,6 +63,17 @@ public final class NativeLibrary {
     /** A libtorch directory to load from, and which setting named it (for messages). */
     record LibtorchDirectory(Path dir, String setting) {}
 
+    /**
+     * The variant chosen, once: its JavaCPP platform extension ("-gpu", "" for the CPU) is what
+     * JavaCPP's Loader reads to load bytedeco's CUDA libtorch and our GPU natives from the
+     * resource folders named platform + extension.
+     */
+    private static VariantChooser.Choice choice;
+    private static VariantChooser.Driver driver;
+    /** Whether the user chose the variant with JavaCPP's extension property (for the advice in messages). */
+    private static boolean explicitExtension;
+    /** Whether load() prints its lines on stderr; off for a caller that prints them itself (doctor). */
+    private static boolean announce = true;
     private static boolean loaded;
     /** Loader.load(GptFastNative.class) runs GptFastNative's static initializer, which calls load() again. */
     private static boolean loading;
@@ -79,6 +91,7 @@ public final class NativeLibrary {
         if (failure != null) throw failure;
         loading = true;
         try {
+            choice();
             String built = builtAgainst();
             LibtorchDirectory directory = libtorchDirectory();
             Path libDir = null;
@@ -105,7 +118,7 @@ public final class NativeLibrary {
             }
             loaded = true;
             // A libtorch of the user's choosing: say once which one this process runs on.
-            if (directory != null) System.err.println("gptfast4j: libtorch loaded: " + loadedTorch);
+            if (directory != null && announce) System.err.println("gptfast4j: libtorch loaded: " + loadedTorch);
         } catch (NativeLibraryException e) {
             failure = e;
             throw e;
@@ -130,13 +143,14 @@ public final class NativeLibrary {
 
     /** The libtorch version libgptfast.so was compiled against, from the natives jar. */
     public static String builtAgainst() {
+        VariantChooser.Choice c = choice();
         Properties p = new Properties();
-        try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + "gptfast4j-native.properties")) {
+        try (InputStream in = NativeLibrary.class.getResourceAsStream("/" + NATIVES + c.variant() + "/" + PROPERTIES)) {
             if (in == null) {
-                throw new NativeLibraryException("gptfast4j's native library for " + VARIANT + " is not on the class path: add "
-                        + "ai.gptfast4j:gptfast4j-core:<version>:" + VARIANT + " (the natives classifier jar)"
-                        + (EXTENSION.isEmpty() ? " or depend on ai.gptfast4j:gptfast4j-platform"
-                                : ", or drop -Dorg.bytedeco.javacpp.platform.extension=" + EXTENSION + " for the CPU natives"));
+                throw new NativeLibraryException("gptfast4j's native library for " + c.variant() + " is not on the class path: add "
+                        + "ai.gptfast4j:gptfast4j-core:<version>:" + c.variant() + " (the natives classifier jar)"
+                        + (!c.gpu() ? " or depend on ai.gptfast4j:gptfast4j-platform"
+                                : ", or " + cpuAdvice() + " for the CPU natives"));
             }
             p.load(in);
         } catch (IOException e) {
@@ -169,22 +183,22 @@ public final class NativeLibrary {
 
     /** JavaCPP's Loader extracts bytedeco's libtorch of this variant from its jar and loads it. */
     private static void loadBytedecoTorch() {
+        String variant = choice.variant();
         try {
             Loader.load(org.bytedeco.pytorch.global.torch.class);
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            throw new NativeLibraryException("cannot load libtorch for " + VARIANT + " (org.bytedeco:pytorch with classifier "
-                    + VARIANT + " must be on the class path" + (EXTENSION.isEmpty() ? "" : ", and its CUDA libraries installed")
+            throw new NativeLibraryException("cannot load libtorch for " + variant + " (org.bytedeco:pytorch with classifier "
+                    + variant + " must be on the class path" + (choice.gpu() ? ", and its CUDA libraries installed" : "")
                     + ", or name a libtorch directory with " + LIBTORCH_ENV + "): " + firstLine(e.getMessage()), e);
         }
         String javacppChose = javacppTorchLocation();
-        if (!EXTENSION.isEmpty() && !javacppChose.contains("/" + VARIANT + "/")) {
+        if (choice.gpu() && !javacppChose.contains("/" + variant + "/")) {
             // JavaCPP falls back to the plain platform when the extension's libraries fail to
             // load: a silent CPU run is what users of GPU builds complain about most, so refuse.
-            throw new NativeLibraryException("the " + VARIANT + " libtorch (org.bytedeco:pytorch:" + VARIANT
+            throw new NativeLibraryException("the " + variant + " libtorch (org.bytedeco:pytorch:" + variant
                     + ") could not be loaded, and JavaCPP fell back to " + javacppChose + ": install its CUDA 13"
                     + " libraries (cuBLAS, cuDNN, ...: a CUDA 13 toolkit, or the nvidia-* PyPI wheels on LD_LIBRARY_PATH)"
-                    + " and an NVIDIA driver, or drop -Dorg.bytedeco.javacpp.platform.extension=" + EXTENSION
-                    + " to run on the CPU");
+                    + " and an NVIDIA driver, or " + cpuAdvice() + " to run on the CPU");
         }
     }
 
@@ -206,10 +220,9 @@ public final class NativeLibrary {
             throw new NativeLibraryException(named + ": no libtorch_cpu.so in it or in its lib/ (name libtorch's lib"
                     + " directory, e.g. a pip torch's torch/lib)");
         }
-        if (!EXTENSION.isEmpty() && !Files.isRegularFile(dir.resolve("libtorch_cuda.so"))) {
-            throw new NativeLibraryException(named + ": no libtorch_cuda.so in it, and the " + VARIANT
-                    + " natives need a CUDA libtorch (name a CUDA build's lib directory, or drop"
-                    + " -Dorg.bytedeco.javacpp.platform.extension=" + EXTENSION + " to run on the CPU)");
+        if (choice.gpu() && !Files.isRegularFile(dir.resolve("libtorch_cuda.so"))) {
+            throw new NativeLibraryException(named + ": no libtorch_cuda.so in it, and the " + choice.variant()
+                    + " natives need a CUDA libtorch (name a CUDA build's lib directory, or " + cpuAdvice() + " to run on the CPU)");
         }
         return dir;
     }
@@ -241,8 +254,8 @@ public final class NativeLibrary {
         try {
             return call.get();
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            throw new NativeLibraryException("cannot load the natives' libtorch probe (libjniTorchProbe.so, natives jar "
-                    + VARIANT + "): " + firstLine(e.getMessage()), e);
+            throw new NativeLibraryException("cannot load the natives' probe (libjniTorchProbe.so, natives jar "
+                    + PLATFORM + "): " + firstLine(e.getMessage()), e);
         } catch (RuntimeException e) {
             throw new NativeLibraryException("the loaded libtorch cannot report its version: " + firstLine(e.getMessage()), e);
         }
@@ -259,7 +272,124 @@ public final class NativeLibrary {
 
     /** Which natives this process uses: "linux-x86_64" (CPU) or "linux-x86_64-gpu" (the CUDA build). */
     public static String variant() {
-        return VARIANT;
+        return choice().variant();
+    }
+
+    /** The one line that says which natives were chosen and why, as load prints it and `gptfast doctor` shows it. */
+    public static String variantReason() {
+        return choice().line();
+    }
+
+    /** Null when GPU natives were chosen, else why not (for `--device cuda`'s error). */
+    public static String whyNotGpu() {
+        return choice().whyNotGpu();
+    }
+
+    /** What the NVIDIA driver supports: "CUDA 13.2, 1 GPU", "none (libcuda.so.1 not found)", "unusable (...)". */
+    public static synchronized String driver() {
+        if (driver == null) driver = VariantChooser.Driver.parse(probe(() -> TorchProbe.cudaDriver("libcuda.so.1")));
+        return driver.describe();
+    }
+
+    /** How to get the CPU natives instead of the chosen GPU ones: undo the setting that chose them, else the override. */
+    private static String cpuAdvice() {
+        return explicitExtension ? "drop -D" + VariantChooser.JAVACPP_EXTENSION + "=" + choice.extension()
+                : "set -D" + VARIANT_PROPERTY + "=cpu (or " + VARIANT_ENV + "=cpu)";
+    }
+
+    /** The stderr lines of loading go nowhere: for a caller that prints them itself (`gptfast doctor`). */
+    public static synchronized void quiet() {
+        announce = false;
+    }
+
+    /**
+     * The variant, chosen once ({@link VariantChooser#choose}); a failure is remembered like a load
+     * failure. Choosing a GPU variant sets JavaCPP's extension property (process-wide, as if the
+     * user had set it: JavaCPP has no other way to load bytedeco's CUDA libtorch) before anything
+     * is loaded from a variant folder.
+     */
+    private static synchronized VariantChooser.Choice choice() {
+        if (choice != null) return choice;
+        if (failure != null) throw failure;
+        try {
+            String explicit = System.getProperty(VariantChooser.JAVACPP_EXTENSION, "").strip();
+            driver();
+            VariantChooser.Choice c = VariantChooser.choose(PLATFORM, override(), explicit.isEmpty() ? null : explicit, driver,
+                    gpuVariants(NativeLibrary.class.getClassLoader()));
+            if (c.gpu() && explicit.isEmpty()) {
+                System.setProperty(VariantChooser.JAVACPP_EXTENSION, c.extension());
+                Loader.loadProperties(true);  // JavaCPP caches its platform properties
+            }
+            choice = c;
+            explicitExtension = !explicit.isEmpty();
+            if (announce) System.err.println("gptfast4j: " + c.line());
+            return c;
+        } catch (NativeLibraryException e) {
+            failure = e;
+            throw e;
+        }
+    }
+
+    /** {@value #VARIANT_PROPERTY}, else {@value #VARIANT_ENV} (blank counts as unset), else null. */
+    private static VariantChooser.Setting override() {
+        String property = System.getProperty(VARIANT_PROPERTY);
+        if (property != null && !property.isBlank()) return new VariantChooser.Setting("-D" + VARIANT_PROPERTY, property.strip());
+        String env = System.getenv(VARIANT_ENV);
+        if (env != null && !env.isBlank()) return new VariantChooser.Setting(VARIANT_ENV, env.strip());
+        return null;
+    }
+
+    /**
+     * The GPU variants on the class path: every folder {@code ai/gptfast4j/natives/<platform>-<x>/}
+     * with a gptfast4j-native.properties saying cuda=true, found by listing the class path's
+     * entries (directories and jars) that hold the natives folder, and the one build.sh makes
+     * ({@code <platform>-gpu}) looked up by name in case a class loader cannot list.
+     */
+    static List<VariantChooser.GpuVariant> gpuVariants(ClassLoader cl) {
+        java.util.TreeSet<String> names = new java.util.TreeSet<>();
+        names.add(PLATFORM + "-gpu");
+        try {
+            for (java.net.URL url : java.util.Collections.list(cl.getResources(NATIVES))) names.addAll(listFolders(url));
+        } catch (IOException | RuntimeException e) {
+            // a class loader that cannot list: the named candidate above still counts
+        }
+        List<VariantChooser.GpuVariant> variants = new java.util.ArrayList<>();
+        for (String name : names) {
+            if (!name.startsWith(PLATFORM + "-")) continue;
+            Properties p = new Properties();
+            try (InputStream in = cl.getResourceAsStream(NATIVES + name + "/" + PROPERTIES)) {
+                if (in == null) continue;
+                p.load(in);
+            } catch (IOException e) {
+                continue;
+            }
+            if (!Boolean.parseBoolean(p.getProperty("cuda", "false").strip())) continue;
+            String cuda = p.getProperty("cuda.version");
+            variants.add(new VariantChooser.GpuVariant(name, name.substring(PLATFORM.length()), cuda == null ? null : cuda.strip()));
+        }
+        return variants;
+    }
+
+    /** The sub-folders of the natives folder at {@code url}: a directory's, or a jar's entries. */
+    private static List<String> listFolders(java.net.URL url) throws IOException {
+        List<String> names = new java.util.ArrayList<>();
+        if (url.getProtocol().equals("file")) {
+            try (java.util.stream.Stream<Path> s = Files.list(Path.of(java.net.URI.create(url.toString())))) {
+                s.filter(Files::isDirectory).forEach(d -> names.add(d.getFileName().toString()));
+            }
+        } else if (url.openConnection() instanceof java.net.JarURLConnection jar) {
+            jar.setUseCaches(false);
+            try (java.util.jar.JarFile file = jar.getJarFile()) {
+                for (java.util.jar.JarEntry e : java.util.Collections.list(file.entries())) {
+                    String n = e.getName();
+                    if (!n.startsWith(NATIVES)) continue;
+                    String rest = n.substring(NATIVES.length());
+                    int slash = rest.indexOf('/');
+                    if (slash > 0) names.add(rest.substring(0, slash));
+                }
+            }
+        }
+        return names;
     }
 
     /**

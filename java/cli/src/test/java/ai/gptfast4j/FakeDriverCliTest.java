@@ -1,0 +1,93 @@
+package ai.gptfast4j;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.bytedeco.javacpp.Loader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The natives chooser through the real dlopen path with a stand-in libcuda.so.1
+ * (native/test/fake_cuda_driver.cpp, found first through LD_LIBRARY_PATH) that reports a CUDA
+ * version and device count, and a GPU variant on the class path that says it was built with
+ * CUDA 13.0 (a natives folder with only its properties: nothing gets as far as loading it). No
+ * GPU is involved: this checks the choice, its line and that a GPU choice makes JavaCPP load
+ * bytedeco's CUDA libtorch, not that anything runs on a GPU.
+ */
+class FakeDriverCliTest {
+    private static final String P = Loader.getPlatform();
+
+    @TempDir Path dir;
+
+    private CliProcess.Result run(boolean gpuLibtorch, Map<String, String> driver, String... args) throws Exception {
+        Path fake = Path.of(System.getProperty("gptfast.fakeCudaDriver"));
+        assumeTrue(Files.isRegularFile(fake.resolve("libcuda.so.1")), "the stand-in driver is not built: " + fake);
+        Path variant = dir.resolve("gpu-variant");
+        Path properties = variant.resolve("ai/gptfast4j/natives/" + P + "-gpu/gptfast4j-native.properties");
+        Files.createDirectories(properties.getParent());
+        Files.writeString(properties, "torch.version=2.10.0\ncuda=true\ncuda.version=13.0\n");
+        List<String> cp = CliProcess.testClassPath();
+        cp.add(variant.toString());
+        if (gpuLibtorch) {
+            Path torch = Path.of(System.getProperty("gptfast.gpuLibtorch"));
+            assumeTrue(Files.isRegularFile(torch), "bytedeco's CUDA libtorch jar is not in the local repository: " + torch);
+            cp.add(torch.toString());
+        }
+        Map<String, String> env = new HashMap<>(driver);
+        env.put("LD_LIBRARY_PATH", fake.toString());
+        env.put("GPTFAST_VARIANT", "");
+        CliProcess.Result r = CliProcess.run(dir, cp, List.of(), env, args);
+        assertFalse(Files.exists(dir.resolve("hs_err.log")), "the JVM crashed: " + r.err());
+        assertFalse(r.err().contains("Exception in thread"), r.err());
+        return r;
+    }
+
+    @Test
+    void aSupportingDriverChoosesTheGpuNativesAndJavacppLoadsTheCudaLibtorch() throws Exception {
+        CliProcess.Result r = run(true, Map.of(), "doctor");
+        assertTrue(r.out().contains("\nnvidia driver: CUDA 13.2, 1 GPU\n"), r.out());
+        assertTrue(r.out().contains("\nvariant: CUDA 13.0 natives (" + P + "-gpu): the driver supports CUDA 13.2, 1 GPU\n"),
+                r.out());
+        // Here bytedeco's CUDA libtorch cannot load (no CUDA libraries): refused in one line, not a CPU run.
+        assertEquals(1, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("natives: NOT USABLE: the " + P + "-gpu libtorch") && r.out().contains("fell back")
+                && r.out().contains("set -Dgptfast.variant=cpu"), r.out());
+        // JavaCPP took the choice: it extracted libraries of the -gpu jar into its cache.
+        try (Stream<Path> files = Files.walk(dir.resolve("javacpp"))) {
+            assertTrue(files.anyMatch(f -> f.toString().contains("/" + P + "-gpu/")), "nothing of the -gpu jar extracted");
+        }
+    }
+
+    @Test
+    void aDriverTooOldRunsOnTheCpuAskingForAnUpdate() throws Exception {
+        CliProcess.Result r = run(false, Map.of("GPTFAST_FAKE_CUDA_VERSION", "12040"), "generate", "--prompt", "Once",
+                "--max-new-tokens", "2", "--temperature", "0");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("gptfast4j: CPU natives: the driver supports CUDA 12.4 but the only GPU natives here"
+                + " need CUDA 13; update the driver (>= 580) or use GPU natives built for CUDA 12\n"), r.err());
+    }
+
+    @Test
+    void noVisibleGpuOrABrokenDriverIsSaid() throws Exception {
+        CliProcess.Result none = run(false, Map.of("GPTFAST_FAKE_CUDA_DEVICES", "0"), "doctor");
+        assertEquals(0, none.code(), none.out() + none.err());
+        assertTrue(none.out().contains("\nnvidia driver: CUDA 13.2, 0 GPUs (cuInit: CUDA_ERROR_NO_DEVICE)\n"), none.out());
+        assertTrue(none.out().contains("\nvariant: CPU natives: the NVIDIA driver (CUDA 13.2) finds no usable GPU"), none.out());
+
+        CliProcess.Result broken = run(false, Map.of("GPTFAST_FAKE_CUDA_FAIL", "version"), "doctor");
+        assertEquals(0, broken.code(), broken.out() + broken.err());
+        assertTrue(broken.out().contains("\nnvidia driver: unusable (cuDriverGetVersion failed: CUDA_ERROR_UNKNOWN)\n"),
+                broken.out());
+        assertTrue(broken.out().contains("\nvariant: CPU natives: the NVIDIA driver cannot be used (cuDriverGetVersion failed:"
+                + " CUDA_ERROR_UNKNOWN)\n"), broken.out());
+    }
+}
