@@ -83,6 +83,8 @@ class VariantChoiceCliTest {
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains("\nnvidia driver: none (libcuda.so.1 not found)\n"), r.out());
         assertTrue(r.out().contains("\nvariant: CPU natives: " + NO_DRIVER + "\n"), r.out());
+        assertTrue(r.out().contains("\njavacpp: platform " + org.bytedeco.javacpp.Loader.getPlatform() + ", extension (none)\n"),
+                r.out());
         assertFalse(r.err().contains("natives"), "said once, on stdout: " + r.err());
     }
 }

@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.bytedeco.javacpp.Loader;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
@@ -49,6 +50,9 @@ final class DoctorCommand implements Callable<Integer> {
         try {
             out.println("nvidia driver: " + NativeLibrary.driver());
             out.println("variant: " + NativeLibrary.variantReason());
+            // what JavaCPP reads to pick the resource folders it loads from (the choice sets the extension)
+            String extension = Loader.loadProperties().getProperty("platform.extension", "");
+            out.println("javacpp: platform " + Loader.getPlatform() + ", extension " + (extension.isEmpty() ? "(none)" : extension));
             out.println("natives: " + NativeLibrary.variant() + ", built against libtorch " + NativeLibrary.builtAgainst());
             out.println("libtorch loaded: " + NativeLibrary.loadedTorch());
             for (String line : GptFastNative.runtimeReport().split("\n")) out.println(line);
