@@ -51,7 +51,7 @@ class FakeDriverCliTest {
     }
 
     @Test
-    void aSupportingDriverChoosesTheGpuNativesAndJavacppLoadsTheCudaLibtorch() throws Exception {
+    void aSupportingDriverChoosesTheGpuNativesAndSetsJavacppsExtension() throws Exception {
         CliProcess.Result r = run(true, Map.of(), "doctor");
         assertTrue(r.out().contains("\nnvidia driver: CUDA 13.2, 1 GPU\n"), r.out());
         assertTrue(r.out().contains("\nvariant: CUDA 13.0 natives (" + P + "-gpu): the driver supports CUDA 13.2, 1 GPU\n"),
