@@ -151,7 +151,8 @@ final class VariantChooser {
                 whyNot = "the GPU natives here (" + names(present) + ") do not say which CUDA version they were built for"
                         + " (rebuild them: ./build.sh cuda)";
             } else if (best == null) {
-                String majors = known.stream().map(v -> String.valueOf(v.major())).distinct().sorted().collect(Collectors.joining(" or "));
+                String majors = known.stream().map(GpuVariant::major).distinct().sorted().map(String::valueOf)
+                        .collect(Collectors.joining(" or "));
                 int lowest = known.get(known.size() - 1).major();
                 String minDriver = MIN_DRIVER.get(lowest);
                 whyNot = "the driver supports CUDA " + driver.cuda() + " but the only GPU natives here need CUDA " + majors

@@ -95,6 +95,10 @@ class VariantChooserTest {
         Choice two = auto(Driver.parse("ok\t11080\t1\t"), GPU_13, GPU_12);
         assertEquals("CPU natives: the driver supports CUDA 11.8 but the only GPU natives here need CUDA 12 or 13; update"
                 + " the driver (>= 525) or use GPU natives built for CUDA 11", two.line());
+        // majors in numeric order; a major without a known driver branch is said as such
+        Choice ancient = auto(Driver.parse("ok\t8000\t1\t"), GPU_12, new GpuVariant(P + "-gpu-cuda9", "-gpu-cuda9", "9.2"));
+        assertEquals("CPU natives: the driver supports CUDA 8.0 but the only GPU natives here need CUDA 9 or 12; update the"
+                + " driver (one for CUDA 9) or use GPU natives built for CUDA 8", ancient.line());
     }
 
     @Test
