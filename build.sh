@@ -114,8 +114,8 @@ cuda_toolkit() {
   ln -sf libcudart.so.13 "$CUDA_PREFIX/lib/libcudart.so"
 }
 
-# The CUDA libtorch we link against: bytedeco's GPU jar, which JavaCPP loads with
-# -Dorg.bytedeco.javacpp.platform.extension=-gpu (its CUDA libraries come from a CUDA 13 install or PyPI).
+# The CUDA libtorch we link against: bytedeco's GPU jar, which JavaCPP loads when Java's loader
+# chooses the GPU natives (its CUDA libraries come from a CUDA 13 install or PyPI).
 torch_cuda_libs() {
   if [ -n "${LIBTORCH:-}" ]; then TORCH_CUDA_LIBDIR="$LIBTORCH/lib"; return; fi
   TORCH_CUDA_LIBDIR="$CACHE/bytedeco-$BYTEDECO_PYTORCH-gpu/lib"
