@@ -28,8 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
  * of its own ({@link CliProcess}; the natives load once per JVM). The directories are "system
  * installs" made from the bytedeco jars on this test's class path: libtorch's .so files and
  * OpenBLAS's beside them, as build.sh extracts them for linking. A directory of our own, not
- * build.sh's cache: libgptfast.so's build RUNPATH names that cache, so libtorch found there would
- * not show that the override was used.
+ * build.sh's cache: the build tree's libgptfast.so has that cache on its RUNPATH (the packaged
+ * copy these tests load has $ORIGIN alone), so libtorch found there would not show that the
+ * override was used.
  */
 class LibtorchDirectoryTest {
     private static final String PLATFORM = Loader.getPlatform();
