@@ -177,12 +177,16 @@ bool cuda_build() {
 namespace {
 
 // This machine's plan for `runtime`: the ranks of this process (its node's, in a Cluster).
-std::vector<at::Device> plan_devices(const RuntimeSpec& runtime) {
+// count_gpus = false leaves out the GPU count, for checks made before this process may have
+// joined its Cluster (options are checked before --nnodes is known to the engine), when its
+// number of local ranks is not known yet; a Model, which knows, always counts.
+std::vector<at::Device> plan_devices(const RuntimeSpec& runtime, bool count_gpus) {
   const int tp = checked_tp(runtime.tp);
   const std::shared_ptr<Cluster> cluster = tp > 1 ? Cluster::current() : nullptr;
   const int local = cluster && cluster->spec().world == tp ? cluster->local_ranks() : tp;
   const bool cuda = runtime.device.rfind("cuda", 0) == 0;  // ask for the GPU count only then
-  return rank_devices(runtime.device, tp, local, cuda && at::hasCUDA() ? int(at::getNumGPUs()) : 0, cuda_build());
+  const int gpus = !count_gpus ? local : cuda && at::hasCUDA() ? int(at::getNumGPUs()) : 0;
+  return rank_devices(runtime.device, tp, local, gpus, cuda_build());
 }
 
 }  // namespace
@@ -199,7 +203,7 @@ void check_options(const std::string& dtype, const std::string& device, int thre
   runtime.dtype = dtype;
   runtime.device = device;
   runtime.tp = tp;
-  plan_devices(runtime);
+  plan_devices(runtime, /*count_gpus=*/Cluster::current() != nullptr);
   tensor_options(dtype, device);
   parse_quantize(quantize);
   if (threads < 0) throw Error("threads must be >= 0 (0 = the measured default), got " + std::to_string(threads));
@@ -219,7 +223,7 @@ Model::Model(const std::string& path, const std::string& format, const ModelSpec
              int slots, int64_t follower_model)
     : runtime_(runtime),
       slots_(checked_slots(slots)),
-      devices_(plan_devices(runtime)),
+      devices_(plan_devices(runtime, /*count_gpus=*/true)),
       options_(tensor_options(runtime.dtype, runtime.device)),
       cache_length_(cache_length(spec, runtime)),
       spec_((shard_spec(spec, checked_tp(runtime.tp)), spec)) {  // sizes that do not divide fail before loading
