@@ -85,21 +85,19 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
   thread_local std::vector<float> buffer;
   const int64_t groups = (cols + group - 1) / group, half = groups * group / 2, width = 2 * half;
   const int64_t chunk = 8 * lane_width, unit = std::max(group, chunk), units = width / unit;
-  const bool lanes = width % chunk == 0;
-  const int64_t per_vector = 2 * half + groups + (lanes ? width + units * lane_width : 0);
+  const bool lanes = width % chunk == 0, split = !lanes || n >= kInt4TileMinVectors;
+  const int64_t per_vector = (split ? 2 * half : 0) + groups + (lanes ? width + units * lane_width : 0);
   if (buffer.size() < size_t(n * per_vector)) buffer.resize(size_t(n * per_vector));
-  float* even = buffer.data();
-  float* odd = even + n * half;
-  float* sums = odd + n * half;
+  float* even = split ? buffer.data() : nullptr;
+  float* odd = split ? even + n * half : nullptr;
+  float* sums = buffer.data() + (split ? 2 * n * half : 0);
   float* lane_x = sums + n * groups;
   float* lane_sums = lane_x + n * width;
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * cols;
-    float* e = even + t * half;
-    float* o = odd + t * half;
-    for (int64_t j = 0; j < half; ++j) {
-      e[j] = 2 * j < cols ? xt[2 * j] : 0.0f;
-      o[j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
+    for (int64_t j = 0; split && j < half; ++j) {
+      even[t * half + j] = 2 * j < cols ? xt[2 * j] : 0.0f;
+      odd[t * half + j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
     }
     float* gs = sums + t * groups;
     for (int64_t g = 0; g < groups; ++g) {

@@ -8,8 +8,13 @@
 
 namespace gptfast {
 
+// From this many vectors on, int4 goes through dequantized tiles; below it, through the nibble
+// lanes whenever x has them (only the tiles and the fallback read even/odd).
+constexpr int64_t kInt4TileMinVectors = 4;
+
 // The vectors prepared for the int4 kernels (by matvec.cpp, once per call): x[t][2j] and x[t][2j+1]
-// split into even[t * half + j] and odd[t * half + j] (zero past cols), and the sum of x[t] over
+// split into even[t * half + j] and odd[t * half + j] (zero past cols; nullptr when the lanes
+// serve, see kInt4TileMinVectors), and the sum of x[t] over
 // each group of columns, group_sums[t * groups + g]. half = groups * group / 2.
 // `lanes` (nullptr when the padded width 2 * half is not a multiple of 8 * lane_width): x in the
 // order the nibble-lane kernel consumes it. Per chunk of 8 * lane_width columns, 8 vectors of
