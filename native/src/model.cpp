@@ -284,7 +284,8 @@ void Model::build(const std::string& path, const std::string& format, const Mode
   if (tp > 1) {
     team_.emplace(local, first_rank_);
     auto store = cluster_ ? cluster_->group_store(cluster_model_) : in_process_store();
-    // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
+    // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once
+    // (NCCL's on the first all-reduce, which the rank threads also enter at once).
     StdoutToStderr quiet;
     team_->run([&](int r) {
       ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout, devices_[r]);
