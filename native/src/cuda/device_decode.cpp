@@ -49,7 +49,7 @@ struct DeviceDecode::Impl {
   std::map<int64_t, std::unique_ptr<Captured>> graphs;  // by batch bucket
 #endif
 
-  Impl(Transformer& m, int64_t max_b, int64_t scratch)
+  Impl(Transformer& m, int64_t max_b, int64_t scratch, const std::string& forced_eager)
       : model(m),
         max_batch(max_b),
         scratch_slot(scratch),
@@ -66,6 +66,7 @@ struct DeviceDecode::Impl {
     } else {
       stream = c10::cuda::getStreamFromPool(false, device.index());  // capture needs a non-default stream
       if (!graphs_requested()) eager_reason = "GPTFAST_CUDA_GRAPHS=0";
+      if (!forced_eager.empty()) eager_reason = forced_eager;
       pool = at::cuda::graph_pool_handle();
     }
 #else
@@ -180,8 +181,8 @@ struct DeviceDecode::Impl {
   }
 };
 
-DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot)
-    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot)) {}
+DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason)
+    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot, eager_reason)) {}
 
 DeviceDecode::~DeviceDecode() = default;
 
