@@ -256,6 +256,7 @@ void Model::build(const std::string& path, const std::string& format, const Mode
     device_slots_.resize(slots);
     device_positions_.resize(slots);
     device_logits_.resize(slots);
+    device_sampled_.resize(slots);
   }
   if (use_fused(rank0())) {
     const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
@@ -279,6 +280,16 @@ void Model::check_token(int32_t token) const {
   }
 }
 
+void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {
+  if (!device_sampling()) throw Error("this model samples on the CPU");
+  ranks_[0]->device->start_sampling(slot, spec, prompt, n);
+}
+
+void Model::suppress_sampling(int slot, const int32_t* ids, int n) {
+  if (!device_sampling()) throw Error("this model samples on the CPU");
+  ranks_[0]->device->suppress(slot, ids, n);
+}
+
 void Model::forward(const Segment* segments, int n) {
   for (int i = 0; i < n; ++i) {  // the one place positions are checked against the cache
     const Segment& s = segments[i];
@@ -287,6 +298,9 @@ void Model::forward(const Segment* segments, int n) {
       throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
     }
     if (s.n_logits < 0 || s.n_logits > s.n) throw Error("n_logits must be in [0, n]");
+    if (s.token && (s.n_logits != 1 || !device_sampling())) {
+      throw Error("a device-sampled segment needs n_logits 1 and device sampling");
+    }
   }
   if (!broken_.empty()) throw Error(broken_ + "; close this session and create a new one");
   if (!team_) {
@@ -341,10 +355,12 @@ void Model::forward_device(Rank& rank, const Segment* segments, int n) {
     device_slots_[rows] = s.slot;
     device_positions_[rows] = s.start;
     device_logits_[rows] = s.n_logits == 1 ? s.logits : nullptr;
+    device_sampled_[rows] = s.n_logits == 1 ? s.token : nullptr;
     ++rows;
   }
   if (rows > 0) {
-    rank.device->run(device_tokens_.data(), device_slots_.data(), device_positions_.data(), rows, device_logits_.data());
+    rank.device->run(device_tokens_.data(), device_slots_.data(), device_positions_.data(), rows, device_logits_.data(),
+                     device_sampled_.data());
   }
 }
 
@@ -384,6 +400,10 @@ void Model::forward_aten(Rank& rank, bool logits, const Segment& s) {
                        .to(model.options().dtype(at::kLong));
   at::Tensor out = model.forward(ids, s.start, logits ? s.n_logits : 0, s.slot);
   if (!logits || s.n_logits == 0) return;
+  if (s.token) {  // a prompt's last position, sampled where the logits are
+    *s.token = rank.device->sample(out, s.slot);
+    return;
+  }
   out = out.cpu().contiguous();
   std::copy_n(out.data_ptr<float>(), out.numel(), s.logits);
 }
@@ -421,6 +441,7 @@ std::string Model::describe() const {
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
+  if (ranks_[0]->device) out << " sampling=" << ranks_[0]->device->sampling_mode();
   return out.str();
 }
 

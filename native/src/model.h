@@ -33,7 +33,9 @@ struct RuntimeSpec {
 
 // n tokens of the sequence in cache slot `slot`, at positions start..start+n-1 (the slot holds
 // its keys/values before start). The fp32 logits of the last n_logits positions (0..n) are
-// written to logits[n_logits * vocab].
+// written to logits[n_logits * vocab], unless `token` is set (n_logits 1, device sampling, see
+// Model::start_sampling): then the last position is sampled on the device with the slot's
+// sampling state and only the id comes back, to *token.
 struct Segment {
   int32_t slot = 0;
   const int32_t* tokens = nullptr;
@@ -41,6 +43,7 @@ struct Segment {
   int64_t start = 0;
   int32_t n_logits = 0;
   float* logits = nullptr;
+  int32_t* token = nullptr;
 };
 
 // Checks of single options, shared by check_options() and the constructors.
@@ -84,6 +87,12 @@ class Model {
   void forward(const Segment* segments, int n);
 
   void check_token(int32_t token) const;
+  // Sampling on the device (a CUDA device unless GPTFAST_DEVICE_SAMPLING=0; DeviceDecode): whether
+  // it is on, and the slot's sampling state, set when its sequence starts and when its
+  // suppressed ids change. Segments with `token` set are then sampled with it.
+  bool device_sampling() const { return ranks_[0]->device && ranks_[0]->device->device_sampling(); }
+  void start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n);
+  void suppress_sampling(int slot, const int32_t* ids, int n);
   int64_t max_seq_len() const { return rank0().max_seq_len(); }
   int vocab() const { return spec_.vocab_size; }
   int slots() const { return slots_; }
@@ -145,6 +154,7 @@ class Model {
   std::vector<int32_t> device_tokens_, device_slots_;
   std::vector<int64_t> device_positions_;
   std::vector<float*> device_logits_;
+  std::vector<int32_t*> device_sampled_;
 };
 
 }  // namespace gptfast
