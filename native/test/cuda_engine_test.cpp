@@ -191,6 +191,35 @@ gptfast::SamplingSpec seeded(float temperature, int64_t seed) {
   return s;
 }
 
+// Greedy with penalties and suppressed ids is deterministic, so the device (its history kept on the
+// device, suppression set through the session) must pick exactly what the CPU Sampler picks from
+// the same logits.
+TEST(CudaEngine, DeviceSampledPenaltiesAndSuppressionEqualTheCpuSampler) {
+  REQUIRE_CUDA();
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378}, banned = {432, 261};
+  gptfast::SamplingSpec penalised;
+  penalised.repetition_penalty = 1.3f;
+  penalised.presence_penalty = 0.2f;
+  penalised.frequency_penalty = 0.1f;
+  auto generate = [&](const char* device_sampling) {
+    ScopedEnv env("GPTFAST_DEVICE_SAMPLING", device_sampling);
+    gptfast::Session session = stories_session(1);
+    session.start(0, penalised, 0, prompt.data(), int(prompt.size()));
+    session.suppress_tokens(0, banned.data(), int(banned.size()));
+    const int32_t slot = 0;
+    std::vector<int32_t> out(session.max_tokens_per_step()), got;
+    int32_t count = 0;
+    for (int i = 0; i < 48; ++i) {
+      session.step(&slot, 1, out.data(), session.max_tokens_per_step(), &count);
+      got.push_back(out[0]);
+    }
+    return got;
+  };
+  const std::vector<int32_t> device = generate("1"), cpu = generate("0");
+  EXPECT_EQ(device, cpu);
+  for (int32_t id : banned) EXPECT_EQ(std::count(device.begin(), device.end(), id), 0) << id;
+}
+
 // Seeded sampling on the device: a seed reproduces its tokens (a different stream from the CPU
 // Sampler's), another seed gives others, and the first decode step's draws (inside the graph)
 // fit softmax(logits / T) of that step's logits; the same draws judged at another temperature
