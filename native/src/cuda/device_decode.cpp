@@ -46,9 +46,7 @@ struct DeviceDecode::Impl {
   const int64_t max_batch, scratch_slot, vocab;
   std::string eager_reason;  // empty while graphs are used
   std::string cpu_sampling_reason;  // empty while sampling runs on the device
-  // pinned int64 [4, max_batch]: tokens, cache slots, positions, sampling slots. A row sampled
-  // for a sequence uses its cache slot's sampling state; any other row (logits wanted, padding)
-  // a spare state of its own, scratch_slot + row, so that it never touches a sequence's history.
+  // pinned int64 [4, max_batch]: tokens, cache slots, positions, sampling slots (sampling_slot()).
   at::Tensor host_in;
   at::Tensor device_in;      // the same on the device: the graphs' static inputs
   at::Tensor host_logits;    // pinned fp32 [max_batch, vocab]
@@ -126,7 +124,7 @@ struct DeviceDecode::Impl {
       in[b] = b < n ? tokens[b] : 0;
       in[max_batch + b] = b < n ? slots[b] : scratch_slot;
       in[2 * max_batch + b] = b < n ? positions[b] : 0;
-      in[3 * max_batch + b] = b < n && sampled && sampled[b] ? slots[b] : scratch_slot + b;
+      in[3 * max_batch + b] = sampling_slot(b, n, slots, sampled, scratch_slot);
     }
   }
 

@@ -70,6 +70,14 @@ class DeviceDecode {
   // "graphs" or "eager (<why>)", for describe() and the bench.
   std::string mode() const;
 
+  // Which sampling state row b of a run draws with: its slot's when it samples for that sequence
+  // (b < n, sampled[b] set), else the spare state scratch_slot + b (padding, logits-only rows), so
+  // that no other draw reaches a sequence's history or generator.
+  static int64_t sampling_slot(int64_t b, int64_t n, const int32_t* slots, int32_t* const* sampled,
+                               int64_t scratch_slot) {
+    return b < n && sampled && sampled[b] ? slots[b] : scratch_slot + b;
+  }
+
  private:
   template <typename F>
   static void call(void* f) {
