@@ -234,9 +234,10 @@ TEST(CudaEngine, DeviceSampledTokensReproduceAndFitTheSoftmax) {
   for (int i = 0; i < slots; ++i) active[i] = i;
   const std::vector<int32_t> story = {1, 403, 407, 261, 378};
   auto generate = [&](int64_t seed) {
-    session.start(0, seeded(1.0f, seed), 0, story.data(), int(story.size()));
+    // Long and warm enough that two seeds giving the same tokens is beyond chance.
+    session.start(0, seeded(1.5f, seed), 0, story.data(), int(story.size()));
     std::vector<int32_t> got;
-    for (int i = 0; i < 24; ++i) {
+    for (int i = 0; i < 96; ++i) {
       session.step(active.data(), 1, out.data(), stride, counts.data());
       got.push_back(out[0]);
     }
