@@ -5,6 +5,7 @@
 #include "matvec_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -35,6 +36,23 @@ MatvecKernel best_kernel() {
                                    : cpu_has(MatvecKernel::avx2) ? MatvecKernel::avx2
                                                                  : MatvecKernel::baseline;
   return best;
+}
+
+std::atomic<Int4Lanes> int4_lanes_mode{Int4Lanes::automatic};
+
+// Subnormal nibbles where they cost no more than normal operands: measured on AMD Zen 3. Intel
+// cores may take a microcode assist for subnormal multiply inputs, so they convert.
+bool int4_subnormal_lanes() {
+  switch (int4_lanes_mode.load(std::memory_order_relaxed)) {
+    case Int4Lanes::converted: return false;
+    case Int4Lanes::subnormal: return true;
+    default: break;
+  }
+  static const bool amd = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") != 0;
+  }();
+  return amd;
 }
 
 // Calls `call` in the namespace of `kernel`'s build (matvec_kernels.h); kernel is resolved (not automatic).
@@ -82,24 +100,24 @@ int64_t int4_lane_width(MatvecKernel kernel) { return kernel == MatvecKernel::ba
 // The int4 kernels' view of x (matvec_kernels.h), in a buffer of the calling thread that only
 // grows (so a decode step stays allocation-free once warm).
 Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group, int64_t lane_width) {
+  const bool subnormal = int4_subnormal_lanes();
   thread_local std::vector<float> buffer;
   const int64_t groups = (cols + group - 1) / group, half = groups * group / 2, width = 2 * half;
   const int64_t chunk = 8 * lane_width, unit = std::max(group, chunk), units = width / unit;
-  const bool lanes = width % chunk == 0;
-  const int64_t per_vector = 2 * half + groups + (lanes ? width + units * lane_width : 0);
+  const bool lanes = width % chunk == 0, split = !lanes || n >= kInt4TileMinVectors;
+  const int64_t per_vector = (split ? 2 * half : 0) + groups + (lanes ? width + units * lane_width + 1 : 0);
   if (buffer.size() < size_t(n * per_vector)) buffer.resize(size_t(n * per_vector));
-  float* even = buffer.data();
-  float* odd = even + n * half;
-  float* sums = odd + n * half;
+  float* even = split ? buffer.data() : nullptr;
+  float* odd = split ? even + n * half : nullptr;
+  float* sums = buffer.data() + (split ? 2 * n * half : 0);
   float* lane_x = sums + n * groups;
   float* lane_sums = lane_x + n * width;
+  float* lane_unscale = lane_sums + n * units * lane_width;
   for (int64_t t = 0; t < n; ++t) {
     const float* xt = x + t * cols;
-    float* e = even + t * half;
-    float* o = odd + t * half;
-    for (int64_t j = 0; j < half; ++j) {
-      e[j] = 2 * j < cols ? xt[2 * j] : 0.0f;
-      o[j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
+    for (int64_t j = 0; split && j < half; ++j) {
+      even[t * half + j] = 2 * j < cols ? xt[2 * j] : 0.0f;
+      odd[t * half + j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
     }
     float* gs = sums + t * groups;
     for (int64_t g = 0; g < groups; ++g) {
@@ -108,26 +126,41 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
       gs[g] = s;
     }
     if (!lanes) continue;
+    // The kernel's nibble k is q * 16^(k % 4), converted, or read as a subnormal float:
+    // q * 16^(k % 4) * 2^-149. x * 2^(-4 (k % 4)), times 2^(149 - S) for subnormals, makes every
+    // product q * x * 2^-S exactly. S = 24 + e with max |x| < 2^e keeps these x finite and the
+    // products of all but negligible x normal; the kernel multiplies each row's sum by 2^S.
+    int shift = 0;
+    if (subnormal) {
+      float amax = 0.0f;
+      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xt[c]));
+      int e = 0;
+      if (std::isfinite(amax)) std::frexp(amax, &e);
+      shift = 24 + e;
+    }
+    lane_unscale[t] = float(std::ldexp(1.0, shift));
     float* l = lane_x + t * width;
     for (int64_t c0 = 0; c0 < width; c0 += chunk) {
       for (int k = 0; k < 8; ++k) {
-        // 16^-k is exact in fp32, so x * 16^-k times the masked q * 16^k is q * x exactly.
-        const float place = k < 7 ? std::ldexp(1.0f, -4 * k) : 1.0f;
+        // In double: the power of two alone may be past fp32's range (tiny x), the product is not.
+        const double place = std::ldexp(1.0, -4 * (k % 4) + (subnormal ? 149 - shift : 0));
         for (int64_t j = 0; j < lane_width; ++j) {
           const int64_t c = c0 + 8 * j + (k ^ 1);
-          *l++ = c < cols ? xt[c] * place : 0.0f;
+          *l++ = c < cols ? float(double(xt[c]) * place) : 0.0f;
         }
       }
     }
     const int64_t lanes_per_group = std::min(lane_width, group / 8);
+    const double sum_place = std::ldexp(1.0, -shift) / double(lanes_per_group);
     float* ls = lane_sums + t * units * lane_width;
     for (int64_t u = 0; u < units; ++u) {
       for (int64_t j = 0; j < lane_width; ++j) {
-        *ls++ = gs[(u * unit + 8 * j) / group] / float(lanes_per_group);
+        *ls++ = float(double(gs[(u * unit + 8 * j) / group]) * sum_place);
       }
     }
   }
-  return Int4Vectors{even, odd, sums, half, groups, lanes ? lane_x : nullptr, lane_sums, lane_width};
+  return Int4Vectors{even, odd,       sums,       half,         groups,   lanes ? lane_x : nullptr,
+                     lane_sums, lane_width, lane_unscale, subnormal};
 }
 
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
@@ -217,6 +250,8 @@ void matmul_rows(const Int4Rows& w, const float* x, float* y, int64_t rows, int6
 }
 
 bool matvec_kernel_supported(MatvecKernel kernel) { return cpu_has(kernel); }
+
+void set_int4_lanes(Int4Lanes mode) { int4_lanes_mode.store(mode, std::memory_order_relaxed); }
 
 void exp_shifted(float* v, int64_t n, float shift) {
   const MatvecKernel kernel = best_kernel();

@@ -67,6 +67,12 @@ enum class MatvecKernel {
   avx512_shape_on_avx2,  // the AVX-512 instantiation (16 lanes, its blocking) compiled for AVX2
 };
 bool matvec_kernel_supported(MatvecKernel kernel);
+// How the int4 decode kernel turns a nibble into a float: converted (one int -> float conversion
+// per 8 weights) or read in place as a subnormal float (no conversion; chosen on AMD, where
+// subnormal operands cost nothing extra). Same products either way. For tests and benchmarks;
+// process-wide, takes effect at the next call.
+enum class Int4Lanes { automatic, converted, subnormal };
+void set_int4_lanes(Int4Lanes mode);
 // The kernel `automatic` runs on this CPU, by name ("avx512", "avx2", "baseline").
 const char* automatic_kernel_name();
 void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,

@@ -8,17 +8,23 @@
 
 namespace gptfast {
 
+// From this many vectors on, int4 goes through dequantized tiles; below it, through the nibble
+// lanes whenever x has them (only the tiles and the fallback read even/odd).
+constexpr int64_t kInt4TileMinVectors = 4;
+
 // The vectors prepared for the int4 kernels (by matvec.cpp, once per call): x[t][2j] and x[t][2j+1]
-// split into even[t * half + j] and odd[t * half + j] (zero past cols), and the sum of x[t] over
+// split into even[t * half + j] and odd[t * half + j] (zero past cols; nullptr when the lanes
+// serve, see kInt4TileMinVectors), and the sum of x[t] over
 // each group of columns, group_sums[t * groups + g]. half = groups * group / 2.
 // `lanes` (nullptr when the padded width 2 * half is not a multiple of 8 * lane_width): x in the
 // order the nibble-lane kernel consumes it. Per chunk of 8 * lane_width columns, 8 vectors of
-// lane_width floats: vector k, lane j holds x[t][c0 + 8j + (k ^ 1)] * 2^(-4k) for k < 7, and
-// x[t][c0 + 8j + 6] for k = 7 (lane j of a packed row's chunk is one 32-bit word: 8 nibbles,
-// nibble k = column 8j + (k ^ 1)). Vector t starts at lanes + t * 2 * half. lane_sums: per unit of
-// u = max(group, 8 * lane_width) columns, lane_width floats: lane j holds the group sum of the
-// group lane j reads, divided by the lanes that read it (a power of two: exact); vector t starts
-// at lane_sums + t * (2 * half / u) * lane_width.
+// lane_width floats: vector k, lane j holds x[t][c0 + 8j + (k ^ 1)] * 2^(-4 (k % 4)) * p[t] (lane
+// j of a packed row's chunk is one 32-bit word: 8 nibbles, nibble k = column 8j + (k ^ 1)), with
+// p[t] = 1 when converting nibbles and 2^(149 - S[t]) when reading them as subnormals. Vector t
+// starts at lanes + t * 2 * half. lane_sums: per unit of u = max(group, 8 * lane_width) columns,
+// lane_width floats: lane j holds the group sum of the group lane j reads, divided by the lanes
+// that read it (a power of two: exact), times 2^-S[t]; vector t starts at
+// lane_sums + t * (2 * half / u) * lane_width. lane_unscale[t] = 2^S[t] (S = 0 when converting).
 struct Int4Vectors {
   const float* even;
   const float* odd;
@@ -27,6 +33,9 @@ struct Int4Vectors {
   const float* lanes;
   const float* lane_sums;
   int64_t lane_width;
+  // Per vector, the power of two each row's lane sum is multiplied by (see prepare_int4).
+  const float* lane_unscale;
+  bool subnormal;  // the kernel reads nibbles as subnormal floats (Int4Lanes::subnormal)
 };
 
 #define GPTFAST_DECLARE_KERNELS(isa)                                                                            \

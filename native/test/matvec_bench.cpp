@@ -5,12 +5,14 @@
 // (over 256 MB in all), so the weights come from memory, not from cache, as in a real decode step.
 // Prints GFLOP/s and the weight bytes streamed per second, after the machine limits (bench_api.h).
 //   gptfast_matvec_bench [fp32|bf16|int8|int4[:G]] [vector counts, e.g. 1,2 (default 1,2,4,8,16,64)]
+// GPTFAST_INT4_LANES=converted|subnormal picks how the int4 decode kernel reads nibbles (matvec.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -52,6 +54,11 @@ void run(const gptfast::LinearWeight& w, const float* x, float* y, int64_t n) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "fp32";
+  if (const char* lanes = std::getenv("GPTFAST_INT4_LANES")) {
+    gptfast::set_int4_lanes(std::string(lanes) == "subnormal"   ? gptfast::Int4Lanes::subnormal
+                            : std::string(lanes) == "converted" ? gptfast::Int4Lanes::converted
+                                                                : gptfast::Int4Lanes::automatic);
+  }
   for (int threads : {1, 2}) {
     const auto limits = gptfast::measure_machine_limits(threads);
     std::printf("threads %d: streaming read %.2f GB/s, fp32 at::mm %.1f GFLOP/s\n", threads,

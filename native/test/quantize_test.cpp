@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <xmmintrin.h>
+
 #include <cmath>
 #include <random>
 #include <string>
@@ -76,6 +78,24 @@ struct Int4Case {
   std::vector<double> ref, mag;
 };
 
+// c.ref and c.mag from c.q, c.sz and c.x, in float64.
+void int4_reference(Int4Case& c) {
+  c.ref.assign(size_t(c.n * c.rows), 0.0);
+  c.mag.assign(size_t(c.n * c.rows), 0.0);
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t k = 0; k < c.cols; ++k) {
+      const uint8_t b = c.q[size_t(r * c.ld + k / 2)];
+      const int q = (k % 2) ? (b & 15) : (b >> 4);
+      const double s = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / c.group))]);
+      const double z = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / c.group) + 1)]);
+      const double w = (q - 8) * s + z;
+      for (int64_t t = 0; t < c.n; ++t) {
+        c.ref[size_t(t * c.rows + r)] += w * c.x[size_t(t * c.cols + k)];
+        c.mag[size_t(t * c.rows + r)] += std::fabs(w * c.x[size_t(t * c.cols + k)]);
+      }
+    }
+}
+
 // Realistic int4 parameters: a random normal weight matrix quantized as GPT-Fast does (rows padded
 // to K), so that scale and zero have the relation they have in real checkpoints (the kernel
 // applies them once per group, whose rounding is bounded relative to the weights only then).
@@ -100,20 +120,7 @@ Int4Case int4_case(int64_t rows, int64_t cols, int64_t n, int64_t group, std::mt
   }
   c.x.resize(size_t(n * cols));
   for (auto& v : c.x) v = xd(rng);
-  c.ref.assign(size_t(n * rows), 0.0);
-  c.mag.assign(size_t(n * rows), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < cols; ++k) {
-      const uint8_t b = c.q[size_t(r * c.ld + k / 2)];
-      const int q = (k % 2) ? (b & 15) : (b >> 4);
-      const double s = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / group))]);
-      const double z = gptfast::bf16_to_float(c.sz[size_t(r * c.sz_ld + 2 * (k / group) + 1)]);
-      const double w = (q - 8) * s + z;
-      for (int64_t t = 0; t < n; ++t) {
-        c.ref[size_t(t * rows + r)] += w * c.x[size_t(t * cols + k)];
-        c.mag[size_t(t * rows + r)] += std::fabs(w * c.x[size_t(t * cols + k)]);
-      }
-    }
+  int4_reference(c);
   return c;
 }
 
@@ -145,6 +152,31 @@ TEST(QuantizedMatvec, Int8MatchesFloat64Reference) {
   EXPECT_EQ(bad, 0);
 }
 
+// Both ways of reading nibbles in the decode kernel, whatever this CPU would choose.
+struct Int4LanesScope {
+  explicit Int4LanesScope(gptfast::Int4Lanes mode) { gptfast::set_int4_lanes(mode); }
+  ~Int4LanesScope() { gptfast::set_int4_lanes(gptfast::Int4Lanes::automatic); }
+};
+const char* lanes_name(gptfast::Int4Lanes mode) {
+  return mode == gptfast::Int4Lanes::converted ? " converted" : mode == gptfast::Int4Lanes::subnormal ? " subnormal" : "";
+}
+
+// Runs every kernel this CPU supports over c (both nibble readings) and counts bad outputs.
+int64_t int4_bad_outputs(const Int4Case& c, const std::string& what, int threads = 1) {
+  int64_t bad = 0;
+  for (gptfast::Int4Lanes mode : {gptfast::Int4Lanes::converted, gptfast::Int4Lanes::subnormal}) {
+    Int4LanesScope lanes(mode);
+    for (MatvecKernel k : kernels()) {
+      std::vector<float> y(size_t(c.n * c.rows), NAN);
+      const gptfast::Int4Rows w{c.q.data(), c.ld, c.sz.data(), c.sz_ld, c.group};
+      if (k == MatvecKernel::automatic) gptfast::matmul_rows(w, c.x.data(), y.data(), c.rows, c.cols, c.n);
+      else gptfast::matmul_rows(k, w, c.x.data(), y.data(), c.rows, c.cols, c.n);
+      bad += compare(y, c.ref, c.mag, label((what + lanes_name(mode)).c_str(), k, c.rows, c.cols, c.n, threads));
+    }
+  }
+  return bad;
+}
+
 TEST(QuantizedMatvec, Int4MatchesFloat64Reference) {
   std::mt19937 rng(8);
   int64_t bad = 0;
@@ -155,19 +187,46 @@ TEST(QuantizedMatvec, Int4MatchesFloat64Reference) {
           const Int4Case c = int4_case(rows, cols, n, group, rng);
           for (int threads : {1, 2}) {
             ThreadCount scope(threads);
-            for (MatvecKernel k : kernels()) {
-              std::vector<float> y(size_t(n * rows), NAN);
-              const gptfast::Int4Rows w{c.q.data(), c.ld, c.sz.data(), c.sz_ld, group};
-              if (k == MatvecKernel::automatic) gptfast::matmul_rows(w, c.x.data(), y.data(), rows, cols, n);
-              else gptfast::matmul_rows(k, w, c.x.data(), y.data(), rows, cols, n);
-              bad += compare(y, c.ref, c.mag, label(("int4 g" + std::to_string(group)).c_str(), k, rows, cols, n, threads));
-            }
+            bad += int4_bad_outputs(c, "int4 g" + std::to_string(group), threads);
           }
         }
       }
     }
   }
   EXPECT_EQ(bad, 0);
+}
+
+// Activations far from 1 (the subnormal reading scales x by a power of two chosen from max |x|):
+// magnitudes from 1e-30 to 1e30 within one vector, a vector of tiny values only, an all-zero one.
+TEST(QuantizedMatvec, Int4KeepsWideActivationRanges) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> exponent(-30.0f, 30.0f);
+  for (int64_t group : {32, 128}) {
+    Int4Case c = int4_case(19, 520, 3, group, rng);
+    for (int64_t k = 0; k < c.cols; ++k) {
+      c.x[size_t(k)] = (k % 3 ? 1.0f : -1.0f) * std::pow(10.0f, exponent(rng));
+      c.x[size_t(c.cols + k)] = (k % 2 ? 3e-33f : -7e-34f) * float(1 + k % 5);
+      c.x[size_t(2 * c.cols + k)] = 0.0f;
+    }
+    int4_reference(c);
+    EXPECT_EQ(int4_bad_outputs(c, "wide int4 g" + std::to_string(group)), 0);
+  }
+}
+
+// MXCSR's denormals-are-zero flag (set by some libraries) must not turn subnormal nibbles into 0.
+TEST(QuantizedMatvec, Int4SubnormalReadingIgnoresDenormalsAreZero) {
+  std::mt19937 rng(12);
+  const Int4Case c = int4_case(32, 256, 1, 32, rng);
+  Int4LanesScope lanes(gptfast::Int4Lanes::subnormal);
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr(saved | 0x40);  // DAZ, on this thread: matmul_rows_range runs here
+  std::vector<float> y(32, NAN);
+  gptfast::matmul_rows_range(gptfast::Int4Rows{c.q.data(), c.ld, c.sz.data(), c.sz_ld, 32}, c.x.data(), y.data(), 32,
+                             256, 1, 0, 32);
+  const unsigned after = _mm_getcsr();
+  _mm_setcsr(saved);
+  EXPECT_EQ(after & 0x40, 0x40u) << "the kernel must restore the caller's MXCSR";
+  EXPECT_EQ(compare(y, c.ref, c.mag, "int4 under DAZ"), 0);
 }
 
 // The comparison above can fail: a kernel that ignored the zero points would be caught.
