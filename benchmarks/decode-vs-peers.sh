@@ -10,6 +10,8 @@
 # Peers are built in $WORK (default /tmp/gptfast-peer), never in this repository. llama2.c's source:
 # $LLAMA2C_SRC (a checkout of github.com/karpathy/llama2.c), else cloned.
 #   benchmarks/decode-vs-peers.sh [work dir] [rounds]
+# PAIRS="--quantize int4:32:q4_0" (gptfast4j weights:gguf pairs separated by ";") and STORIES=0
+# (no stories260K rows) run a subset.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-/tmp/gptfast-peer}"
@@ -25,12 +27,13 @@ if [ ! -x "$WORK/llama2c/run" ]; then
   sed -i 's/if (next == 1) { break; }//' "$WORK/llama2c/run.c"
   gcc -Ofast -march=native -o "$WORK/llama2c/run" "$WORK/llama2c/run.c" -lm   # llama2.c's `make runfast` + native
 fi
+IFS=';' read -r -a PAIRS <<<"${PAIRS:---dtype fp32:f32;--dtype bf16:f16;--quantize int8:q8_0;--quantize int4:32:q4_0}"
 OUT="$WORK/peers.jsonl"
 : > "$OUT"
 gf() { (cd "$ROOT" && ./gptfast bench --json "$@" 2>>"$WORK/gptfast.err"); }
 for round in $(seq "$ROUNDS"); do
   for t in 1 2; do
-    for pair in "--dtype fp32:f32" "--dtype bf16:f16" "--quantize int8:q8_0" "--quantize int4:32:q4_0"; do
+    for pair in "${PAIRS[@]}"; do
       weights="${pair%:*}"; gguf="${pair##*:}"
       # shellcheck disable=SC2086  # weights is two words: the option and its value
       gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens 64 --runs 3 --warmup 1 $weights \
@@ -40,6 +43,7 @@ for round in $(seq "$ROUNDS"); do
     done
   done
   # stories260K, one thread: llama2.c greedy from BOS for 256 positions; gptfast4j 1 prompt token + 255 new.
+  [ "${STORIES:-1}" = 0 ] && continue
   for rep in 1 2 3; do
     rate=$("$WORK/llama2c/run" "$SHARED/stories260K.bin" -z "$SHARED/tok512.bin" -t 0 -n 256 -s 1 2>&1 >/dev/null \
       | sed -n 's/achieved tok\/s: //p')

@@ -142,8 +142,14 @@ export GPTFAST_SHARED="$SHARED_DIR"
 run_step cuda_kernel_tests 90 "$BUILD/gptfast_cuda_tests" --gtest_output="xml:$OUT_DIR/cuda_kernel_tests.xml"
 run_step cuda_engine_tests 180 "$BUILD/gptfast_cuda_engine_tests" --gtest_output="xml:$OUT_DIR/cuda_engine_tests.xml"
 run_step transformer_tests 60 "$BUILD/gptfast_transformer_tests"
+# Each skipped test's line carries GoogleTest's reason (the line after "file:line: Skipped"),
+# e.g. the tensor-parallel tests' "needs 2 CUDA devices, found 1" on a 1-GPU machine.
 for t in cuda_kernel_tests cuda_engine_tests; do
-  [ -f "$OUT_DIR/$t.log" ] && grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests? (ran|skipped)|^\[  FAILED' "$OUT_DIR/$t.log" | sed "s/^/    $t: /" | tee -a "$SUMMARY" >/dev/null
+  [ -f "$OUT_DIR/$t.log" ] && awk '
+    /: Skipped$/ { if ((getline reason) > 0) why = reason; next }
+    /^\[  SKIPPED \] [^ ]+ \([0-9]+ ms\)/ { print $0 (why != "" ? ": " why : ""); why = ""; next }
+    /^\[  (PASSED|FAILED|SKIPPED) |tests? (ran|skipped)/ { print }' "$OUT_DIR/$t.log" \
+    | sed "s/^/    $t: /" | tee -a "$SUMMARY" >/dev/null
 done
 # Each engine test and the device-sampling kernel tests by name: OK, FAILED or SKIPPED.
 [ -f "$OUT_DIR/cuda_engine_tests.log" ] && grep -E '^\[ +(OK|FAILED|SKIPPED) +\] CudaEngine\.' "$OUT_DIR/cuda_engine_tests.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null

@@ -138,6 +138,59 @@ int checked_tp(int tp) {
   return tp;
 }
 
+std::vector<at::Device> rank_devices(const std::string& device, int tp, int local_ranks, int visible_gpus,
+                                     bool cuda_build) {
+  at::Device d(at::kCPU);
+  try {
+    d = at::Device(device);
+  } catch (const c10::Error&) {
+    throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
+  }
+  if (tp == 1 || d.is_cpu()) return std::vector<at::Device>(size_t(local_ranks), d);
+  const std::string sizes = "tp " + std::to_string(tp) + " puts " + std::to_string(local_ranks) + " rank(s) on this node";
+  if (!d.is_cuda()) throw Error("unsupported device '" + device + "' for tensor parallelism (expected cpu or cuda)");
+  if (!cuda_build) {
+    throw Error("tensor parallelism on CUDA (" + sizes + ", device '" + device +
+                "') needs NCCL, which only the CUDA build of libgptfast has; this one was built without CUDA");
+  }
+  if (d.has_index()) {
+    throw Error("device '" + device + "' names one GPU, but " + sizes +
+                ", each on its own GPU: use --device cuda (local rank i on cuda:i)");
+  }
+  if (local_ranks > visible_gpus) {
+    throw Error(sizes + ", but only " + std::to_string(visible_gpus) +
+                " CUDA device(s) are visible (local rank i runs on cuda:i; see CUDA_VISIBLE_DEVICES)");
+  }
+  std::vector<at::Device> out;
+  for (int r = 0; r < local_ranks; ++r) out.emplace_back(at::kCUDA, c10::DeviceIndex(r));
+  return out;
+}
+
+bool cuda_build() {
+#if GPTFAST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+// This machine's plan for `runtime`: the ranks of this process (its node's, in a Cluster).
+// count_gpus = false leaves out the GPU count, for checks made before this process may have
+// joined its Cluster (options are checked before --nnodes is known to the engine), when its
+// number of local ranks is not known yet; a Model, which knows, always counts.
+std::vector<at::Device> plan_devices(const RuntimeSpec& runtime, bool count_gpus) {
+  const int tp = checked_tp(runtime.tp);
+  const std::shared_ptr<Cluster> cluster = tp > 1 ? Cluster::current() : nullptr;
+  const int local = cluster && cluster->spec().world == tp ? cluster->local_ranks() : tp;
+  const bool cuda = runtime.device.rfind("cuda", 0) == 0;  // ask for the GPU count only then
+  const int gpus = !count_gpus ? local : cuda && at::hasCUDA() ? int(at::getNumGPUs()) : 0;
+  return rank_devices(runtime.device, tp, local, gpus, cuda_build());
+}
+
+}  // namespace
+
 int checked_speculate_k(int k) {
   if (k < 1 || k > 64) throw Error("speculate_k must be in [1, 64], got " + std::to_string(k));
   return k;
@@ -145,6 +198,12 @@ int checked_speculate_k(int k) {
 
 void check_options(const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
                    int prefill_chunk, int speculate_k, const std::string& quantize, int tp) {
+  // The TP plan first: "a CPU build has no NCCL" says more than "CUDA is not usable here".
+  RuntimeSpec runtime;
+  runtime.dtype = dtype;
+  runtime.device = device;
+  runtime.tp = tp;
+  plan_devices(runtime, /*count_gpus=*/Cluster::current() != nullptr);
   tensor_options(dtype, device);
   parse_quantize(quantize);
   if (threads < 0) throw Error("threads must be >= 0 (0 = the measured default), got " + std::to_string(threads));
@@ -158,23 +217,17 @@ void check_options(const std::string& dtype, const std::string& device, int thre
   checked_slots(slots);
   checked_prefill_chunk(prefill_chunk);
   checked_speculate_k(speculate_k);
-  checked_tp(tp);
-  if (tp > 1 && !tensor_options(dtype, device).device().is_cpu()) {
-    throw Error("tp > 1 runs on CPU (Gloo) only so far; device '" + device + "' would need NCCL");
-  }
 }
 
 Model::Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
              int slots, int64_t follower_model)
     : runtime_(runtime),
       slots_(checked_slots(slots)),
+      devices_(plan_devices(runtime, /*count_gpus=*/true)),
       options_(tensor_options(runtime.dtype, runtime.device)),
       cache_length_(cache_length(spec, runtime)),
       spec_((shard_spec(spec, checked_tp(runtime.tp)), spec)) {  // sizes that do not divide fail before loading
   const int tp = runtime.tp;
-  if (tp > 1 && !options_.device().is_cpu()) {
-    throw Error("tensor parallelism runs on CPU (Gloo) only so far; device '" + runtime.device + "' would need NCCL");
-  }
   if (tp > 1) cluster_ = Cluster::current();
   if (!cluster_) {
     build(path, format, spec);
@@ -231,32 +284,39 @@ void Model::build(const std::string& path, const std::string& format, const Mode
   if (tp > 1) {
     team_.emplace(local, first_rank_);
     auto store = cluster_ ? cluster_->group_store(cluster_model_) : in_process_store();
-    // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once.
+    // Each rank joins from its own thread: a Gloo group forms only when all ranks connect at once
+    // (NCCL's on the first all-reduce, which the rank threads also enter at once).
     StdoutToStderr quiet;
     team_->run([&](int r) {
-      ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout);
+      ranks_[r]->comm = std::make_unique<Communicator>(store, first_rank_ + r, tp, runtime_.tp_timeout, devices_[r]);
     });
   }
   // On a GPU the cache has one slot more than the session uses: DeviceDecode's padding rows.
   const bool device_decode = options_.device().is_cuda();
+  // TP ranks on GPUs decode eagerly, never in a captured CUDA graph: each all-reduce waits on the
+  // host for NCCL with a timeout (so that a failed rank ends the pass instead of hanging it), and
+  // a host wait, like the lazy creation of NCCL's communicator on the first all-reduce, cannot be
+  // captured. Capturing would also need NCCL on the capture stream with no host-side timeout at all.
+  const std::string eager_reason = tp > 1 ? "tensor parallelism: NCCL all-reduces run eagerly" : "";
   for (int r = 0; r < local; ++r) {
     Rank& rank = *ranks_[r];
+    const at::TensorOptions options = options_.device(devices_[r]);
     // A shallow copy (tensors share storage, mostly views of the mapped checkpoint); each rank
     // copies out only its shards and the replicated tensors. The last rank takes the dict itself,
     // so the mapping is released when it is done with it.
     const int64_t copied = mapped_bytes_copied();
-    rank.transformer = std::make_unique<Transformer>(spec, r + 1 == local ? std::move(weights) : weights, options_,
+    rank.transformer = std::make_unique<Transformer>(spec, r + 1 == local ? std::move(weights) : weights, options,
                                                      quant, cache_length_, slots + (device_decode ? 1 : 0),
                                                      rank.comm.get());
     rank.copied_from_checkpoint = mapped_bytes_copied() - copied;
-    if (device_decode) rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots);
-  }
-  if (device_decode) {
-    device_tokens_.resize(slots);
-    device_slots_.resize(slots);
-    device_positions_.resize(slots);
-    device_logits_.resize(slots);
-    device_sampled_.resize(slots);
+    if (device_decode) {
+      rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots, eager_reason);
+      rank.device_tokens.resize(slots);
+      rank.device_slots.resize(slots);
+      rank.device_positions.resize(slots);
+      rank.device_logits.resize(slots);
+      rank.device_sampled.resize(slots);
+    }
   }
   if (use_fused(rank0())) {
     const bool aten_prefill = options_.dtype() == at::kFloat && rank0().quantization().empty();
@@ -333,7 +393,7 @@ void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n
   // rest (prompt chunks, verify passes) run eagerly after it.
   if (rank.device) {
     rank.device->within_stream([&] {
-      forward_device(rank, segments, n);
+      forward_device(rank, logits, segments, n);
       for (int i = 0; i < n; ++i) {
         if (segments[i].n > 1) forward_aten(rank, logits, segments[i]);
       }
@@ -346,21 +406,22 @@ void Model::forward_rank(Rank& rank, bool logits, const Segment* segments, int n
   }
 }
 
-void Model::forward_device(Rank& rank, const Segment* segments, int n) {
+void Model::forward_device(Rank& rank, bool logits, const Segment* segments, int n) {
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) {
     const Segment& s = segments[i];
     if (s.n != 1) continue;
-    device_tokens_[rows] = s.tokens[0];
-    device_slots_[rows] = s.slot;
-    device_positions_[rows] = s.start;
-    device_logits_[rows] = s.n_logits == 1 ? s.logits : nullptr;
-    device_sampled_[rows] = s.n_logits == 1 ? s.token : nullptr;
+    rank.device_tokens[rows] = s.tokens[0];
+    rank.device_slots[rows] = s.slot;
+    rank.device_positions[rows] = s.start;
+    // Only the rank that reports logits writes them (the others' rows are the same numbers).
+    rank.device_logits[rows] = logits && s.n_logits == 1 ? s.logits : nullptr;
+    rank.device_sampled[rows] = logits && s.n_logits == 1 ? s.token : nullptr;
     ++rows;
   }
   if (rows > 0) {
-    rank.device->run(device_tokens_.data(), device_slots_.data(), device_positions_.data(), rows, device_logits_.data(),
-                     device_sampled_.data());
+    rank.device->run(rank.device_tokens.data(), rank.device_slots.data(), rank.device_positions.data(), rows,
+                     rank.device_logits.data(), rank.device_sampled.data());
   }
 }
 
@@ -432,11 +493,15 @@ void Model::fail_rank_after(int rank, int64_t n, std::chrono::milliseconds timeo
 
 std::string Model::describe() const {
   const ModelSpec& s = spec();
+  std::string on_gpus;  // CUDA ranks each have their own GPU
+  for (size_t r = 0; tp() > 1 && devices_[0].is_cuda() && r < devices_.size(); ++r) {
+    on_gpus += (r == 0 ? " rank_devices=" : ",") + devices_[r].str();
+  }
   std::ostringstream out;
   out << "dim=" << s.dim << " n_layer=" << s.n_layer << " n_head=" << s.n_head << " n_local_heads=" << s.n_local_heads
       << " head_dim=" << s.head_dim << " intermediate_size=" << s.intermediate_size << " vocab_size=" << s.vocab_size
       << " cache=" << max_seq_len() << " slots=" << slots_ << " dtype=" << runtime_.dtype
-      << " device=" << runtime_.device << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
+      << " device=" << runtime_.device << on_gpus << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
       << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)

@@ -53,9 +53,20 @@ int checked_prefill_chunk(int prefill_chunk);
 int checked_speculate_k(int k);
 int checked_tp(int tp);
 
+// The device of each of a node's `local_ranks` tensor-parallel ranks (tp in all, over every node)
+// for --device `device`: all on the CPU for "cpu"; for "cuda", local rank i on cuda:i. Refused,
+// naming the sizes: CUDA ranks in a build without CUDA (no NCCL), one GPU named for several
+// ranks ("cuda:N"), more ranks on the node than `visible_gpus`. Pure, so tests can pass any
+// machine; Model passes this one's (at::getNumGPUs(), cuda_build()).
+std::vector<at::Device> rank_devices(const std::string& device, int tp, int local_ranks, int visible_gpus,
+                                     bool cuda_build);
+// Whether this libgptfast was built with CUDA (and so NCCL for CUDA ranks).
+bool cuda_build();
+
 // Under tensor parallelism (runtime.tp > 1) a Model is tp ranks in this process: each a native
 // thread with its own shard of the weights and KV cache (a Transformer built with a Communicator)
-// and its own fused step, joined by a Gloo group over an in-process store. forward() runs the
+// and its own fused step (CPU) or device decoder (CUDA: rank i on cuda:i, see rank_devices),
+// joined by a Gloo (CPU) or NCCL (CUDA) group over an in-process store. forward() runs the
 // same segments on every rank (the tokens are shared memory, so nothing is broadcast); the
 // ranks' residual streams agree after every all-reduce, and rank 0 alone runs the output head
 // and writes the logits, which the session samples once. With tp = 1 there is one rank, run on
@@ -122,6 +133,11 @@ class Model {
     std::unique_ptr<Transformer> transformer;
     std::optional<FusedDecodeStep> fused;
     std::unique_ptr<DeviceDecode> device;  // on a CUDA device: decode tokens of all slots at once
+    // Device decode: one row per decode segment, sized slots_ once (per rank: ranks run at once).
+    std::vector<int32_t> device_tokens, device_slots;
+    std::vector<int64_t> device_positions;
+    std::vector<float*> device_logits;
+    std::vector<int32_t*> device_sampled;  // ids sampled on the device (rank 0), or null
     int64_t copied_from_checkpoint = 0;    // bytes this rank copied out of the checkpoint's mapping
     // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
     std::vector<int32_t> group_tokens, group_slots, group_logit_rows;
@@ -132,13 +148,14 @@ class Model {
   void forward_rank(Rank& rank, bool logits, const Segment* segments, int n);
   void forward_fused(Rank& rank, bool logits, const Segment* segments, int n);
   void forward_aten(Rank& rank, bool logits, const Segment& segment);
-  void forward_device(Rank& rank, const Segment* segments, int n);
+  void forward_device(Rank& rank, bool logits, const Segment* segments, int n);
   void build(const std::string& path, const std::string& format, const ModelSpec& spec);
 
   RuntimeSpec runtime_;
   // Checked before the checkpoint is read (members initialise in this order), so a bad
   // option fails at once rather than after loading the weights.
   int slots_;
+  std::vector<at::Device> devices_;  // of this process's ranks
   at::TensorOptions options_;
   int64_t cache_length_;
   ModelSpec spec_;
@@ -150,11 +167,6 @@ class Model {
   // Set when a rank failed: its group may be mid-collective, so the model refuses further work.
   std::string broken_;
   int64_t max_fused_segment_ = 0;  // 0 without the fused step
-  // Device decode: one row per decode segment, sized slots_ once.
-  std::vector<int32_t> device_tokens_, device_slots_;
-  std::vector<int64_t> device_positions_;
-  std::vector<float*> device_logits_;
-  std::vector<int32_t*> device_sampled_;
 };
 
 }  // namespace gptfast

@@ -3,7 +3,9 @@
 // them too, with sampling on the device (the default) and on the CPU (GPTFAST_DEVICE_SAMPLING=0);
 // seeded device sampling reproduces and fits the softmax; CUDA-graph replay gives eager decoding's
 // logits bit for bit; a steady decode step allocates no host memory and synchronises with the
-// device once (the token read). Without a CUDA device every test skips, printing why.
+// device once (the token read). Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
+// tokens and logits, and a failing rank ends the pass naming it. Without a CUDA device every test
+// skips, printing why; the tensor-parallel ones skip likewise with fewer than 2 devices.
 #include <c10/core/CPUAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/util/Exception.h>
@@ -12,7 +14,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -23,6 +27,7 @@
 #include "counting_allocator.h"
 #include "gptfast/engine_api.h"
 #include "model.h"
+#include "test_models.h"
 
 namespace {
 
@@ -33,6 +38,17 @@ namespace {
       GTEST_SKIP() << "no CUDA device (libtorch CUDA available: " << (at::hasCUDA() ? "yes" : "no") \
                    << ", devices: " << (at::hasCUDA() ? at::getNumGPUs() : 0) << ")";               \
     }                                                                                               \
+  } while (0)
+
+// Skips the calling test, with the reason, unless `n` CUDA devices are visible and this build
+// has tensor parallelism (it is built only against libtorch 2.10: see CMakeLists.txt).
+#define REQUIRE_GPUS(n)                                                                                    \
+  do {                                                                                                     \
+    if (!GPTFAST_GLOO) GTEST_SKIP() << "tensor parallelism is built only against libtorch 2.10";         \
+    const int gpus = at::hasCUDA() ? int(at::getNumGPUs()) : 0;                                            \
+    if (gpus < (n)) {                                                                                      \
+      GTEST_SKIP() << "tensor parallelism over NCCL needs " << (n) << " CUDA devices, found " << gpus; \
+    }                                                                                                      \
   } while (0)
 
 std::string shared_dir() {
@@ -89,11 +105,12 @@ struct Case {
 // Decodes every reference greedily, `slots` sequences at a time in one session (continuous
 // batching), each optionally speculative with the target itself as its draft, and compares ids.
 // `describes`: what the session's describe() must contain (its decode and sampling modes).
-void expect_references(const Case& c, int slots, int speculate_k = 0, const std::string& describes = "") {
+void expect_references(const Case& c, int slots, int speculate_k = 0, int tp = 1, const std::string& describes = "") {
   const std::string dir = shared_dir() + "/models/" + c.model_dir;
   const gptfast::ModelSpec spec = read_config(dir + "/config.json");
   const std::vector<Reference> refs = read_references(shared_dir() + "/reference/" + c.references);
-  gptfast::Session session(dir + "/" + c.checkpoint, "pth", spec, "fp32", "cuda", 0, 0, slots, 0, "", 1);
+  gptfast::Session session(dir + "/" + c.checkpoint, "pth", spec, "fp32", "cuda", 0, 0, slots, 0, "", tp);
+  ASSERT_EQ(session.tensor_parallel(), tp);
   EXPECT_NE(session.describe().find(describes), std::string::npos) << session.describe();
   if (speculate_k > 0) session.load_draft(dir + "/" + c.checkpoint, "pth", spec, speculate_k, "");
   const int stride = session.max_tokens_per_step();
@@ -119,7 +136,7 @@ void expect_references(const Case& c, int slots, int speculate_k = 0, const std:
       const std::vector<int32_t>& want = refs[first + i].generated;
       got[i].resize(want.size());
       EXPECT_EQ(got[i], want) << c.references << " case " << first + i << " (slots " << slots << ", speculate_k "
-                              << speculate_k << ")";
+                              << speculate_k << ", tp " << tp << ")";
       session.release(i);
     }
   }
@@ -163,18 +180,18 @@ TEST(CudaEngine, DeviceAndCpuSampledGreedyEqualReferences) {
   REQUIRE_CUDA();
   {
     ScopedEnv on("GPTFAST_DEVICE_SAMPLING", "1");
-    expect_references(kStories, 1, 0, "decode=device:graphs sampling=device");
-    expect_references(kStories, 3, 0, "decode=device:graphs sampling=device");
-    expect_references(kStoriesInt8, 1, 0, "sampling=device");
+    expect_references(kStories, 1, 0, 1, "decode=device:graphs sampling=device");
+    expect_references(kStories, 3, 0, 1, "decode=device:graphs sampling=device");
+    expect_references(kStoriesInt8, 1, 0, 1, "sampling=device");
   }
   {
     ScopedEnv eager("GPTFAST_CUDA_GRAPHS", "0");
-    expect_references(kStories, 3, 0, "decode=device:eager (GPTFAST_CUDA_GRAPHS=0) sampling=device");
+    expect_references(kStories, 3, 0, 1, "decode=device:eager (GPTFAST_CUDA_GRAPHS=0) sampling=device");
   }
   {
     ScopedEnv off("GPTFAST_DEVICE_SAMPLING", "0");
-    expect_references(kStories, 1, 0, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
-    expect_references(kStories, 3, 0, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
+    expect_references(kStories, 1, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
+    expect_references(kStories, 3, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
   }
 }
 
@@ -406,6 +423,118 @@ TEST(CudaEngine, DecodeStepAllocatesNoHostMemory) {
   for (int i = 0; i < 32; ++i) session.step(&slot, 1, out, session.max_tokens_per_step(), &count);
   c10::SetCPUAllocator(base, /*priority=*/101);
   EXPECT_EQ(counting.count(), 0);
+}
+
+// Tensor parallelism over NCCL: rank i on cuda:i, its all-reduces on NCCL, decoding eagerly.
+
+// The decode-graph test's shape: heads, KV heads and FFN width divide by 2.
+gptfast::ModelSpec tp_spec() {
+  gptfast::ModelSpec spec;
+  spec.dim = 256;
+  spec.n_layer = 2;
+  spec.n_head = 8;
+  spec.n_local_heads = 2;
+  spec.head_dim = 32;
+  spec.intermediate_size = 688;
+  spec.vocab_size = 1000;
+  spec.block_size = 128;
+  return spec;
+}
+
+TEST(CudaTensorParallel, Tp2GreedyEqualsTheStories260KReferences) {
+  REQUIRE_GPUS(2);
+  expect_references(kStories, 1, 0, 2);
+  expect_references(kStories, 3, 0, 2);  // batched: 3 slots per pass
+}
+
+// The logits of a prompt (eager passes) and of 16 decode steps of 2 slots (the device decoder),
+// and the greedy tokens those steps sample: tp 2 against tp 1, both on CUDA.
+TEST(CudaTensorParallel, Tp2LogitsAndGreedyTokensEqualTp1) {
+  REQUIRE_GPUS(2);
+  struct Run {
+    std::vector<float> logits;
+    std::vector<int32_t> tokens;
+    std::string describe;
+  };
+  auto run = [&](int tp) {
+    gptfast::RuntimeSpec runtime;
+    runtime.dtype = "fp32";
+    runtime.device = "cuda";
+    runtime.tp = tp;
+    gptfast::Model model("11", "random", tp_spec(), runtime, 2);
+    const int vocab = model.vocab();
+    Run out;
+    out.describe = model.describe();
+    const std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 44, 999, 0, 12};
+    std::vector<float> logits(prompt.size() * vocab), row(2 * vocab);
+    std::vector<int32_t> next(2);
+    for (int s = 0; s < 2; ++s) {
+      const int n = 6 + 4 * s;
+      gptfast::Segment seg{s, prompt.data(), n, 0, n, logits.data()};
+      model.forward(&seg, 1);
+      out.logits.insert(out.logits.end(), logits.begin(), logits.begin() + int64_t(n) * vocab);
+      next[s] = int32_t(std::max_element(logits.begin() + int64_t(n - 1) * vocab, logits.begin() + int64_t(n) * vocab) -
+                        (logits.begin() + int64_t(n - 1) * vocab));
+    }
+    for (int step = 0; step < 16; ++step) {
+      std::vector<gptfast::Segment> segs;
+      for (int s = 0; s < 2; ++s) segs.push_back({s, &next[s], 1, 6 + 4 * s + step, 1, row.data() + s * vocab});
+      model.forward(segs.data(), 2);
+      out.logits.insert(out.logits.end(), row.begin(), row.end());
+      for (int s = 0; s < 2; ++s) {
+        next[s] = int32_t(std::max_element(row.begin() + s * vocab, row.begin() + (s + 1) * vocab) -
+                          (row.begin() + s * vocab));
+        out.tokens.push_back(next[s]);
+      }
+    }
+    return out;
+  };
+  const Run one = run(1), two = run(2);
+  EXPECT_NE(two.describe.find("rank_devices=cuda:0,cuda:1"), std::string::npos) << two.describe;
+  EXPECT_NE(two.describe.find("device:eager (tensor parallelism"), std::string::npos) << two.describe;
+  ASSERT_EQ(one.logits.size(), two.logits.size());
+  const double err = gptfast::test::relative_error(one.logits, two.logits);
+  EXPECT_LT(err, 1e-4);
+  EXPECT_EQ(one.tokens, two.tokens);
+  std::printf("tp 2 on CUDA: 32 greedy tokens %s tp 1; logits max relative difference %.2e\n",
+              one.tokens == two.tokens ? "equal" : "differ from", err);
+}
+
+// A rank that fails mid-pass (the test hook: rank 1 throws at its 3rd all-reduce from now, after
+// layer 0's two) ends the pass with an error naming it, within rank 0's collective timeout rather
+// than never, and the model then refuses further work. Once on a prompt (eager ATen pass), once
+// on a decode step (the device decoder).
+TEST(CudaTensorParallel, AFailingRankEndsThePassNamingIt) {
+  REQUIRE_GPUS(2);
+  for (const int32_t n : {4, 1}) {
+    gptfast::RuntimeSpec runtime;
+    runtime.dtype = "fp32";
+    runtime.device = "cuda";
+    runtime.tp = 2;
+    runtime.tp_timeout = std::chrono::milliseconds(5000);
+    gptfast::Model model("11", "random", tp_spec(), runtime, 1);
+    const std::vector<int32_t> prompt = {1, 5, 9, 200};
+    std::vector<float> out(4 * model.vocab());
+    const gptfast::Segment first{0, prompt.data(), 4, 0, 1, out.data()};
+    model.forward(&first, 1);  // the NCCL communicators form here
+    const gptfast::Segment next{0, prompt.data(), n, 4, 1, out.data()};
+    model.fail_rank_after(1, 3, std::chrono::milliseconds(5000));
+    const auto begin = std::chrono::steady_clock::now();
+    try {
+      model.forward(&next, 1);
+      FAIL() << "expected an error (segment of " << n << ")";
+    } catch (const gptfast::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tensor-parallel rank 1 failed: test hook"), std::string::npos) << e.what();
+    }
+    // Bounded by the 5 s timeout (and NCCL's abort), never a hang; generous against slow machines.
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(60));
+    try {
+      model.forward(&next, 1);
+      FAIL() << "expected an error";
+    } catch (const gptfast::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("create a new one"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

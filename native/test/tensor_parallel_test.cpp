@@ -154,6 +154,64 @@ TEST(TensorParallel, SizesThatDoNotDivideAreRefusedNamingThem) {
   EXPECT_THROW(gptfast::check_options("fp32", "cpu", 0, 0, 1, 0, 1, "", 65), gptfast::Error);
 }
 
+// Which device each rank gets (rank_devices is pure: any machine's GPU count and build can be
+// passed), and the one-line refusals naming the sizes.
+TEST(TensorParallelDevices, CudaRanksGetOneGpuEachCpuRanksShareTheCpu) {
+  using V = std::vector<at::Device>;
+  EXPECT_EQ(gptfast::rank_devices("cuda", 2, 2, 2, true), (V{at::Device("cuda:0"), at::Device("cuda:1")}));
+  // A node of a 2-node group of 4 ranks holds 2 of them: its local ranks 0 and 1 on its cuda:0 and cuda:1.
+  EXPECT_EQ(gptfast::rank_devices("cuda", 4, 2, 2, true), (V{at::Device("cuda:0"), at::Device("cuda:1")}));
+  EXPECT_EQ(gptfast::rank_devices("cuda", 2, 2, 8, true), (V{at::Device("cuda:0"), at::Device("cuda:1")}));
+  EXPECT_EQ(gptfast::rank_devices("cpu", 3, 3, 0, false), (V(3, at::Device("cpu"))));
+  EXPECT_EQ(gptfast::rank_devices("cuda:1", 1, 1, 2, true), (V{at::Device("cuda:1")}));  // no TP: as asked
+}
+
+std::string refusal(const std::string& device, int tp, int local, int gpus, bool cuda_build) {
+  try {
+    gptfast::rank_devices(device, tp, local, gpus, cuda_build);
+  } catch (const gptfast::Error& e) {
+    return e.what();
+  }
+  return "(not refused)";
+}
+
+TEST(TensorParallelDevices, RefusalsNameTheSizes) {
+  EXPECT_EQ(refusal("cuda", 4, 4, 2, true),
+            "tp 4 puts 4 rank(s) on this node, but only 2 CUDA device(s) are visible (local rank i runs on cuda:i; "
+            "see CUDA_VISIBLE_DEVICES)");
+  EXPECT_EQ(refusal("cuda", 2, 2, 8, false),
+            "tensor parallelism on CUDA (tp 2 puts 2 rank(s) on this node, device 'cuda') needs NCCL, which only the "
+            "CUDA build of libgptfast has; this one was built without CUDA");
+  EXPECT_EQ(refusal("cuda:1", 2, 2, 2, true),
+            "device 'cuda:1' names one GPU, but tp 2 puts 2 rank(s) on this node, each on its own GPU: use --device "
+            "cuda (local rank i on cuda:i)");
+  // This build's own entry point (check_options, what Engine and the CLI call first).
+  if (!gptfast::cuda_build()) {
+    try {
+      gptfast::check_options("fp32", "cuda", 0, 0, 1, 0, 1, "", 2);
+      FAIL() << "expected an error";
+    } catch (const gptfast::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs NCCL, which only the CUDA build"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// One group cannot mix Gloo (CPU) and NCCL (CUDA) ranks: every rank sees the other's device in
+// the store before any backend forms, so the refusal needs no GPU.
+TEST(TensorParallelDevices, MixedDevicesAreRefusedNamingThem) {
+  gptfast::RankTeam team(2);
+  auto store = gptfast::in_process_store();
+  const std::vector<at::Device> devices{at::Device("cpu"), at::Device("cuda:1")};
+  try {
+    team.run([&](int r) { gptfast::Communicator comm(store, r, 2, std::chrono::milliseconds(10000), devices[r]); });
+    FAIL() << "expected an error";
+  } catch (const gptfast::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor-parallel ranks on mixed devices: rank 0 on cpu, rank 1 on cuda:1"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(TensorParallel, AFailingRankEndsThePassNamingItAndTheModelRefusesMore) {
   gptfast::RuntimeSpec runtime{"fp32", "cpu", 1, 0, ""};
   runtime.tp = 2;

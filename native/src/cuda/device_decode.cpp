@@ -65,7 +65,7 @@ struct DeviceDecode::Impl {
   std::map<int64_t, std::unique_ptr<Captured>> graphs;  // by batch bucket
 #endif
 
-  Impl(Transformer& m, int64_t max_b, int64_t scratch)
+  Impl(Transformer& m, int64_t max_b, int64_t scratch, const std::string& forced_eager)
       : model(m),
         max_batch(max_b),
         scratch_slot(scratch),
@@ -84,8 +84,13 @@ struct DeviceDecode::Impl {
     } else {
       stream = c10::cuda::getStreamFromPool(false, device.index());  // capture needs a non-default stream
       if (!graphs_requested()) eager_reason = "GPTFAST_CUDA_GRAPHS=0";
+      if (!forced_eager.empty()) eager_reason = forced_eager;
       pool = at::cuda::graph_pool_handle();
-      if (device_sampling_requested()) {
+      // Under tensor parallelism every rank decodes eagerly and rank 0's logits go to the CPU
+      // Sampler (device sampling there is not built: each rank would hold sampler state).
+      if (!forced_eager.empty()) {
+        cpu_sampling_reason = forced_eager;
+      } else if (device_sampling_requested()) {
         c10::cuda::CUDAGuard on(device);
         sampler = std::make_unique<cuda::DeviceSampler>(int(scratch_slot + max_batch), int(vocab), stream->stream());
         const auto ints = at::TensorOptions().dtype(at::kInt).device(device);
@@ -250,8 +255,8 @@ struct DeviceDecode::Impl {
   }
 };
 
-DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot)
-    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot)) {}
+DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason)
+    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot, eager_reason)) {}
 
 DeviceDecode::~DeviceDecode() = default;
 

@@ -32,8 +32,9 @@ class Transformer;
 class DeviceDecode {
  public:
   // model: on a CUDA device, with a KV cache of at least scratch_slot + 1 slots; scratch_slot is
-  // reserved for padding rows and never holds a sequence.
-  DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot);
+  // reserved for padding rows and never holds a sequence. A non-empty `eager_reason` turns graph
+  // capture off and says why (mode() reports it).
+  DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason = "");
   ~DeviceDecode();
   DeviceDecode(const DeviceDecode&) = delete;
   DeviceDecode& operator=(const DeviceDecode&) = delete;

@@ -1,6 +1,7 @@
 // One rank's view of a tensor-parallel group: its rank, the group size, and the all-reduce the
 // model calls twice per layer (after the attention output projection and after the FFN's w2).
-// Backed by a c10d process group (Gloo on CPU); counts and times its all-reduces for `bench`.
+// Backed by a c10d process group: Gloo for CPU ranks, NCCL for CUDA ranks (CUDA builds only);
+// counts and times its all-reduces for `bench`.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -26,14 +27,20 @@ struct CollectiveError : Error {
 
 class Communicator {
  public:
-  // Joins a Gloo group of `size` ranks through `store` as `rank`; blocks until every rank has
-  // joined. Collectives that take longer than `timeout` throw.
-  Communicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, std::chrono::milliseconds timeout);
+  // Joins a group of `size` ranks through `store` as `rank`, this rank's tensors living on
+  // `device`: Gloo on CPU (blocks until every rank has joined), NCCL on CUDA (the communicator
+  // forms on the first all-reduce). First every rank publishes its device and checks that all
+  // are on the same kind (one group cannot mix Gloo and NCCL). Collectives that take longer than
+  // `timeout` throw.
+  Communicator(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, std::chrono::milliseconds timeout,
+               at::Device device = at::kCPU);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
-  // In place: every rank's `t` (contiguous, CPU) becomes the sum over ranks.
+  // In place: every rank's `t` (contiguous, on this rank's device) becomes the sum over ranks.
+  // On CUDA it is ordered after the work queued on the current stream, the current stream waits
+  // for it, and the calling thread waits for it too (bounded by the timeout).
   void all_reduce(at::Tensor& t);
 
   int rank() const { return rank_; }
@@ -51,6 +58,7 @@ class Communicator {
  private:
   int rank_, size_;
   std::chrono::milliseconds timeout_;
+  bool nccl_ = false;
   c10::intrusive_ptr<c10d::Backend> backend_;
   int64_t count_ = 0, nanos_ = 0, fail_after_ = 0;
 };

@@ -27,8 +27,8 @@ import java.nio.file.Path;
  *                 a dense checkpoint's Linear layers as it loads (GPT-Fast's formats)
  * @param draftQuantize the same for the draft model
  * @param tp tensor-parallel ranks (1 = none): the model (and draft) split over tp native threads,
- *           each with its shard of the weights and KV cache, joined by a c10d Gloo group; CPU only;
- *           {@code threads} then counts intra-op threads per rank. In [1, 64] (checked natively);
+ *           each with its shard of the weights and KV cache, joined by a c10d group: Gloo on CPU,
+ *           NCCL on CUDA (CUDA natives only; rank i on cuda:i); {@code threads} then counts intra-op threads per rank. In [1, 64] (checked natively);
  *           whether it divides the model's heads and FFN width is checked when the model loads.
  */
 public record EngineOptions(Path checkpoint, Path tokenizer, Path config, String dtype, String device,

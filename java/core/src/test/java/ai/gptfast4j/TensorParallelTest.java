@@ -6,12 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.gptfast4j.natives.NativeLibrary;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -132,6 +134,19 @@ class TensorParallelTest {
         assertTrue(e.getMessage().contains("n_head 8 is not divisible by tp 3"), e.getMessage());
         GptFastException range = assertThrows(GptFastException.class, () -> stories(SharedData.storiesPth(), 0));
         assertTrue(range.getMessage().contains("tp"), range.getMessage());
+    }
+
+    // CUDA ranks need NCCL, which only the CUDA natives have: the CPU natives refuse the options at
+    // once, in one line naming the sizes, rather than "CUDA is not usable" or a failure mid-load.
+    @Test
+    void cudaRanksOnTheCpuNativesAreRefusedNamingTheBuild() {
+        Assumptions.assumeTrue(NativeLibrary.variant().equals("linux-x86_64"),
+                "CPU natives only; these are " + NativeLibrary.variant());
+        GptFastException e = assertThrows(GptFastException.class,
+                () -> stories(SharedData.storiesPth(), 2).withDevice("cuda"));
+        assertTrue(e.getMessage().contains("tensor parallelism on CUDA (tp 2 puts 2 rank(s) on this node, device 'cuda') "
+                + "needs NCCL, which only the CUDA build of libgptfast has"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }
 
     @Test

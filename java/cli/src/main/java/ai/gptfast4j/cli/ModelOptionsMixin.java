@@ -74,7 +74,8 @@ final class ModelOptionsMixin {
     String draftQuantize;
 
     @Option(names = "--tp", paramLabel = "N", description = "tensor parallelism: split the model over N ranks in all, "
-            + "native threads of this process (or of --nnodes processes, N/nnodes each) joined by a c10d Gloo group, "
+            + "native threads of this process (or of --nnodes processes, N/nnodes each) joined by a c10d Gloo group "
+            + "(NCCL with --device cuda, rank i on cuda:i), "
             + "each holding its shard; --threads then counts threads per rank (default: 1 = none)")
     Integer tp;
 
