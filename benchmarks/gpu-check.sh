@@ -3,8 +3,10 @@
 # compiler and a Python with a CUDA torch, but no Java and no network. It builds native/ against
 # that torch, runs every CUDA test, and benchmarks decode on random-weight Llama-2-7B and
 # Llama-3-8B shapes (bf16, int8, int4; batch 1 and 8) next to the device-to-device copy bandwidth
-# measured in the same run; with GPT-Fast's source beside it, GPT-Fast's own
-# `generate.py --compile` on the same shapes. Each step logs to $OUT/<step>.log and the results
+# measured in the same run (sampling on the device; one row with CPU sampling), times each
+# quantized row's Linear layers with the engine's gemv kernels and with libtorch's
+# _weight_int8pack_mm / _weight_int4pack_mm on the same shapes, and, with GPT-Fast's source
+# beside it, runs GPT-Fast's own `generate.py --compile` on the same shapes. Each step logs to $OUT/<step>.log and the results
 # gather in $OUT/summary.md; a failing step is reported and the next one runs; the whole run
 # stays under a time budget (GPU_CHECK_BUDGET_S, default 450 s), skipping what no longer fits
 # (GPU_CHECK_TIME_SCALE multiplies each step's own limit, for rehearsals on slow machines).
@@ -138,7 +140,7 @@ fi
 
 export GPTFAST_SHARED="$SHARED_DIR"
 run_step cuda_kernel_tests 90 "$BUILD/gptfast_cuda_tests" --gtest_output="xml:$OUT_DIR/cuda_kernel_tests.xml"
-run_step cuda_engine_tests 150 "$BUILD/gptfast_cuda_engine_tests" --gtest_output="xml:$OUT_DIR/cuda_engine_tests.xml"
+run_step cuda_engine_tests 180 "$BUILD/gptfast_cuda_engine_tests" --gtest_output="xml:$OUT_DIR/cuda_engine_tests.xml"
 run_step transformer_tests 60 "$BUILD/gptfast_transformer_tests"
 # Each skipped test's line carries GoogleTest's reason (the line after "file:line: Skipped"),
 # e.g. the tensor-parallel tests' "needs 2 CUDA devices, found 1" on a 1-GPU machine.
@@ -149,12 +151,17 @@ for t in cuda_kernel_tests cuda_engine_tests; do
     /^\[  (PASSED|FAILED|SKIPPED) |tests? (ran|skipped)/ { print }' "$OUT_DIR/$t.log" \
     | sed "s/^/    $t: /" | tee -a "$SUMMARY" >/dev/null
 done
+# Each engine test and the device-sampling kernel tests by name: OK, FAILED or SKIPPED.
+[ -f "$OUT_DIR/cuda_engine_tests.log" ] && grep -E '^\[ +(OK|FAILED|SKIPPED) +\] CudaEngine\.' "$OUT_DIR/cuda_engine_tests.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
+[ -f "$OUT_DIR/cuda_kernel_tests.log" ] && grep -E '^\[ +(OK|FAILED|SKIPPED) +\] CudaKernels\.DeviceSampler' "$OUT_DIR/cuda_kernel_tests.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
 
 # Decode benchmarks. Shapes: GPT-Fast's ModelArgs for "7B" and "llama-3-8b" (models/transformer_configs.json).
 LLAMA2_7B=(--name Llama-2-7B --dim 4096 --layers 32 --heads 32 --kv-heads 32 --ffn 11008 --vocab 32000 --rope-base 10000)
 LLAMA3_8B=(--name Llama-3-8B --dim 4096 --layers 32 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256 --rope-base 500000)
 BENCH="$OUT_DIR/bench.jsonl"
 : >"$BENCH"
+# Quantized rows print a second line ("kind":"quantized_linears"): one decode step's Linear layers
+# with the engine's gemv kernels and with libtorch's _weight_int8pack_mm / _weight_int4pack_mm.
 bench() {  # bench LOGNAME ARGS...
   local name="$1"; shift
   if run_step "$name" 90 "$BUILD/gptfast_device_bench" --device cuda --new-tokens 128 --runs 3 "$@"; then
@@ -171,17 +178,37 @@ for model in 7b 8b; do
   done
 done
 GPTFAST_CUDA_GRAPHS=0 bench bench_7b_bf16_b1_eager "${LLAMA2_7B[@]}" --dtype bf16 --batch 1
+# The rows above sample on the device (only ids come back); this one sends logits to the CPU Sampler.
+GPTFAST_DEVICE_SAMPLING=0 bench bench_7b_bf16_b1_cpu_sampling "${LLAMA2_7B[@]}" --dtype bf16 --batch 1
 
 python3 - "$BENCH" <<'PY' | tee -a "$SUMMARY"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n| model | weights | batch | decode tok/s | tok/s per sequence | copy GB/s | roofline steps/s | fraction | decode path |")
-print("|---|---|---|---|---|---|---|---|---|")
-for r in rows:
+decode = [r for r in rows if "kind" not in r]
+linears = [r for r in rows if r.get("kind") == "quantized_linears"]
+print("\n| model | weights | batch | decode tok/s | tok/s per sequence | copy GB/s | roofline steps/s | fraction | decode path | sampling |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in decode:
     path = r["describe"].split("decode=")[-1].split(" ")[0]
+    sampling = r["describe"].split("sampling=")[-1] if "sampling=" in r["describe"] else "?"
     print(f'| {r["name"]} | {r["quantize"] or r["dtype"]} | {r["batch_size"]} | {r["decode_tokens_per_second"]:.1f} | '
           f'{r["decode_tokens_per_second_per_sequence"]:.1f} | {r["bandwidth_bytes_per_second"]/1e9:.0f} | '
-          f'{r["roofline_steps_per_second"]:.1f} | {r["roofline_fraction"]:.2f} | {path} |')
+          f'{r["roofline_steps_per_second"]:.1f} | {r["roofline_fraction"]:.2f} | {path} | {sampling} |')
+if linears:
+    print("\nOne decode step's quantized Linear layers (random weights, bf16 activations), microseconds per step:\n")
+    print("| model | weights | batch | own gemv us | libtorch op | libtorch us | own/libtorch | max rel. diff | notes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in linears:
+        own, aten = r["own_us_per_step"], r["aten_us_per_step"]
+        ratio = f"{own / aten:.2f}" if own > 0 and aten > 0 else "-"
+        notes = "; ".join(x for x in [
+            r["own_error"] and "own: " + r["own_error"], r["aten_error"] and "libtorch: " + r["aten_error"],
+            r["own_mode"] != "graph" and r["own_mode"] and "own " + r["own_mode"],
+            r["aten_mode"] != "graph" and r["aten_mode"] and "libtorch " + r["aten_mode"]] if x)
+        fmt = lambda v: f"{v:.1f}" if v > 0 else "-"
+        rel = f'{r["max_relative_difference"]:.2g}' if r["max_relative_difference"] >= 0 else "-"
+        print(f'| {r["name"]} | {r["quantize"]} | {r["batch_size"]} | {fmt(own)} | {r["aten_op"]} | {fmt(aten)} | '
+              f'{ratio} | {rel} | {notes} |')
 PY
 
 # GPT-Fast itself, when its source was copied in: same shapes, random weights of its own.

@@ -315,6 +315,7 @@ void Model::build(const std::string& path, const std::string& format, const Mode
       rank.device_slots.resize(slots);
       rank.device_positions.resize(slots);
       rank.device_logits.resize(slots);
+      rank.device_sampled.resize(slots);
     }
   }
   if (use_fused(rank0())) {
@@ -339,6 +340,16 @@ void Model::check_token(int32_t token) const {
   }
 }
 
+void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {
+  if (!device_sampling()) throw Error("this model samples on the CPU");
+  ranks_[0]->device->start_sampling(slot, spec, prompt, n);
+}
+
+void Model::suppress_sampling(int slot, const int32_t* ids, int n) {
+  if (!device_sampling()) throw Error("this model samples on the CPU");
+  ranks_[0]->device->suppress(slot, ids, n);
+}
+
 void Model::forward(const Segment* segments, int n) {
   for (int i = 0; i < n; ++i) {  // the one place positions are checked against the cache
     const Segment& s = segments[i];
@@ -347,6 +358,9 @@ void Model::forward(const Segment* segments, int n) {
       throw Error("context is full (" + std::to_string(max_seq_len()) + " tokens)");
     }
     if (s.n_logits < 0 || s.n_logits > s.n) throw Error("n_logits must be in [0, n]");
+    if (s.token && (s.n_logits != 1 || !device_sampling())) {
+      throw Error("a device-sampled segment needs n_logits 1 and device sampling");
+    }
   }
   if (!broken_.empty()) throw Error(broken_ + "; close this session and create a new one");
   if (!team_) {
@@ -402,11 +416,12 @@ void Model::forward_device(Rank& rank, bool logits, const Segment* segments, int
     rank.device_positions[rows] = s.start;
     // Only the rank that reports logits writes them (the others' rows are the same numbers).
     rank.device_logits[rows] = logits && s.n_logits == 1 ? s.logits : nullptr;
+    rank.device_sampled[rows] = logits && s.n_logits == 1 ? s.token : nullptr;
     ++rows;
   }
   if (rows > 0) {
     rank.device->run(rank.device_tokens.data(), rank.device_slots.data(), rank.device_positions.data(), rows,
-                     rank.device_logits.data());
+                     rank.device_logits.data(), rank.device_sampled.data());
   }
 }
 
@@ -446,6 +461,10 @@ void Model::forward_aten(Rank& rank, bool logits, const Segment& s) {
                        .to(model.options().dtype(at::kLong));
   at::Tensor out = model.forward(ids, s.start, logits ? s.n_logits : 0, s.slot);
   if (!logits || s.n_logits == 0) return;
+  if (s.token) {  // a prompt's last position, sampled where the logits are
+    *s.token = rank.device->sample(out, s.slot);
+    return;
+  }
   out = out.cpu().contiguous();
   std::copy_n(out.data_ptr<float>(), out.numel(), s.logits);
 }
@@ -487,6 +506,7 @@ std::string Model::describe() const {
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
+  if (ranks_[0]->device) out << " sampling=" << ranks_[0]->device->sampling_mode();
   return out.str();
 }
 

@@ -33,7 +33,9 @@ struct RuntimeSpec {
 
 // n tokens of the sequence in cache slot `slot`, at positions start..start+n-1 (the slot holds
 // its keys/values before start). The fp32 logits of the last n_logits positions (0..n) are
-// written to logits[n_logits * vocab].
+// written to logits[n_logits * vocab], unless `token` is set (n_logits 1, device sampling, see
+// Model::start_sampling): then the last position is sampled on the device with the slot's
+// sampling state and only the id comes back, to *token.
 struct Segment {
   int32_t slot = 0;
   const int32_t* tokens = nullptr;
@@ -41,6 +43,7 @@ struct Segment {
   int64_t start = 0;
   int32_t n_logits = 0;
   float* logits = nullptr;
+  int32_t* token = nullptr;
 };
 
 // Checks of single options, shared by check_options() and the constructors.
@@ -95,6 +98,12 @@ class Model {
   void forward(const Segment* segments, int n);
 
   void check_token(int32_t token) const;
+  // Sampling on the device (a CUDA device unless GPTFAST_DEVICE_SAMPLING=0; DeviceDecode): whether
+  // it is on, and the slot's sampling state, set when its sequence starts and when its
+  // suppressed ids change. Segments with `token` set are then sampled with it.
+  bool device_sampling() const { return ranks_[0]->device && ranks_[0]->device->device_sampling(); }
+  void start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n);
+  void suppress_sampling(int slot, const int32_t* ids, int n);
   int64_t max_seq_len() const { return rank0().max_seq_len(); }
   int vocab() const { return spec_.vocab_size; }
   int slots() const { return slots_; }
@@ -128,6 +137,7 @@ class Model {
     std::vector<int32_t> device_tokens, device_slots;
     std::vector<int64_t> device_positions;
     std::vector<float*> device_logits;
+    std::vector<int32_t*> device_sampled;  // ids sampled on the device (rank 0), or null
     int64_t copied_from_checkpoint = 0;    // bytes this rank copied out of the checkpoint's mapping
     // One fused group, sized kFusedCapacity once: token, slot, position, and which rows need logits.
     std::vector<int32_t> group_tokens, group_slots, group_logit_rows;

@@ -96,7 +96,7 @@ void Sampler::build_candidates(const float* raw) {
   weights_.clear();
   if (spec_.temperature == 0.0f) {  // greedy: the first maximum wins ties
     const int best = int(std::max_element(logits, logits + vocab_) - logits);
-    if (!std::isfinite(logits[best])) throw Error("every token is suppressed or logits are not finite");
+    if (!std::isfinite(logits[best])) throw Error(kNothingToSample);
     kept_.push_back(best);
     weights_.push_back(1.0);
     return;
@@ -114,7 +114,7 @@ void Sampler::build_candidates(const float* raw) {
       max_logit = std::max(max_logit, logits[i]);
     }
   }
-  if (kept_.empty() || !std::isfinite(max_logit)) throw Error("every token is suppressed or logits are not finite");
+  if (kept_.empty() || !std::isfinite(max_logit)) throw Error(kNothingToSample);
   double total = 0;
   for (int id : kept_) {
     weights_.push_back(std::exp((double(logits[id]) - max_logit) / spec_.temperature));

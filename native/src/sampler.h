@@ -13,6 +13,9 @@
 
 namespace gptfast {
 
+// What sampling a row with no finite, unsuppressed logit throws (here and on the device).
+inline constexpr const char* kNothingToSample = "every token is suppressed or logits are not finite";
+
 // Draws an index from n non-negative weights (need not sum to 1).
 int draw_dense(const float* weights, int n, Random& random);
 

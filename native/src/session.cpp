@@ -86,6 +86,8 @@ void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k
   s.k = speculate_k;
   s.rounds = s.proposed = s.accepted = 0;
   s.sampler.reset_history(prompt, n);
+  s.device_sampled = speculate_k == 0 && target_.device_sampling();
+  if (s.device_sampled) target_.start_sampling(slot, sampling, prompt, n);
   s.active = true;
 }
 
@@ -97,7 +99,11 @@ void SessionState::check_prompt(const int32_t* tokens, int n) const {
   for (int i = 0; i < n; ++i) target_.check_token(tokens[i]);
 }
 
-void SessionState::suppress(int slot, const int32_t* ids, int n) { slot_at(slot).sampler.set_suppressed(ids, n); }
+void SessionState::suppress(int slot, const int32_t* ids, int n) {
+  Slot& s = slot_at(slot);
+  s.sampler.set_suppressed(ids, n);
+  if (s.device_sampled) target_.suppress_sampling(slot, ids, n);
+}
 
 void SessionState::append(Slot& s, int32_t token) {
   s.tokens[s.len++] = token;
@@ -139,7 +145,8 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     Slot& s = slots_[slots[i]];
     const bool completes = s.pos + s.feed == s.len;
     segments_[i] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
-                           completes ? s.k_step + 1 : 0, s.logits.data()};
+                           completes ? s.k_step + 1 : 0, s.logits.data(),
+                           completes && s.device_sampled && s.k_step == 0 ? &s.sampled : nullptr};
   }
   timed_forward(target_, segments_.data(), n);
   const int64_t V = vocab();
@@ -150,7 +157,7 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     s.pos += s.feed;
     if (s.pos < s.len) continue;  // still prefilling its prompt
     if (s.k_step == 0) {
-      o[0] = s.sampler.sample(s.logits.data());
+      o[0] = s.device_sampled ? s.sampled : s.sampler.sample(s.logits.data());
       append(s, o[0]);
       counts[i] = 1;
       continue;

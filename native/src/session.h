@@ -62,7 +62,11 @@ class SessionState {
     int k = 0;        // speculate_k of the sequence, 0 = plain
     int k_step = 0;   // draft tokens proposed in the current step
     int64_t feed = 0; // target tokens fed in the current step
-    Sampler sampler;
+    Sampler sampler;  // the CPU's; its history follows every token, wherever it was sampled
+    // Plain (non-speculative) sequences on a model that samples on the device (Model::
+    // device_sampling) draw every token there; speculative ones need the distributions on the CPU.
+    bool device_sampled = false;
+    int32_t sampled = -1;  // the id the device drew in this step
     std::vector<float> logits;        // target logits of this step, [(max_k + 1), vocab]
     std::vector<float> draft_logits;  // [vocab]
     std::vector<float> q;             // draft distributions, [max_k, vocab]

@@ -1,16 +1,21 @@
 // The engine on a CUDA device: fp32 greedy decoding reproduces the shared references (stories260K
 // dense and GPT-Fast int8, the Llama-3-shaped tiny model), batched and speculative runs equal
-// them too, CUDA-graph replay gives eager decoding's logits bit for bit, and a steady decode step
-// allocates no host memory. Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
+// them too, with sampling on the device (the default) and on the CPU (GPTFAST_DEVICE_SAMPLING=0);
+// seeded device sampling reproduces and fits the softmax; CUDA-graph replay gives eager decoding's
+// logits bit for bit; a steady decode step allocates no host memory and synchronises with the
+// device once (the token read). Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
 // tokens and logits, and a failing rank ends the pass naming it. Without a CUDA device every test
 // skips, printing why; the tensor-parallel ones skip likewise with fewer than 2 devices.
 #include <c10/core/CPUAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "chi_square.h"
 #include "counting_allocator.h"
 #include "gptfast/engine_api.h"
 #include "model.h"
@@ -98,12 +104,14 @@ struct Case {
 
 // Decodes every reference greedily, `slots` sequences at a time in one session (continuous
 // batching), each optionally speculative with the target itself as its draft, and compares ids.
-void expect_references(const Case& c, int slots, int speculate_k = 0, int tp = 1) {
+// `describes`: what the session's describe() must contain (its decode and sampling modes).
+void expect_references(const Case& c, int slots, int speculate_k = 0, int tp = 1, const std::string& describes = "") {
   const std::string dir = shared_dir() + "/models/" + c.model_dir;
   const gptfast::ModelSpec spec = read_config(dir + "/config.json");
   const std::vector<Reference> refs = read_references(shared_dir() + "/reference/" + c.references);
   gptfast::Session session(dir + "/" + c.checkpoint, "pth", spec, "fp32", "cuda", 0, 0, slots, 0, "", tp);
   ASSERT_EQ(session.tensor_parallel(), tp);
+  EXPECT_NE(session.describe().find(describes), std::string::npos) << session.describe();
   if (speculate_k > 0) session.load_draft(dir + "/" + c.checkpoint, "pth", spec, speculate_k, "");
   const int stride = session.max_tokens_per_step();
   for (size_t first = 0; first < refs.size(); first += slots) {
@@ -157,6 +165,191 @@ TEST(CudaEngine, BatchedGreedyEqualsReferences) {
   REQUIRE_CUDA();
   expect_references(kStories, 4);  // 4 sequences per graph replay (bucket 4), then the rest
   expect_references(kStories, 3);  // a batch of 3 padded to the bucket of 4
+}
+
+// Setting an environment variable for the sessions a scope creates (read when a model loads).
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
+// Greedy decoding sampled inside the graph, sampled eagerly on the device, and sampled by the CPU
+// Sampler from the logits all give the reference ids (so the same ids), single and padded batches.
+TEST(CudaEngine, DeviceAndCpuSampledGreedyEqualReferences) {
+  REQUIRE_CUDA();
+  {
+    ScopedEnv on("GPTFAST_DEVICE_SAMPLING", "1");
+    expect_references(kStories, 1, 0, 1, "decode=device:graphs sampling=device");
+    expect_references(kStories, 3, 0, 1, "decode=device:graphs sampling=device");
+    expect_references(kStoriesInt8, 1, 0, 1, "sampling=device");
+  }
+  {
+    ScopedEnv eager("GPTFAST_CUDA_GRAPHS", "0");
+    expect_references(kStories, 3, 0, 1, "decode=device:eager (GPTFAST_CUDA_GRAPHS=0) sampling=device");
+  }
+  {
+    ScopedEnv off("GPTFAST_DEVICE_SAMPLING", "0");
+    expect_references(kStories, 1, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
+    expect_references(kStories, 3, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
+  }
+}
+
+gptfast::Session stories_session(int slots) {
+  const std::string dir = shared_dir() + "/models/stories260K";
+  return gptfast::Session(dir + "/model.pth", "pth", read_config(dir + "/config.json"), "fp32", "cuda", 0, 0, slots, 0,
+                          "", 1);
+}
+
+gptfast::SamplingSpec seeded(float temperature, int64_t seed) {
+  gptfast::SamplingSpec s;
+  s.temperature = temperature;
+  s.seed = seed;
+  return s;
+}
+
+// Greedy with penalties and suppressed ids is deterministic, so the device (its history kept on the
+// device, suppression set through the session) must pick exactly what the CPU Sampler picks from
+// the same logits.
+TEST(CudaEngine, DeviceSampledPenaltiesAndSuppressionEqualTheCpuSampler) {
+  REQUIRE_CUDA();
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378}, banned = {432, 261};
+  gptfast::SamplingSpec penalised;
+  penalised.repetition_penalty = 1.3f;
+  penalised.presence_penalty = 0.2f;
+  penalised.frequency_penalty = 0.1f;
+  auto generate = [&](const char* device_sampling) {
+    ScopedEnv env("GPTFAST_DEVICE_SAMPLING", device_sampling);
+    gptfast::Session session = stories_session(1);
+    session.start(0, penalised, 0, prompt.data(), int(prompt.size()));
+    session.suppress_tokens(0, banned.data(), int(banned.size()));
+    const int32_t slot = 0;
+    std::vector<int32_t> out(session.max_tokens_per_step()), got;
+    int32_t count = 0;
+    for (int i = 0; i < 48; ++i) {
+      session.step(&slot, 1, out.data(), session.max_tokens_per_step(), &count);
+      got.push_back(out[0]);
+    }
+    return got;
+  };
+  const std::vector<int32_t> device = generate("1"), cpu = generate("0");
+  EXPECT_EQ(device, cpu);
+  for (int32_t id : banned) EXPECT_EQ(std::count(device.begin(), device.end(), id), 0) << id;
+}
+
+// Seeded sampling on the device: a seed reproduces its tokens (a different stream from the CPU
+// Sampler's), another seed gives others, and the first decode step's draws (inside the graph)
+// fit softmax(logits / T) of that step's logits; the same draws judged at another temperature
+// must fail the fit, so the check can fail.
+TEST(CudaEngine, DeviceSampledTokensReproduceAndFitTheSoftmax) {
+  REQUIRE_CUDA();
+  const int slots = 8;
+  gptfast::Session session = stories_session(slots);
+  ASSERT_NE(session.describe().find("sampling=device"), std::string::npos) << session.describe();
+  const int stride = session.max_tokens_per_step();
+  std::vector<int32_t> active(slots), out(slots * stride), counts(slots);
+  for (int i = 0; i < slots; ++i) active[i] = i;
+  const std::vector<int32_t> story = {1, 403, 407, 261, 378};
+  auto generate = [&](int64_t seed) {
+    // Long and warm enough that two seeds giving the same tokens is beyond chance.
+    session.start(0, seeded(1.5f, seed), 0, story.data(), int(story.size()));
+    std::vector<int32_t> got;
+    for (int i = 0; i < 96; ++i) {
+      session.step(active.data(), 1, out.data(), stride, counts.data());
+      got.push_back(out[0]);
+    }
+    session.release(0);
+    return got;
+  };
+  const std::vector<int32_t> a = generate(7), b = generate(7), c = generate(8);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+
+  // The prompt [BOS] makes the first step a decode step: its token is drawn in the graph.
+  const int32_t bos = 1;
+  const int vocab = session.vocab_size();
+  std::vector<float> logits(vocab);
+  session.prompt_logits(&bos, 1, logits.data());
+  const float temperature = 0.8f;
+  std::vector<long> drawn(vocab, 0);
+  const int rounds = 2500;  // 20000 draws
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < slots; ++i) session.start(i, seeded(temperature, 1000 + r * slots + i), 0, &bos, 1);
+    session.step(active.data(), slots, out.data(), stride, counts.data());
+    for (int i = 0; i < slots; ++i) {
+      ASSERT_EQ(counts[i], 1);
+      ASSERT_TRUE(out[i * stride] >= 0 && out[i * stride] < vocab);
+      drawn[out[i * stride]]++;
+      session.release(i);
+    }
+  }
+  // Pearson's statistic wants >= 5 expected per cell: the rarest ids share one cell.
+  auto fit = [&](float t) {
+    const double max = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> p(vocab);
+    double total = 0;
+    for (int v = 0; v < vocab; ++v) total += p[v] = std::exp((double(logits[v]) - max) / t);
+    std::vector<long> cells;
+    std::vector<double> probs;
+    long rare_count = 0;
+    double rare_p = 0;
+    for (int v = 0; v < vocab; ++v) {
+      p[v] /= total;
+      if (p[v] * rounds * slots < 5) {
+        rare_count += drawn[v];
+        rare_p += p[v];
+      } else {
+        cells.push_back(drawn[v]);
+        probs.push_back(p[v]);
+      }
+    }
+    cells.push_back(rare_count);
+    probs.push_back(rare_p);
+    return gptfast_test::chi_square(cells, probs);
+  };
+  const auto right = fit(temperature), wrong = fit(1.2f * temperature);
+  EXPECT_TRUE(right.passes()) << "chi2=" << right.statistic << " df=" << right.df;
+  EXPECT_FALSE(wrong.passes()) << "chi2=" << wrong.statistic << " df=" << wrong.df;
+}
+
+// Per decode step the host waits for the device once: to read the sampled ids. Counted with
+// libtorch's sync debug mode, which warns at every synchronising libtorch call (stream and
+// device synchronisation, blocking copies, .item()); the engine's per-step code makes no raw
+// CUDA synchronising call of its own (device_decode.cpp: copies and the wait go through libtorch).
+TEST(CudaEngine, DecodeStepSynchronisesOnlyToReadTheTokens) {
+  REQUIRE_CUDA();
+  struct CountSyncs : c10::WarningHandler {
+    int syncs = 0;
+    void process(const c10::Warning& w) override {
+      if (w.msg().find("synchronizing") != std::string::npos) ++syncs;
+    }
+  };
+  const int slots = 2;
+  gptfast::Session session = stories_session(slots);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  gptfast::SamplingSpec penalised = seeded(0.0f, 0);
+  penalised.repetition_penalty = 1.2f;
+  session.start(0, seeded(1.0f, 5), 0, prompt.data(), int(prompt.size()));
+  session.start(1, penalised, 0, prompt.data(), int(prompt.size()));
+  const std::vector<int32_t> active = {0, 1};
+  const int stride = session.max_tokens_per_step();
+  std::vector<int32_t> out(slots * stride), counts(slots);
+  for (int i = 0; i < 4; ++i) session.step(active.data(), slots, out.data(), stride, counts.data());  // prefill, capture
+  ASSERT_NE(session.describe().find("decode=device:graphs sampling=device"), std::string::npos) << session.describe();
+  CountSyncs counter;
+  {
+    c10::WarningUtils::WarningHandlerGuard handler(&counter);
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+    for (int i = 0; i < 32; ++i) {
+      session.step(active.data(), slots, out.data(), stride, counts.data());
+      if (counter.syncs != i + 1) {
+        ADD_FAILURE() << "decode step " << i << ": " << counter.syncs - i << " synchronisations";
+        break;
+      }
+    }
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  }
+  EXPECT_EQ(counter.syncs, 32);
 }
 
 TEST(CudaEngine, SpeculativeGreedyEqualsReferences) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "chi_square.h"
+#include "cuda/device_sampler.h"
 #include "cuda/kernels.h"
 #include "cuda/philox.h"
 #include "errors.h"
@@ -738,6 +739,111 @@ TEST_F(CudaKernels, KernelsCaptureIntoACudaGraph) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
+}
+
+// ---- DeviceSampler: the engine's per-slot sampling state ------------------------------------------
+
+// Logits where penalties and suppression change the greedy choice: a tie at the top (ids 10 and
+// 200: the first wins), a few runners-up, the rest low.
+std::vector<float> contested_logits(int vocab) {
+  std::vector<float> logits(vocab);
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> uniform(-1.0f, 0.0f);
+  for (float& x : logits) x = uniform(gen);
+  logits[10] = logits[200] = 3.0f;
+  logits[7] = 2.9f;
+  logits[42] = 2.5f;
+  logits[150] = 2.2f;
+  return logits;
+}
+
+// Greedy decoding is deterministic, so the device must pick what the CPU Sampler picks, step after
+// step, with each slot's history (prompt, tokens generated so far, suppressed ids) kept on the
+// device by sample() itself; rows reach their slots through slot_of_row (here in reverse order,
+// with a slot left unused), and start() resets a slot's history.
+TEST_F(CudaKernels, DeviceSamplerKeepsEachSlotsHistoryLikeTheCpuSampler) {
+  const int vocab = 300, steps = 40;
+  const std::vector<float> row = contested_logits(vocab);
+  cu::DeviceSampler sampler(/*slots=*/4, vocab, nullptr);
+  SamplingSpec penalised = spec(0.0f);
+  penalised.repetition_penalty = 1.3f;
+  penalised.presence_penalty = 0.4f;
+  penalised.frequency_penalty = 0.3f;
+  const std::vector<int32_t> prompt = {1, 7, 7, 99}, banned = {10, -5, 5000};
+  gptfast::Sampler cpu_penalised, cpu_plain;
+  cpu_penalised.configure(penalised, vocab);
+  cpu_penalised.reset_history(prompt.data(), int(prompt.size()));
+  cpu_penalised.set_suppressed(banned.data(), int(banned.size()));
+  cpu_plain.configure(spec(0.0f), vocab);
+  cpu_plain.reset_history(prompt.data(), int(prompt.size()));
+  sampler.start(3, penalised, prompt.data(), int(prompt.size()), nullptr);
+  sampler.suppress(3, banned.data(), int(banned.size()), nullptr);
+  sampler.start(1, spec(0.0f), prompt.data(), int(prompt.size()), nullptr);
+  Device<float> logits(repeat(row, 2));
+  Device<int32_t> slot_of_row(std::vector<int32_t>{3, 1}), tokens(2);
+  std::vector<int32_t> penalised_tokens, plain_tokens;
+  for (int step = 0; step < steps; ++step) {
+    sampler.sample(logits.get(), 2, slot_of_row.get(), tokens.get(), nullptr);
+    const std::vector<int32_t> got = tokens.host();
+    const int want_penalised = cpu_penalised.sample(row.data()), want_plain = cpu_plain.sample(row.data());
+    ASSERT_EQ(got[0], want_penalised) << "penalised slot, step " << step;
+    ASSERT_EQ(got[1], want_plain) << "plain slot, step " << step;
+    cpu_penalised.record_generated(want_penalised);
+    cpu_plain.record_generated(want_plain);
+    penalised_tokens.push_back(got[0]);
+    plain_tokens.push_back(got[1]);
+  }
+  EXPECT_EQ(plain_tokens, std::vector<int32_t>(steps, 10));  // the first of the tied maxima
+  // The penalties rotate the choice among the runners-up; suppression keeps 10 out.
+  EXPECT_EQ(std::count(penalised_tokens.begin(), penalised_tokens.end(), 10), 0);
+  EXPECT_GT(std::count(penalised_tokens.begin(), penalised_tokens.end(), 200), 0);
+  EXPECT_GT(std::count(penalised_tokens.begin(), penalised_tokens.end(), 42), 0);
+  // A new sequence in slot 3: plain greedy, nothing generated or suppressed any more.
+  sampler.start(3, spec(0.0f), prompt.data(), int(prompt.size()), nullptr);
+  sampler.sample(logits.get(), 2, slot_of_row.get(), tokens.get(), nullptr);
+  EXPECT_EQ(tokens.host()[0], 10);
+}
+
+// A slot's generator restarts with its sequence: the same seed gives the same tokens again,
+// another seed other tokens.
+TEST_F(CudaKernels, DeviceSamplerStartResetsTheGenerator) {
+  const int vocab = 300, draws = 64;
+  const std::vector<float> row = contested_logits(vocab);
+  cu::DeviceSampler sampler(/*slots=*/2, vocab, nullptr);
+  Device<float> logits(row);
+  Device<int32_t> slot(std::vector<int32_t>{1}), token(1);
+  const int32_t bos = 1;
+  auto run = [&](int64_t seed) {
+    sampler.start(1, spec(1.5f, 0, 1.0f, seed), &bos, 1, nullptr);
+    std::vector<int32_t> out;
+    for (int i = 0; i < draws; ++i) {
+      sampler.sample(logits.get(), 1, slot.get(), token.get(), nullptr);
+      out.push_back(token.host()[0]);
+    }
+    return out;
+  };
+  const std::vector<int32_t> a = run(5), b = run(5), c = run(6);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(CudaKernels, DeviceSamplerRejectsBadArguments) {
+  cu::DeviceSampler sampler(/*slots=*/2, /*vocab=*/100, nullptr);
+  const int32_t ok = 1, outside = 100;
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const gptfast::Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_EQ(message([&] { sampler.start(2, spec(0.0f), &ok, 1, nullptr); }),
+            "device sampling: slot 2 is outside [0, 2)");
+  EXPECT_EQ(message([&] { sampler.suppress(-1, &ok, 1, nullptr); }), "device sampling: slot -1 is outside [0, 2)");
+  EXPECT_EQ(message([&] { sampler.start(0, spec(0.0f), &outside, 1, nullptr); }),
+            "device sampling: prompt token 100 is outside the vocabulary [0, 100)");
+  EXPECT_NE(message([&] { sampler.start(0, spec(-1.0f), &ok, 1, nullptr); }).find("temperature"), std::string::npos);
 }
 
 // ---- host-side: runs without a GPU ---------------------------------------------------------------

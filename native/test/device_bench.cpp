@@ -6,6 +6,10 @@
 //   gptfast_device_bench --name 7B --dim 4096 --layers 32 --heads 32 --kv-heads 32 --ffn 11008
 //                        --vocab 32000 [--rope-base 10000] [--device cuda] [--dtype bf16]
 //                        [--quantize int8|int4[:G]] [--batch 1] [--new-tokens 128] [--runs 3]
+//                        [--compare-aten 1]
+// With --quantize on a CUDA device (and --compare-aten 1, the default), a second line times one
+// decode step's quantized Linear layers of the same shapes with the engine's gemv kernels and
+// with libtorch's _weight_int8pack_mm / _weight_int4pack_mm ("kind":"quantized_linears").
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -47,12 +51,32 @@ double device_copy_bandwidth(const at::Device& device) {
   return best;
 }
 
+std::string json_string(std::string s) {
+  std::replace(s.begin(), s.end(), '"', '\'');
+  std::replace(s.begin(), s.end(), '\\', '/');
+  return s;
+}
+
+void print_quantized_linears(const std::string& name, const std::string& quantize, int batch,
+                             const gptfast::ModelSpec& spec) {
+  const gptfast::QuantLinearTiming t = gptfast::time_quantized_linears(
+      quantize, batch, spec.dim, spec.n_layer, spec.n_head, spec.n_local_heads, spec.intermediate_size, spec.vocab_size);
+  std::printf(
+      "{\"kind\":\"quantized_linears\",\"name\":\"%s\",\"quantize\":\"%s\",\"batch_size\":%d,"
+      "\"own_us_per_step\":%.1f,\"own_mode\":\"%s\",\"own_error\":\"%s\",\"aten_op\":\"%s\","
+      "\"aten_us_per_step\":%.1f,\"aten_mode\":\"%s\",\"aten_error\":\"%s\",\"max_relative_difference\":%.3g}\n",
+      name.c_str(), quantize.c_str(), batch, t.own_us_per_step, json_string(t.own_mode).c_str(),
+      json_string(t.own_error).c_str(), t.aten_op.c_str(), t.aten_us_per_step, json_string(t.aten_mode).c_str(),
+      json_string(t.aten_error).c_str(), t.max_relative_difference);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> a = {{"--name", "model"}, {"--device", "cuda"}, {"--dtype", "bf16"},
                                           {"--quantize", ""},   {"--batch", "1"},       {"--new-tokens", "128"},
-                                          {"--runs", "3"},      {"--rope-base", "10000"}, {"--threads", "0"}};
+                                          {"--runs", "3"},      {"--rope-base", "10000"}, {"--threads", "0"},
+                                          {"--compare-aten", "1"}};
   for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
   for (const char* required : {"--dim", "--layers", "--heads", "--kv-heads", "--ffn", "--vocab"}) {
     if (!a.count(required)) {
@@ -85,44 +109,50 @@ int main(int argc, char** argv) {
 
     const double bandwidth = device.is_cpu() ? gptfast::measure_machine_limits(std::max(threads, 1)).read_bytes_per_second
                                              : device_copy_bandwidth(device);
-    const auto load0 = Clock::now();
-    gptfast::Session session("1", "random", spec, a["--dtype"], a["--device"], threads, cache, batch, 0, a["--quantize"], 1);
-    const double load_s = seconds_since(load0);
+    {  // the session's weights leave the device before the Linear comparison's arrive
+      const auto load0 = Clock::now();
+      gptfast::Session session("1", "random", spec, a["--dtype"], a["--device"], threads, cache, batch, 0, a["--quantize"], 1);
+      const double load_s = seconds_since(load0);
 
-    std::vector<int32_t> slots(batch), counts(batch), out(batch * session.max_tokens_per_step());
-    for (int b = 0; b < batch; ++b) slots[b] = b;
-    std::vector<double> rates, prefill_s;
-    for (int run = 0; run <= runs; ++run) {  // run 0 warms up (and captures the graphs)
-      for (int b = 0; b < batch; ++b) session.start(b, gptfast::SamplingSpec{}, 0, prompt.data(), int(prompt.size()));
-      const auto p0 = Clock::now();
-      session.step(slots.data(), batch, out.data(), session.max_tokens_per_step(), counts.data());  // prefill + 1st token
-      const double p = seconds_since(p0);
-      const auto t0 = Clock::now();
-      for (int i = 1; i < new_tokens; ++i) {
-        session.step(slots.data(), batch, out.data(), session.max_tokens_per_step(), counts.data());
+      std::vector<int32_t> slots(batch), counts(batch), out(batch * session.max_tokens_per_step());
+      for (int b = 0; b < batch; ++b) slots[b] = b;
+      std::vector<double> rates, prefill_s;
+      for (int run = 0; run <= runs; ++run) {  // run 0 warms up (and captures the graphs)
+        for (int b = 0; b < batch; ++b) session.start(b, gptfast::SamplingSpec{}, 0, prompt.data(), int(prompt.size()));
+        const auto p0 = Clock::now();
+        session.step(slots.data(), batch, out.data(), session.max_tokens_per_step(), counts.data());  // prefill + 1st token
+        const double p = seconds_since(p0);
+        const auto t0 = Clock::now();
+        for (int i = 1; i < new_tokens; ++i) {
+          session.step(slots.data(), batch, out.data(), session.max_tokens_per_step(), counts.data());
+        }
+        const double s = seconds_since(t0);
+        for (int b = 0; b < batch; ++b) session.release(b);
+        if (run > 0) {
+          rates.push_back(double(new_tokens - 1) * batch / s);
+          prefill_s.push_back(p);
+        }
       }
-      const double s = seconds_since(t0);
-      for (int b = 0; b < batch; ++b) session.release(b);
-      if (run > 0) {
-        rates.push_back(double(new_tokens - 1) * batch / s);
-        prefill_s.push_back(p);
-      }
+      const double tok_s = median(rates);
+      const double weight_bytes = double(session.weight_bytes());
+      // Each decode step streams every weight once for the whole batch.
+      const double roofline_steps = bandwidth / weight_bytes;
+      const double steps = tok_s / batch;
+      std::string describe = session.describe();
+      std::replace(describe.begin(), describe.end(), '"', '\'');
+      std::printf(
+          "{\"name\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"quantize\":\"%s\",\"batch_size\":%d,\"prompt_tokens\":%zu,"
+          "\"new_tokens\":%d,\"decode_tokens_per_second\":%.1f,\"decode_tokens_per_second_per_sequence\":%.1f,"
+          "\"first_step_seconds\":%.4f,\"weight_bytes\":%.0f,\"bandwidth_bytes_per_second\":%.4g,"
+          "\"roofline_steps_per_second\":%.1f,\"roofline_fraction\":%.3f,\"load_seconds\":%.1f,\"describe\":\"%s\"}\n",
+          a["--name"].c_str(), a["--device"].c_str(), a["--dtype"].c_str(), a["--quantize"].c_str(), batch, prompt.size(),
+          new_tokens, tok_s, steps, median(prefill_s), weight_bytes, bandwidth, roofline_steps, steps / roofline_steps, load_s,
+          describe.c_str());
+      std::fflush(stdout);
     }
-    const double tok_s = median(rates);
-    const double weight_bytes = double(session.weight_bytes());
-    // Each decode step streams every weight once for the whole batch.
-    const double roofline_steps = bandwidth / weight_bytes;
-    const double steps = tok_s / batch;
-    std::string describe = session.describe();
-    std::replace(describe.begin(), describe.end(), '"', '\'');
-    std::printf(
-        "{\"name\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"quantize\":\"%s\",\"batch_size\":%d,\"prompt_tokens\":%zu,"
-        "\"new_tokens\":%d,\"decode_tokens_per_second\":%.1f,\"decode_tokens_per_second_per_sequence\":%.1f,"
-        "\"first_step_seconds\":%.4f,\"weight_bytes\":%.0f,\"bandwidth_bytes_per_second\":%.4g,"
-        "\"roofline_steps_per_second\":%.1f,\"roofline_fraction\":%.3f,\"load_seconds\":%.1f,\"describe\":\"%s\"}\n",
-        a["--name"].c_str(), a["--device"].c_str(), a["--dtype"].c_str(), a["--quantize"].c_str(), batch, prompt.size(),
-        new_tokens, tok_s, steps, median(prefill_s), weight_bytes, bandwidth, roofline_steps, steps / roofline_steps, load_s,
-        describe.c_str());
+    if (!a["--quantize"].empty() && device.is_cuda() && a["--compare-aten"] != "0") {
+      print_quantized_linears(a["--name"], a["--quantize"], batch, spec);
+    }
   } catch (const std::exception& e) {
     std::string what = e.what();
     std::fprintf(stderr, "gptfast_device_bench: %s\n", what.substr(0, what.find('\n')).c_str());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda/device_decode.h"
+#include "errors.h"
 #include "test_models.h"
 #include "transformer.h"
 
@@ -89,6 +90,42 @@ TEST(TransformerDecode, DeviceDecodePadsIntoScratchSlot) {
     }
     for (int64_t& p : pos) ++p;
   }
+}
+
+// Device sampling's host side: rows that sample for a sequence draw with their slot's state, every
+// other row (logits only, padding) with a spare state of its own past the scratch slot.
+TEST(TransformerDecode, DeviceSamplingSlotsKeepStrayRowsOffSequences) {
+  const std::vector<int32_t> slots = {5, 1, 3};
+  int32_t a = 0, c = 0;
+  int32_t* sampled[3] = {&a, nullptr, &c};
+  std::vector<int64_t> got;
+  for (int64_t b = 0; b < 4; ++b) got.push_back(gptfast::DeviceDecode::sampling_slot(b, 3, slots.data(), sampled, 8));
+  EXPECT_EQ(got, (std::vector<int64_t>{5, 9, 3, 11}));
+  EXPECT_EQ(gptfast::DeviceDecode::sampling_slot(0, 3, slots.data(), nullptr, 8), 8);
+}
+
+// Without CUDA, sampling stays with the CPU Sampler: DeviceDecode says so, and a row asking for a
+// device-sampled token is an error naming why, not a wrong token.
+TEST(TransformerDecode, DeviceDecodeWithoutCudaSamplesOnTheCpu) {
+  const gptfast::ModelSpec spec = small_llama();
+  gptfast::Transformer model(spec, gptfast::random_weights(spec, "7"), at::TensorOptions().dtype(at::kFloat), {},
+                             spec.block_size, 2);
+  gptfast::DeviceDecode decode(model, /*max_batch=*/1, /*scratch_slot=*/1);
+  EXPECT_FALSE(decode.device_sampling());
+  EXPECT_EQ(decode.sampling_mode().rfind("cpu (", 0), 0u) << decode.sampling_mode();
+  const int32_t token = 7, slot = 0;
+  const int64_t position = 0;
+  int32_t id = -1;
+  int32_t* sampled[1] = {&id};
+  float* logits[1] = {nullptr};
+  try {
+    decode.run(&token, &slot, &position, 1, logits, sampled);
+    ADD_FAILURE() << "no error";
+  } catch (const gptfast::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sampling is on the CPU"), std::string::npos) << e.what();
+  }
+  const gptfast::SamplingSpec greedy;
+  EXPECT_THROW(decode.start_sampling(0, greedy, &token, 1), gptfast::Error);
 }
 
 // The comparison can fail: a decode that reads the wrong slot's cache is caught.

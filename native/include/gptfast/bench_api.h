@@ -25,6 +25,23 @@ MachineLimits measure_machine_limits(int threads);
 // with at::mm and the machine limits. Throws std::runtime_error on invalid sizes.
 double matmul_rows_flops(int threads, int n_vectors, int64_t rows, int64_t cols);
 
+// One decode step's weight-only quantized Linear layers (per layer wqkv, wo, w1, w3, w2, then the
+// output head: the engine's shapes for a Llama-shaped model) on random weights and `batch` rows of
+// bf16 activations, timed on CUDA device 0 two ways: the engine's gemv kernels (cuda/kernels.h)
+// and libtorch's weight-only ops (_weight_int8pack_mm; _weight_int4pack_mm on the weight after
+// _convert_weight_to_int4pack), each path captured in a CUDA graph where it can be (else eager).
+// quantize: "int8" or "int4[:G]". Never throws for a missing op or device: the field says why.
+struct QuantLinearTiming {
+  double own_us_per_step = -1;   // < 0: not measured (own_error says why)
+  double aten_us_per_step = -1;  // < 0: not measured (aten_error says why)
+  std::string own_mode, aten_mode;  // "graph" or "eager (<why the capture failed>)"
+  std::string aten_op;
+  std::string own_error, aten_error;
+  double max_relative_difference = -1;  // |own - aten| / max |own| over one layer's outputs
+};
+QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch, int dim, int n_layer, int n_head,
+                                         int n_kv_heads, int ffn, int vocab);
+
 // What this process runs on, for `gptfast doctor` and bug reports, as "key: value" lines: the CPU
 // kernels chosen for this CPU, libtorch's parallel settings (at::get_parallel_info()) and CUDA
 // devices. Never throws for a machine without CUDA.

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "errors.h"
+#include "sampler.h"
 #include "transformer.h"
 
 #if GPTFAST_WITH_CUDA
@@ -16,6 +17,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+
+#include "cuda/device_sampler.h"
 #endif
 
 namespace gptfast {
@@ -29,6 +32,12 @@ bool graphs_requested() {
   return !(v && std::string(v) == "0");
 }
 
+// Sampling on the device is on unless GPTFAST_DEVICE_SAMPLING=0 (logits back to the CPU Sampler).
+bool device_sampling_requested() {
+  const char* v = std::getenv("GPTFAST_DEVICE_SAMPLING");
+  return !(v && std::string(v) == "0");
+}
+
 }  // namespace
 #endif
 
@@ -36,13 +45,20 @@ struct DeviceDecode::Impl {
   Transformer& model;
   const int64_t max_batch, scratch_slot, vocab;
   std::string eager_reason;  // empty while graphs are used
-  at::Tensor host_in;        // pinned int64 [3, max_batch]: tokens, slots, positions
+  std::string cpu_sampling_reason;  // empty while sampling runs on the device
+  // pinned int64 [4, max_batch]: tokens, cache slots, positions, sampling slots (sampling_slot()).
+  at::Tensor host_in;
   at::Tensor device_in;      // the same on the device: the graphs' static inputs
   at::Tensor host_logits;    // pinned fp32 [max_batch, vocab]
+  at::Tensor host_tokens;    // pinned int32 [max_batch]: the sampled ids
 #if GPTFAST_WITH_CUDA
+  std::unique_ptr<cuda::DeviceSampler> sampler;  // slots: scratch_slot + max_batch
+  at::Tensor sample_slots;   // int32 [max_batch] on the device: row 3 of device_in, narrowed
+  at::Tensor device_tokens;  // int32 [max_batch] on the device: what the sampling writes
   struct Captured {
     at::cuda::CUDAGraph graph;
     at::Tensor logits;  // [bucket, vocab], allocated in the graph's pool, rewritten by each replay
+    at::Tensor sampled_logits;  // fp32 view or copy of logits the captured sampling reads
   };
   std::optional<c10::cuda::CUDAStream> stream;  // a CUDA device only
   at::cuda::MempoolId_t pool{0, 0};
@@ -57,20 +73,36 @@ struct DeviceDecode::Impl {
     const at::Device device = m.options().device();
     // Pinned host buffers make the copies asynchronous DMA; a CPU device needs none.
     const auto host = at::TensorOptions().pinned_memory(device.is_cuda());
-    host_in = at::empty({3, max_batch}, host.dtype(at::kLong));
-    device_in = at::zeros({3, max_batch}, at::TensorOptions().dtype(at::kLong).device(device));
+    host_in = at::empty({4, max_batch}, host.dtype(at::kLong));
+    device_in = at::zeros({4, max_batch}, at::TensorOptions().dtype(at::kLong).device(device));
     host_logits = at::empty({max_batch, vocab}, host.dtype(at::kFloat));
+    host_tokens = at::empty({max_batch}, host.dtype(at::kInt));
 #if GPTFAST_WITH_CUDA
     if (!device.is_cuda()) {
       eager_reason = "device " + device.str() + " is not a CUDA device";
+      cpu_sampling_reason = eager_reason;
     } else {
       stream = c10::cuda::getStreamFromPool(false, device.index());  // capture needs a non-default stream
       if (!graphs_requested()) eager_reason = "GPTFAST_CUDA_GRAPHS=0";
       if (!forced_eager.empty()) eager_reason = forced_eager;
       pool = at::cuda::graph_pool_handle();
+      // Under tensor parallelism every rank decodes eagerly and rank 0's logits go to the CPU
+      // Sampler (device sampling there is not built: each rank would hold sampler state).
+      if (!forced_eager.empty()) {
+        cpu_sampling_reason = forced_eager;
+      } else if (device_sampling_requested()) {
+        c10::cuda::CUDAGuard on(device);
+        sampler = std::make_unique<cuda::DeviceSampler>(int(scratch_slot + max_batch), int(vocab), stream->stream());
+        const auto ints = at::TensorOptions().dtype(at::kInt).device(device);
+        sample_slots = at::zeros({max_batch}, ints);
+        device_tokens = at::zeros({max_batch}, ints);
+      } else {
+        cpu_sampling_reason = "GPTFAST_DEVICE_SAMPLING=0";
+      }
     }
 #else
     eager_reason = "this libgptfast was built without CUDA";
+    cpu_sampling_reason = eager_reason;
 #endif
   }
 
@@ -90,18 +122,32 @@ struct DeviceDecode::Impl {
   }
 
   // Rows n..bucket-1 decode token 0 into the scratch slot at position 0: same shapes, harmless.
-  void fill_inputs(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, int64_t rows) {
+  void fill_inputs(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, int64_t rows,
+                   int32_t* const* sampled) {
     int64_t* in = host_in.data_ptr<int64_t>();
     for (int64_t b = 0; b < rows; ++b) {
       in[b] = b < n ? tokens[b] : 0;
       in[max_batch + b] = b < n ? slots[b] : scratch_slot;
       in[2 * max_batch + b] = b < n ? positions[b] : 0;
+      in[3 * max_batch + b] = sampling_slot(b, n, slots, sampled, scratch_slot);
     }
   }
 
-  at::Tensor decode_eager(int64_t rows) {
-    return model.decode(device_in[0].narrow(0, 0, rows), device_in[1].narrow(0, 0, rows),
-                        device_in[2].narrow(0, 0, rows));
+  // The decode of `rows` rows from device_in, then (device sampling) their draws into
+  // device_tokens; *sampled_logits keeps what the sampling reads alive (the graph's pool).
+  at::Tensor decode_eager(int64_t rows, at::Tensor* sampled_logits = nullptr) {
+    at::Tensor logits = model.decode(device_in[0].narrow(0, 0, rows), device_in[1].narrow(0, 0, rows),
+                                     device_in[2].narrow(0, 0, rows));
+#if GPTFAST_WITH_CUDA
+    if (sampler) {
+      sample_slots.narrow(0, 0, rows).copy_(device_in[3].narrow(0, 0, rows));
+      at::Tensor l = logits.to(at::kFloat).contiguous();
+      sampler->sample(l.data_ptr<float>(), int(rows), sample_slots.data_ptr<int32_t>(), device_tokens.data_ptr<int32_t>(),
+                      stream->stream());
+      if (sampled_logits) *sampled_logits = l;
+    }
+#endif
+    return logits;
   }
 
 #if GPTFAST_WITH_CUDA
@@ -110,7 +156,7 @@ struct DeviceDecode::Impl {
   // at the scratch slot, so the warm-up writes nothing a sequence reads.
   Captured* capture(int64_t rows) {
     cudaDeviceSynchronize();  // loading may have left work (weights drawn, quantized) on other streams
-    fill_inputs(nullptr, nullptr, nullptr, 0, rows);
+    fill_inputs(nullptr, nullptr, nullptr, 0, rows, nullptr);
     device_in.copy_(host_in, /*non_blocking=*/false);
     for (int i = 0; i < 2; ++i) decode_eager(rows);
     stream->synchronize();
@@ -118,7 +164,7 @@ struct DeviceDecode::Impl {
     try {
       captured->graph.capture_begin(pool);
       try {
-        captured->logits = decode_eager(rows);
+        captured->logits = decode_eager(rows, &captured->sampled_logits);
       } catch (...) {
         // Leave capture mode (capture_end also stops routing this stream's allocations to the
         // graph's pool; it throws for the invalidated capture), then report the op that failed.
@@ -143,9 +189,19 @@ struct DeviceDecode::Impl {
   }
 #endif
 
-  void run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, float* const* logits) {
+  void run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, float* const* logits,
+           int32_t* const* sampled) {
     if (n < 1 || n > max_batch) {
       throw Error("device decode: " + std::to_string(n) + " rows, expected 1.." + std::to_string(max_batch));
+    }
+    bool want_logits = false, want_tokens = false;
+    for (int64_t b = 0; b < n; ++b) {
+      want_tokens = want_tokens || (sampled && sampled[b]);
+      want_logits = want_logits || (logits[b] && !(sampled && sampled[b]));
+    }
+    if (want_tokens && !cpu_sampling_reason.empty()) {
+      throw Error("device decode: a row asks for a device-sampled token, but sampling is on the CPU (" +
+                  cpu_sampling_reason + ")");
     }
     const int64_t rows = bucket(n);
 #if GPTFAST_WITH_CUDA
@@ -157,7 +213,7 @@ struct DeviceDecode::Impl {
       graph = it != graphs.end() ? it->second.get() : capture(rows);
     }
 #endif
-    fill_inputs(tokens, slots, positions, n, rows);
+    fill_inputs(tokens, slots, positions, n, rows, sampled);
     device_in.copy_(host_in, /*non_blocking=*/async());
     at::Tensor out;
 #if GPTFAST_WITH_CUDA
@@ -170,13 +226,31 @@ struct DeviceDecode::Impl {
 #else
     out = decode_eager(rows);
 #endif
-    host_logits.narrow(0, 0, rows).copy_(out, /*non_blocking=*/async());
 #if GPTFAST_WITH_CUDA
-    if (stream) stream->synchronize();  // the one wait per token: the logits, and host_in free for reuse
+    if (want_tokens) host_tokens.narrow(0, 0, rows).copy_(device_tokens.narrow(0, 0, rows), /*non_blocking=*/async());
+#endif
+    if (want_logits) host_logits.narrow(0, 0, rows).copy_(out, /*non_blocking=*/async());
+#if GPTFAST_WITH_CUDA
+    // The one wait per token: the ids (or logits) are back, and host_in is free for reuse.
+    if (stream) stream->synchronize();
 #endif
     const float* host = host_logits.data_ptr<float>();
+    const int32_t* ids = host_tokens.data_ptr<int32_t>();
     for (int64_t b = 0; b < n; ++b) {
-      if (logits[b]) std::memcpy(logits[b], host + b * vocab, sizeof(float) * size_t(vocab));
+      if (sampled && sampled[b]) {
+        if (ids[b] < 0) throw Error(kNothingToSample);
+        *sampled[b] = ids[b];
+      } else if (logits[b]) {
+        std::memcpy(logits[b], host + b * vocab, sizeof(float) * size_t(vocab));
+      }
+    }
+  }
+
+  void require_sampler(int slot) const {
+    if (!cpu_sampling_reason.empty()) throw Error("device sampling is off: " + cpu_sampling_reason);
+    if (slot < 0 || slot >= scratch_slot) {
+      throw Error("device sampling: slot " + std::to_string(slot) + " is outside [0, " + std::to_string(scratch_slot) +
+                  ")");
     }
   }
 };
@@ -187,8 +261,46 @@ DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratc
 DeviceDecode::~DeviceDecode() = default;
 
 void DeviceDecode::run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n,
-                       float* const* logits) {
-  impl_->run(tokens, slots, positions, n, logits);
+                       float* const* logits, int32_t* const* sampled) {
+  impl_->run(tokens, slots, positions, n, logits, sampled);
+}
+
+bool DeviceDecode::device_sampling() const { return impl_->cpu_sampling_reason.empty(); }
+
+std::string DeviceDecode::sampling_mode() const {
+  return device_sampling() ? "device" : "cpu (" + impl_->cpu_sampling_reason + ")";
+}
+
+void DeviceDecode::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {
+  impl_->require_sampler(slot);
+#if GPTFAST_WITH_CUDA
+  impl_->sampler->start(slot, spec, prompt, n, impl_->stream->stream());
+#endif
+}
+
+void DeviceDecode::suppress(int slot, const int32_t* ids, int n) {
+  impl_->require_sampler(slot);
+#if GPTFAST_WITH_CUDA
+  impl_->sampler->suppress(slot, ids, n, impl_->stream->stream());
+#endif
+}
+
+int32_t DeviceDecode::sample(const at::Tensor& logits, int slot) {
+  Impl& m = *impl_;
+  m.require_sampler(slot);
+  int32_t token = -1;
+#if GPTFAST_WITH_CUDA
+  c10::cuda::CUDAStreamGuard guard(*m.stream);
+  const at::Tensor l = logits.reshape({1, m.vocab}).to(at::kFloat).contiguous();
+  const at::Tensor slot_of_row = at::full({1}, slot, m.sample_slots.options());
+  m.sampler->sample(l.data_ptr<float>(), 1, slot_of_row.data_ptr<int32_t>(), m.device_tokens.data_ptr<int32_t>(),
+                    m.stream->stream());
+  m.host_tokens.narrow(0, 0, 1).copy_(m.device_tokens.narrow(0, 0, 1), /*non_blocking=*/true);
+  m.stream->synchronize();
+  token = m.host_tokens.data_ptr<int32_t>()[0];
+#endif
+  if (token < 0) throw Error(kNothingToSample);
+  return token;
 }
 
 void DeviceDecode::within_stream(void (*fn)(void*), void* f) {

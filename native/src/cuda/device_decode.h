@@ -1,11 +1,14 @@
 // Decode steps on a GPU: one token for each of up to max_batch sequences per call, through
-// Transformer::decode, with no per-token CPU work beyond three copies. In a CUDA build each batch
-// size (rounded up to a power of two; the extra rows decode into a scratch cache slot) is
-// captured once in a CUDA graph on a private stream and replayed per token: the token, slot and
-// position arrays live in static device buffers filled from pinned host memory, and only the
-// logits come back (pinned). Without CUDA graphs (a CPU build of this library loaded with a CUDA
-// libtorch, GPTFAST_CUDA_GRAPHS=0, or a capture that failed, which is reported once on stderr)
-// the same Transformer::decode runs eagerly: same kernels, same results.
+// Transformer::decode, with no per-token CPU work beyond the input copy and one read. In a CUDA
+// build each batch size (rounded up to a power of two; the extra rows decode into a scratch cache
+// slot) is captured once in a CUDA graph on a private stream and replayed per token: the token,
+// slot and position arrays live in static device buffers filled from pinned host memory. With
+// device sampling (the default on a CUDA device; GPTFAST_DEVICE_SAMPLING=0 turns it off) the
+// graph also samples every row with its slot's sampling state in device memory (DeviceSampler)
+// and only the ids come back (pinned); rows that asked for logits get those copied back too.
+// Without CUDA graphs (a CPU build of this library loaded with a CUDA libtorch,
+// GPTFAST_CUDA_GRAPHS=0, or a capture that failed, which is reported once on stderr) the same
+// Transformer::decode (and sampling) runs eagerly: same kernels, same results.
 //
 // This header needs no CUDA headers (the graphs live behind Impl), so model.h includes it in
 // every build.
@@ -15,6 +18,12 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+
+#include "gptfast/engine_api.h"
+
+namespace at {
+class Tensor;
+}
 
 namespace gptfast {
 
@@ -31,8 +40,25 @@ class DeviceDecode {
   DeviceDecode& operator=(const DeviceDecode&) = delete;
 
   // Token tokens[b] of slot slots[b] (distinct) at position positions[b], b < n <= max_batch.
-  // Writes row b's fp32 logits [vocab] to logits[b] unless it is null.
-  void run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, float* const* logits);
+  // Row b's output: with sampled[b] non-null (device sampling only), the id drawn on the device
+  // with slot slots[b]'s sampling state, which also joins that state's history; else, unless
+  // logits[b] is null, its fp32 logits [vocab]. sampled itself may be null. A row with nothing to
+  // sample (every id suppressed, no finite logit) throws, as the CPU Sampler does.
+  void run(const int32_t* tokens, const int32_t* slots, const int64_t* positions, int64_t n, float* const* logits,
+           int32_t* const* sampled = nullptr);
+
+  // Device sampling: each sequence slot's parameters, generator and history on the device, set by
+  // start_sampling() when a sequence starts and by suppress() (slot < scratch_slot). Throws
+  // unless device_sampling().
+  bool device_sampling() const;
+  // "device", or "cpu (<why>)".
+  std::string sampling_mode() const;
+  void start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n);
+  void suppress(int slot, const int32_t* ids, int n);
+  // Draws from one row of logits on this device ([vocab] elements, any float dtype: a prompt's
+  // last position, from an eager pass run within_stream) with slot's state, which records it.
+  // One read back (a prompt's end, not a decode step).
+  int32_t sample(const at::Tensor& logits, int slot);
 
   // Runs f with this decoder's stream current, so that the eager passes of a step (prompt chunks,
   // verify passes) are ordered with its graph replays on one stream.
@@ -44,6 +70,14 @@ class DeviceDecode {
 
   // "graphs" or "eager (<why>)", for describe() and the bench.
   std::string mode() const;
+
+  // Which sampling state row b of a run draws with: its slot's when it samples for that sequence
+  // (b < n, sampled[b] set), else the spare state scratch_slot + b (padding, logits-only rows), so
+  // that no other draw reaches a sequence's history or generator.
+  static int64_t sampling_slot(int64_t b, int64_t n, const int32_t* slots, int32_t* const* sampled,
+                               int64_t scratch_slot) {
+    return b < n && sampled && sampled[b] ? slots[b] : scratch_slot + b;
+  }
 
  private:
   template <typename F>

@@ -11,7 +11,7 @@ native="$(cd "$here/../.." && pwd)"
 out="${EMU_OUT:-${TMPDIR:-/tmp}/gptfast-cuda-emulator}"
 python3 "$here/generate.py" "$native" "$out" "${THREADS:-64}"
 g++ -std=c++17 -O2 -I"$here/include" -I"$native/src" -I"$native/include" -I"$native/test" \
-  -DGPTFAST_EMU_DRAWS="${DRAWS:-20000}" "$out"/cuda/*.cpp "$out/test.cpp" \
+  -DGPTFAST_EMU_DRAWS="${DRAWS:-20000}" "$out"/cuda/*.cpp "$native/src/cuda/device_sampler.cpp" "$out/test.cpp" \
   "$native/src/sampler.cpp" "$native/src/speculative_sampling.cpp" -lgtest_main -lgtest -lpthread \
   -o "$out/emulated_cuda_tests"
 exec "$out/emulated_cuda_tests" --gtest_filter="${1:-*}"
