@@ -358,10 +358,9 @@ TEST(CudaEngine, SpeculativeGreedyEqualsReferences) {
   expect_references(kStories, 2, 3);
 }
 
-// Graph replay and eager decoding run the same kernels on the same inputs: the logits of every
-// decode step must agree bit for bit, over a batch of slots at different positions.
-TEST(CudaEngine, GraphReplayEqualsEagerBitForBit) {
-  REQUIRE_CUDA();
+// A small GQA shape for the decode-graph and tensor-parallel tests: heads, KV heads and FFN width
+// divide by 2.
+gptfast::ModelSpec small_gqa_spec() {
   gptfast::ModelSpec spec;
   spec.dim = 256;
   spec.n_layer = 2;
@@ -371,6 +370,14 @@ TEST(CudaEngine, GraphReplayEqualsEagerBitForBit) {
   spec.intermediate_size = 688;
   spec.vocab_size = 1000;
   spec.block_size = 128;
+  return spec;
+}
+
+// Graph replay and eager decoding run the same kernels on the same inputs: the logits of every
+// decode step must agree bit for bit, over a batch of slots at different positions.
+TEST(CudaEngine, GraphReplayEqualsEagerBitForBit) {
+  REQUIRE_CUDA();
+  const gptfast::ModelSpec spec = small_gqa_spec();
   auto decode_logits = [&](const char* graphs, const std::string& dtype) {
     setenv("GPTFAST_CUDA_GRAPHS", graphs, 1);
     gptfast::RuntimeSpec runtime;
@@ -427,19 +434,6 @@ TEST(CudaEngine, DecodeStepAllocatesNoHostMemory) {
 
 // Tensor parallelism over NCCL: rank i on cuda:i, its all-reduces on NCCL, decoding eagerly.
 
-// The decode-graph test's shape: heads, KV heads and FFN width divide by 2.
-gptfast::ModelSpec tp_spec() {
-  gptfast::ModelSpec spec;
-  spec.dim = 256;
-  spec.n_layer = 2;
-  spec.n_head = 8;
-  spec.n_local_heads = 2;
-  spec.head_dim = 32;
-  spec.intermediate_size = 688;
-  spec.vocab_size = 1000;
-  spec.block_size = 128;
-  return spec;
-}
 
 TEST(CudaTensorParallel, Tp2GreedyEqualsTheStories260KReferences) {
   REQUIRE_GPUS(2);
@@ -461,7 +455,7 @@ TEST(CudaTensorParallel, Tp2LogitsAndGreedyTokensEqualTp1) {
     runtime.dtype = "fp32";
     runtime.device = "cuda";
     runtime.tp = tp;
-    gptfast::Model model("11", "random", tp_spec(), runtime, 2);
+    gptfast::Model model("11", "random", small_gqa_spec(), runtime, 2);
     const int vocab = model.vocab();
     Run out;
     out.describe = model.describe();
@@ -512,7 +506,7 @@ TEST(CudaTensorParallel, AFailingRankEndsThePassNamingIt) {
     runtime.device = "cuda";
     runtime.tp = 2;
     runtime.tp_timeout = std::chrono::milliseconds(5000);
-    gptfast::Model model("11", "random", tp_spec(), runtime, 1);
+    gptfast::Model model("11", "random", small_gqa_spec(), runtime, 1);
     const std::vector<int32_t> prompt = {1, 5, 9, 200};
     std::vector<float> out(4 * model.vocab());
     const gptfast::Segment first{0, prompt.data(), 4, 0, 1, out.data()};
