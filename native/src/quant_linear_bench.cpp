@@ -26,12 +26,12 @@ namespace gptfast {
 
 namespace {
 
+#if GPTFAST_WITH_CUDA
+
 std::string first_line(const std::exception& e) {
   const std::string what = e.what();
   return what.substr(0, what.find('\n'));
 }
-
-#if GPTFAST_WITH_CUDA
 
 // A layer's weight in the engine's layout (linear_weight.h), random, and the same numbers in the
 // layout libtorch's op takes.
