@@ -120,9 +120,13 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
       odd[t * half + j] = 2 * j + 1 < cols ? xt[2 * j + 1] : 0.0f;
     }
     float* gs = sums + t * groups;
+    float amax = 0.0f;  // for the subnormal reading below, in the same pass over x
     for (int64_t g = 0; g < groups; ++g) {
       float s = 0;
-      for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) s += xt[c];
+      for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) {
+        s += xt[c];
+        amax = std::max(amax, std::fabs(xt[c]));
+      }
       gs[g] = s;
     }
     if (!lanes) continue;
@@ -132,8 +136,6 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
     // products of all but negligible x normal; the kernel multiplies each row's sum by 2^S.
     int shift = 0;
     if (subnormal) {
-      float amax = 0.0f;
-      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xt[c]));
       int e = 0;
       if (std::isfinite(amax)) std::frexp(amax, &e);
       shift = 24 + e;
@@ -159,8 +161,8 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
       }
     }
   }
-  return Int4Vectors{even, odd,       sums,       half,         groups,   lanes ? lane_x : nullptr,
-                     lane_sums, lane_width, lane_unscale, subnormal};
+  return Int4Vectors{even, odd, sums, half, groups, lanes ? lane_x : nullptr, lane_sums, lane_width,
+                     lane_unscale, subnormal};
 }
 
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
