@@ -123,6 +123,7 @@ LinearWeight LinearWeight::to(at::Device device) const {
   LinearWeight w = *this;
   w.weight = weight.to(device);
   if (scales.defined()) w.scales = scales.to(device);
+  w.aten_weight = w.aten_scales = at::Tensor();  // a device's layout, made after the move (add_aten_layout)
   return w;
 }
 

@@ -51,6 +51,10 @@ struct LinearWeight {
   // int8: fp32 [out]. int4: bf16 [out, K/G, 2] (the file's [K/G, out, 2] transposed so that a
   // row's groups are contiguous for the kernels).
   at::Tensor scales;
+  // Only with GPTFAST_CUDA_QUANT_MATMUL=aten on a GPU (cuda/quant_linear.h): the weight and
+  // scales in the layout of libtorch's _weight_int8pack_mm / _weight_int4pack_mm (int8: the same
+  // tensors; int4: a packed copy, so both layouts are held). Undefined otherwise.
+  at::Tensor aten_weight, aten_scales;
   int64_t out = 0, in = 0, group = 0;
 
   // Bytes of weights and scales read when the layer runs once (the decode roofline counts these).

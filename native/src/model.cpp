@@ -503,6 +503,7 @@ std::string Model::describe() const {
       << " cache=" << max_seq_len() << " slots=" << slots_ << " dtype=" << runtime_.dtype
       << " device=" << runtime_.device << on_gpus << " threads=" << at::get_num_threads() << (tp() > 1 ? "/rank" : "")
       << " weights=" << (rank0().quantization().empty() ? runtime_.dtype : rank0().quantization())
+      << (rank0().quant_matmul().empty() ? "" : " quant_matmul=" + rank0().quant_matmul())
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
       << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");

@@ -33,53 +33,34 @@ std::string first_line(const std::exception& e) {
   return what.substr(0, what.find('\n'));
 }
 
-// A layer's weight in the engine's layout (linear_weight.h), random, and the same numbers in the
-// layout libtorch's op takes.
+// A layer's weight, random, in the engine's layout (own) and with libtorch's layout added
+// (aten, made by the engine's add_aten_layout): both run through cuda_quantized_linear, the
+// engine's decode path under GPTFAST_CUDA_QUANT_MATMUL=own and =aten.
 struct Weight {
-  LinearWeight own;
-  at::Tensor aten_weight, aten_scales;
+  LinearWeight own, aten;
 };
 
-Weight random_weight(const QuantSpec& q, int64_t out, int64_t in, const at::Device& device) {
+LinearWeight random_weight(const QuantSpec& q, int64_t out, int64_t in, const at::Device& device) {
   const auto on = at::TensorOptions().device(device);
-  Weight w;
-  w.own.kind = q.kind;
-  w.own.out = out;
-  w.own.in = in;
+  LinearWeight w;
+  w.kind = q.kind;
+  w.out = out;
+  w.in = in;
   if (q.kind == WeightKind::int8) {
-    w.own.weight = at::randint(-127, 128, {out, in}, on.dtype(at::kChar));
-    w.own.scales = at::rand({out}, on.dtype(at::kFloat)) * 0.01 + 0.001;
+    w.weight = at::randint(-127, 128, {out, in}, on.dtype(at::kChar));
+    w.scales = at::rand({out}, on.dtype(at::kFloat)) * 0.01 + 0.001;
   } else {
-    w.own.group = q.group;
+    w.group = q.group;
     const int64_t padded = int4_padded_in(in, q.group);
-    w.own.weight = at::randint(0, 256, {out, padded / 2}, on.dtype(at::kByte));
-    w.own.scales = (at::rand({out, padded / q.group, 2}, on.dtype(at::kFloat)) * 0.01).to(at::kBFloat16);
+    w.weight = at::randint(0, 256, {out, padded / 2}, on.dtype(at::kByte));
+    w.scales = (at::rand({out, padded / q.group, 2}, on.dtype(at::kFloat)) * 0.01).to(at::kBFloat16);
   }
   return w;
 }
 
-// libtorch's layouts: int8 scales in the activation dtype; int4 packed for its tensor-core kernel
-// (inner k tiles as GPT-Fast picks them: 8 where the width allows) with scales/zeros [K/G, out, 2].
-void add_aten_layout(Weight& w) {
-  if (w.own.kind == WeightKind::int8) {
-    w.aten_weight = w.own.weight;
-    w.aten_scales = w.own.scales.to(at::kBFloat16);
-    return;
-  }
-  const int64_t padded = w.own.weight.size(1) * 2;
-  const int64_t tiles = padded % 128 == 0 ? 8 : padded % 64 == 0 ? 4 : 2;
-  w.aten_weight = at::_convert_weight_to_int4pack(w.own.weight, tiles);
-  w.aten_scales = w.own.scales.transpose(0, 1).contiguous();
-}
-
-at::Tensor aten_linear(const Weight& w, const at::Tensor& x, const at::Tensor& x_padded) {
-  if (w.own.kind == WeightKind::int8) return at::_weight_int8pack_mm(x, w.aten_weight, w.aten_scales);
-  return at::_weight_int4pack_mm(x_padded, w.aten_weight, w.own.group, w.aten_scales);
-}
-
-at::Tensor own_linear(const Weight& w, const at::Tensor& x) {
-  at::Tensor y = cuda_quantized_linear(w.own, x);
-  if (!y.defined()) throw std::runtime_error("the engine's gemv kernels do not take this batch (1..8 rows)");
+at::Tensor quantized_linear(const LinearWeight& w, const at::Tensor& x) {
+  at::Tensor y = cuda_quantized_linear(w, x);
+  if (!y.defined()) throw std::runtime_error("the engine's quantized decode path does not take this batch (1..8 rows)");
   return y;
 }
 
@@ -147,7 +128,7 @@ QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch,
   t.own_error = t.aten_error = "this libgptfast was built without CUDA";
 #else
   std::vector<Weight> weights;
-  at::Tensor x_dim, x_dim_padded, x_ffn, x_ffn_padded;
+  at::Tensor x_dim, x_ffn;
   QuantSpec q;
   try {
     q = parse_quantize(quantize);
@@ -157,49 +138,44 @@ QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch,
     const at::Device device(at::kCUDA, 0);
     c10::cuda::CUDAGuard on(device);
     const int64_t head_dim = dim / n_head, kv_dim = int64_t(n_kv_heads) * head_dim;
+    auto add = [&](int64_t out, int64_t in) { weights.push_back({random_weight(q, out, in, device), {}}); };
     for (int l = 0; l < n_layer; ++l) {
-      weights.push_back(random_weight(q, dim + 2 * kv_dim, dim, device));  // wqkv
-      weights.push_back(random_weight(q, dim, dim, device));               // wo
-      weights.push_back(random_weight(q, ffn, dim, device));               // w1
-      weights.push_back(random_weight(q, ffn, dim, device));               // w3
-      weights.push_back(random_weight(q, dim, ffn, device));               // w2
+      add(dim + 2 * kv_dim, dim);  // wqkv
+      add(dim, dim);               // wo
+      add(ffn, dim);               // w1
+      add(ffn, dim);               // w3
+      add(dim, ffn);               // w2
     }
-    weights.push_back(random_weight(q, vocab, dim, device));  // output
+    add(vocab, dim);  // output
     const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
     x_dim = at::randn({batch, dim}, bf16);
     x_ffn = at::randn({batch, ffn}, bf16);
-    auto padded = [&](const at::Tensor& x, int64_t in) {
-      const int64_t width = q.kind == WeightKind::int4 ? int4_padded_in(in, q.group) : in;
-      return at::constant_pad_nd(x, {0, width - in});
-    };
-    x_dim_padded = padded(x_dim, dim);
-    x_ffn_padded = padded(x_ffn, ffn);
   } catch (const std::exception& e) {
     t.own_error = t.aten_error = first_line(e);
     return t;
   }
   // Each layer reads the activation of its input width (what it computes is not fed on: the
   // timing is of the weight streaming, which does not depend on the values).
-  auto input = [&](const Weight& w, bool pad) {
-    const bool wide = w.own.in == ffn;
-    return wide ? (pad ? x_ffn_padded : x_ffn) : (pad ? x_dim_padded : x_dim);
-  };
+  auto input = [&](const LinearWeight& w) { return w.in == ffn ? x_ffn : x_dim; };
   try {
     t.own_us_per_step = time_step([&] {
-      for (const Weight& w : weights) own_linear(w, input(w, false));
+      for (const Weight& w : weights) quantized_linear(w.own, input(w.own));
     }, &t.own_mode);
   } catch (const std::exception& e) {
     t.own_error = first_line(e);
   }
   try {
-    for (Weight& w : weights) add_aten_layout(w);
+    for (Weight& w : weights) {
+      w.aten = w.own;
+      add_aten_layout(w.aten, "benchmark", at::kBFloat16);
+    }
     t.aten_us_per_step = time_step([&] {
-      for (const Weight& w : weights) aten_linear(w, input(w, false), input(w, true));
+      for (const Weight& w : weights) quantized_linear(w.aten, input(w.aten));
     }, &t.aten_mode);
     // Same numbers both ways? (w1 of the first layer; the ops accumulate in different orders.)
     if (t.own_error.empty()) {
-      const at::Tensor own = own_linear(weights[2], x_dim).to(at::kFloat);
-      const at::Tensor aten = aten_linear(weights[2], x_dim, x_dim_padded).to(at::kFloat);
+      const at::Tensor own = quantized_linear(weights[2].own, x_dim).to(at::kFloat);
+      const at::Tensor aten = quantized_linear(weights[2].aten, x_dim).to(at::kFloat);
       t.max_relative_difference = ((own - aten).abs().max() / own.abs().max().clamp_min(1e-30)).item<double>();
     }
   } catch (const std::exception& e) {

@@ -7,6 +7,10 @@
 #include "dist/communicator.h"
 #include "rope.h"
 
+#if GPTFAST_WITH_CUDA
+#include "cuda/quant_linear.h"
+#endif
+
 namespace gptfast {
 
 
@@ -56,6 +60,9 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
       // and keeps activations in fp32 (bf16 weights are widened on the fly).
       cache_(spec.n_layer, slots, spec_.n_local_heads, max_seq_len, spec.head_dim,
              options.device().is_cpu() ? options.dtype(at::kFloat) : options) {
+#if GPTFAST_WITH_CUDA
+  if (options.device().is_cuda()) quant_matmul_ = quant_matmul_name(quant_matmul_from_env());
+#endif
   const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
   const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;
   // This rank's slices: rank r of tp holds heads [r*n/tp, (r+1)*n/tp) and FFN units likewise.
@@ -99,6 +106,9 @@ LinearWeight Transformer::take_linear(StateDict& w, const std::string& name, int
                 (quantization_.empty() ? "dense" : quantization_) + "; mixed checkpoints are not supported");
   }
   quantization_ = kind;
+#if GPTFAST_WITH_CUDA
+  if (quant_matmul_ == "aten") add_aten_layout(lw, name, c10::typeMetaToScalarType(options_.dtype()));
+#endif
   return lw;
 }
 

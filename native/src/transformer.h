@@ -67,6 +67,9 @@ class Transformer {
   // How the Linear layers are stored ("" dense, "int8", "int4:G"), and the bytes of weights one
   // decode step streams (every Linear layer once; the embedding row is negligible).
   const std::string& quantization() const { return quantization_; }
+  // On a GPU with quantized weights, what runs their decode rows: "own" (the gemv kernels) or
+  // "aten" (libtorch's ops), from GPTFAST_CUDA_QUANT_MATMUL at load (cuda/quant_linear.h); else "".
+  std::string quant_matmul() const { return quantization_.empty() ? std::string() : quant_matmul_; }
   int64_t weight_bytes() const;
   const at::Tensor& rope() const { return rope_; }
   KVCache& cache() { return cache_; }
@@ -92,6 +95,7 @@ class Transformer {
   at::Tensor tok_embeddings_, norm_;
   LinearWeight output_;
   std::string quantization_;
+  std::string quant_matmul_;  // "own" | "aten" on a CUDA device, else ""
   std::vector<LayerWeights> layers_;
   at::Tensor rope_;  // [max_seq_len, head_dim/2, 2]
   KVCache cache_;

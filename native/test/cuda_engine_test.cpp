@@ -1,9 +1,10 @@
 // The engine on a CUDA device: fp32 greedy decoding reproduces the shared references (stories260K
 // dense and GPT-Fast int8, the Llama-3-shaped tiny model), batched and speculative runs equal
 // them too, with sampling on the device (the default) and on the CPU (GPTFAST_DEVICE_SAMPLING=0);
-// seeded device sampling reproduces and fits the softmax; CUDA-graph replay gives eager decoding's
-// logits bit for bit; a steady decode step allocates no host memory and synchronises with the
-// device once (the token read). Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
+// int8 decode rows through libtorch's _weight_int8pack_mm (GPTFAST_CUDA_QUANT_MATMUL=aten) give
+// the int8 references too; seeded device sampling reproduces and fits the softmax; CUDA-graph
+// replay gives eager decoding's logits bit for bit; a steady decode step allocates no host memory
+// and synchronises with the device once (the token read). Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
 // tokens and logits, and a failing rank ends the pass naming it. Without a CUDA device every test
 // skips, printing why; the tensor-parallel ones skip likewise with fewer than 2 devices.
 #include <c10/core/CPUAllocator.h>
@@ -193,6 +194,39 @@ TEST(CudaEngine, DeviceAndCpuSampledGreedyEqualReferences) {
     expect_references(kStories, 1, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
     expect_references(kStories, 3, 0, 1, "sampling=cpu (GPTFAST_DEVICE_SAMPLING=0)");
   }
+}
+
+// GPTFAST_CUDA_QUANT_MATMUL chooses what runs int8 decode rows: the own gemv kernels (the
+// default) or libtorch's _weight_int8pack_mm. Both give the int8 references (fp32 activations),
+// alone and in a padded batch, and describe() says which ran.
+TEST(CudaEngine, Int8GreedyEqualsReferencesWithOwnAndLibtorchMatmul) {
+  REQUIRE_CUDA();
+  for (const char* choice : {"own", "aten"}) {
+    ScopedEnv env("GPTFAST_CUDA_QUANT_MATMUL", choice);
+    expect_references(kStoriesInt8, 1, 0, 1, std::string("weights=int8 quant_matmul=") + choice);
+    expect_references(kStoriesInt8, 3, 0, 1, std::string("weights=int8 quant_matmul=") + choice);
+  }
+}
+
+// The choice is checked when a model loads: an unknown value, and libtorch's int4 op (bf16
+// activations only) for an fp32 model, are one-line errors naming the variable.
+TEST(CudaEngine, QuantMatmulChoiceIsCheckedAtLoad) {
+  REQUIRE_CUDA();
+  const std::string dir = shared_dir() + "/models/stories260K";
+  const gptfast::ModelSpec spec = read_config(dir + "/config.json");
+  auto load_error = [&](const char* value, const char* quantize) -> std::string {
+    ScopedEnv env("GPTFAST_CUDA_QUANT_MATMUL", value);
+    try {
+      gptfast::Session s(dir + "/model.pth", "pth", spec, "fp32", "cuda", 0, 0, 1, 0, quantize, 1);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "(loaded)";
+  };
+  EXPECT_NE(load_error("fast", "int8").find("GPTFAST_CUDA_QUANT_MATMUL=fast: expected own"), std::string::npos);
+  const std::string int4 = load_error("aten", "int4:32");
+  EXPECT_NE(int4.find("GPTFAST_CUDA_QUANT_MATMUL=aten: layer 'layers.0.attention.wqkv': libtorch's _weight_int4pack_mm "
+                      "takes bf16 activations only"), std::string::npos) << int4;
 }
 
 gptfast::Session stories_session(int slots) {

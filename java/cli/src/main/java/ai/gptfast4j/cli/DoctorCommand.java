@@ -40,7 +40,8 @@ final class DoctorCommand implements Callable<Integer> {
         out.println("processors: " + rt.availableProcessors() + ", max heap: " + rt.maxMemory() / (1 << 20) + " MiB");
         cpu(out);
         for (String env : List.of("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GPTFAST_CACHE", NativeLibrary.LIBTORCH_ENV,
-                NativeLibrary.VARIANT_ENV, "CUDA_VISIBLE_DEVICES", "GPTFAST_CUDA_GRAPHS", "GPTFAST_DEVICE_SAMPLING")) {
+                NativeLibrary.VARIANT_ENV, "CUDA_VISIBLE_DEVICES", "GPTFAST_CUDA_GRAPHS", "GPTFAST_DEVICE_SAMPLING",
+                "GPTFAST_CUDA_QUANT_MATMUL")) {
             String v = System.getenv(env);
             if (v != null) out.println("env " + env + "=" + v);
         }
