@@ -7,9 +7,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 import org.bytedeco.javacpp.Loader;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -87,5 +91,83 @@ class FakeDriverCliTest {
                 broken.out());
         assertTrue(broken.out().contains("\nvariant: CPU natives: the NVIDIA driver cannot be used (cuDriverGetVersion failed:"
                 + " CUDA_ERROR_UNKNOWN)\n"), broken.out());
+    }
+
+    /**
+     * Only the GPU natives on the class path, as with only the {@code -gpu} classifier jar: the
+     * driver probe runs before the choice, when JavaCPP looks in the CPU natives folder, so its
+     * JNI library must come from the GPU folder. A supporting driver then chooses the GPU natives;
+     * one that sees no GPU chooses the absent CPU natives, said with the reason. (The GPU folder
+     * here holds the JNI glue, as the -gpu jar does, and properties saying CUDA 13.0; no CUDA
+     * libgptfast.so: nothing gets as far as loading it.)
+     */
+    @Test
+    void onlyTheGpuNativesJarStillProbesTheDriver() throws Exception {
+        Path fake = Path.of(System.getProperty("gptfast.fakeCudaDriver"));
+        assumeTrue(Files.isRegularFile(fake.resolve("libcuda.so.1")), "the stand-in driver is not built: " + fake);
+        Path gpuOnly = dir.resolve("gpu-only");
+        Path folder = gpuOnly.resolve("ai/gptfast4j/natives/" + P + "-gpu");
+        Files.createDirectories(folder);
+        List<String> cp = new ArrayList<>();
+        for (String entry : CliProcess.testClassPath()) {
+            if (!takeCpuNatives(Path.of(entry), folder)) cp.add(entry);  // the CPU natives leave the class path
+        }
+        assertTrue(Files.isRegularFile(folder.resolve("libjniTorchProbe.so")), "no CPU natives on the test class path");
+        cp.add(gpuOnly.toString());
+        for (Map.Entry<String, String> devices : Map.of("1", "", "0", "0").entrySet()) {
+            Map<String, String> env = new HashMap<>(Map.of("LD_LIBRARY_PATH", fake.toString(), "GPTFAST_VARIANT", ""));
+            if (!devices.getValue().isEmpty()) env.put("GPTFAST_FAKE_CUDA_DEVICES", devices.getValue());
+            Path run = Files.createDirectories(dir.resolve("run-" + devices.getKey()));
+            CliProcess.Result r = CliProcess.run(run, cp, List.of(), env, "doctor");
+            assertFalse(r.out().contains("cannot load the natives' probe"), r.out());
+            if (devices.getKey().equals("1")) {
+                assertTrue(r.out().contains("\nnvidia driver: CUDA 13.2, 1 GPU\n"), r.out());
+                assertTrue(r.out().contains("\nvariant: CUDA 13.0 natives (" + P + "-gpu): the driver supports CUDA 13.2, 1 GPU\n"),
+                        r.out());
+            } else {
+                assertTrue(r.out().contains("\nvariant: CPU natives: the NVIDIA driver (CUDA 13.2) finds no usable GPU"), r.out());
+                assertTrue(r.out().contains("natives: NOT USABLE: gptfast4j's native library for " + P + " is not on the class"
+                        + " path") && r.out().contains("(the CPU natives were chosen: the NVIDIA driver (CUDA 13.2) finds no"
+                        + " usable GPU"), r.out());
+            }
+        }
+    }
+
+    /**
+     * Whether class path entry {@code entry} (a directory or a jar) holds the CPU natives folder; if
+     * so its JNI glue is copied to {@code gpuFolder} and, as ./build.sh cuda writes it, properties
+     * saying CUDA 13.0 for the same libtorch.
+     */
+    private static boolean takeCpuNatives(Path entry, Path gpuFolder) throws Exception {
+        String cpu = "ai/gptfast4j/natives/" + P + "/";
+        String properties = null;
+        if (Files.isDirectory(entry.resolve(cpu))) {
+            try (var files = Files.list(entry.resolve(cpu))) {
+                for (Path f : files.toList()) {
+                    String name = f.getFileName().toString();
+                    if (name.startsWith("libjni")) Files.copy(f, gpuFolder.resolve(name), StandardCopyOption.REPLACE_EXISTING);
+                    if (name.equals("gptfast4j-native.properties")) properties = Files.readString(f);
+                }
+            }
+        } else if (entry.toString().endsWith(".jar") && Files.isRegularFile(entry)) {
+            try (JarFile jar = new JarFile(entry.toFile())) {
+                if (jar.getEntry(cpu) == null && jar.getEntry(cpu + "gptfast4j-native.properties") == null) return false;
+                for (JarEntry e : java.util.Collections.list(jar.entries())) {
+                    String name = e.getName().substring(e.getName().lastIndexOf('/') + 1);
+                    if (!e.getName().startsWith(cpu) || name.isEmpty()) continue;
+                    try (var in = jar.getInputStream(e)) {
+                        if (name.startsWith("libjni")) Files.copy(in, gpuFolder.resolve(name), StandardCopyOption.REPLACE_EXISTING);
+                        if (name.equals("gptfast4j-native.properties")) properties = new String(in.readAllBytes());
+                    }
+                }
+            }
+        } else {
+            return false;
+        }
+        if (properties != null) {
+            Files.writeString(gpuFolder.resolve("gptfast4j-native.properties"),
+                    properties.replace("cuda=false", "cuda=true\ncuda.version=13.0"));
+        }
+        return true;
     }
 }

@@ -149,8 +149,8 @@ public final class NativeLibrary {
             if (in == null) {
                 throw new NativeLibraryException("gptfast4j's native library for " + c.variant() + " is not on the class path: add "
                         + "ai.gptfast4j:gptfast4j-core:<version>:" + c.variant() + " (the natives classifier jar)"
-                        + (!c.gpu() ? " or depend on ai.gptfast4j:gptfast4j-platform"
-                                : ", or " + cpuAdvice() + " for the CPU natives"));
+                        + (!c.gpu() ? " or depend on ai.gptfast4j:gptfast4j-platform (the CPU natives were chosen: "
+                                + c.whyNotGpu() + ")" : ", or " + cpuAdvice() + " for the CPU natives"));
             }
             p.load(in);
         } catch (IOException e) {
@@ -252,12 +252,46 @@ public final class NativeLibrary {
     /** Runs a TorchProbe call, turning a missing or failing probe into the one-line exception. */
     private static String probe(Supplier<String> call) {
         try {
+            loadProbeLibrary();
             return call.get();
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
             throw new NativeLibraryException("cannot load the natives' probe (libjniTorchProbe.so, natives jar "
                     + PLATFORM + "): " + firstLine(e.getMessage()), e);
         } catch (RuntimeException e) {
             throw new NativeLibraryException("the loaded libtorch cannot report its version: " + firstLine(e.getMessage()), e);
+        }
+    }
+
+    private static boolean probeLibraryLookedFor;
+
+    /**
+     * Makes the probe's JNI library (libjniTorchProbe.so: torch-free, the same file in every natives
+     * jar) loadable before the variant is chosen. The driver probe runs before the choice, when
+     * JavaCPP looks only in the CPU natives folder (and the one its extension property names, where
+     * set): with only a GPU natives jar on the class path there is none. Then the library is loaded
+     * from the first GPU variant's folder that has it, and TorchProbe's own Loader.load() finds it
+     * loaded. Where no folder has it, TorchProbe's load fails as it always did (probe's message).
+     */
+    private static synchronized void loadProbeLibrary() {
+        if (probeLibraryLookedFor) return;
+        probeLibraryLookedFor = true;
+        ClassLoader cl = NativeLibrary.class.getClassLoader();
+        Properties p = Loader.loadProperties(TorchProbe.class, Loader.loadProperties(), true);
+        String library = p.getProperty("platform.library");
+        String file = p.getProperty("platform.library.prefix", "") + library + p.getProperty("platform.library.suffix", "");
+        String extension = System.getProperty(VariantChooser.JAVACPP_EXTENSION, "").strip();
+        for (String folder : List.of(PLATFORM, PLATFORM + extension)) {
+            if (cl.getResource(NATIVES + folder + "/" + file) != null) return;  // where JavaCPP looks anyway
+        }
+        for (VariantChooser.GpuVariant v : gpuVariants(cl)) {
+            java.net.URL url = cl.getResource(NATIVES + v.name() + "/" + file);
+            if (url == null) continue;
+            try {
+                Loader.loadLibrary(TorchProbe.class, new java.net.URL[] {url}, library);
+            } catch (UnsatisfiedLinkError e) {
+                // TorchProbe's own load then fails too, and probe() says so in one line
+            }
+            return;
         }
     }
 
