@@ -276,7 +276,7 @@ public final class NativeLibrary {
         if (probeLibraryLookedFor) return;
         probeLibraryLookedFor = true;
         ClassLoader cl = NativeLibrary.class.getClassLoader();
-        Properties p = Loader.loadProperties(TorchProbe.class, Loader.loadProperties(), true);
+        org.bytedeco.javacpp.ClassProperties p = Loader.loadProperties(TorchProbe.class, Loader.loadProperties(), true);
         String library = p.getProperty("platform.library");
         String file = p.getProperty("platform.library.prefix", "") + library + p.getProperty("platform.library.suffix", "");
         String extension = System.getProperty(VariantChooser.JAVACPP_EXTENSION, "").strip();
