@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # The GPU check: one prepared run on a machine with an NVIDIA GPU, CUDA (nvcc), CMake, a C++
 # compiler and a Python with a CUDA torch, but no Java and no network. It builds native/ against
-# that torch, runs every CUDA test, and benchmarks decode on random-weight Llama-2-7B and
-# Llama-3-8B shapes (bf16, int8, int4; batch 1 and 8) next to the device-to-device copy bandwidth
-# measured in the same run (sampling on the device; one row with CPU sampling), times each
-# quantized row's Linear layers with the engine's gemv kernels and with libtorch's
-# _weight_int8pack_mm / _weight_int4pack_mm on the same shapes, and, with GPT-Fast's source
-# beside it, runs GPT-Fast's own `generate.py --compile` on the same shapes. Each step logs to $OUT/<step>.log and the results
-# gather in $OUT/summary.md; a failing step is reported and the next one runs; the whole run
-# stays under a time budget (GPU_CHECK_BUDGET_S, default 450 s), skipping what no longer fits
+# that torch, runs every CUDA test executable (the list CMake writes, build/gpu/gpu_check_tests.txt:
+# every gptfast_cuda_*tests target, then the batched-decode tests), and benchmarks decode on
+# random-weight Llama-2-7B and Llama-3-8B shapes (bf16, int8, int4; batch 1 and 8) next to the
+# device-to-device copy bandwidth measured in the same run (sampling on the device; one row with
+# CPU sampling, one eager), the 7B int8/int4 batch-1 rows again with libtorch's
+# _weight_int8pack_mm / _weight_int4pack_mm in the engine (GPTFAST_CUDA_QUANT_MATMUL=aten), each
+# quantized row's Linear layers timed both ways on the same shapes, and, with GPT-Fast's source
+# beside it, runs GPT-Fast's own `generate.py --compile` on the same shapes. Each step logs to
+# build/gpu/check-logs/<step>.log and the results gather in $OUT/summary.md (written as the run
+# goes) and $OUT/bench.jsonl, with every log packed into $OUT/logs.tar.gz at the end: three files,
+# as the device tool brings back only a few. A failing step is reported and the next one runs;
+# the exit status is 0 only if every step that ran passed. The whole run stays under a time budget
+# (GPU_CHECK_BUDGET_S, default 450 s), skipping what no longer fits, most important rows first
 # (GPU_CHECK_TIME_SCALE multiplies each step's own limit, for rehearsals on slow machines).
 #
 #   benchmarks/gpu-check.sh [-o OUT] [--deps DIR]   run the check (OUT defaults to $OUT, else ./gpu-check-out)
 #   benchmarks/gpu-check.sh --bundle DIR            on a machine with the repo's ../shared and network:
 #                                                   gather what the GPU machine lacks into DIR (GoogleTest
 #                                                   and nlohmann-json sources, the shared test models and
-#                                                   references, the Llama 2 tokenizer), under 64 MiB
+#                                                   references, the Llama 2 tokenizer), 24 MB
 #
 # Where the GPU is lent through the `device` tool: prepare once with
 #   benchmarks/gpu-check.sh --bundle build/gpu-deps
-# then run `bash benchmarks/gpu-check.sh --deps build/gpu-deps` there, carrying build/gpu-deps.
+# then run `bash benchmarks/gpu-check.sh --deps build/gpu-deps` there, carrying build/gpu-deps,
+# with a timeout_s above the budget (540 for the default 450 s).
 # GPT-Fast's source, if wanted, goes to build/gpu-deps/gpt-fast (copied in, never committed).
 set -uo pipefail
 
@@ -62,11 +68,21 @@ mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 SUMMARY="$OUT_DIR/summary.md"
 BUILD="$ROOT/build/gpu"
+# Logs outside $OUT, packed into it at the end (also when the script stops early): a run killed
+# from outside still leaves summary.md alone there.
+LOGS="$BUILD/check-logs"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+pack_logs() {
+  cp "$SUMMARY" "$LOGS/" 2>/dev/null
+  tar czf "$OUT_DIR/logs.tar.gz" -C "$LOGS" . 2>/dev/null
+}
+trap pack_logs EXIT
 SHARED_DIR="${GPTFAST_SHARED:-}"
 [ -z "$SHARED_DIR" ] && [ -n "$DEPS" ] && [ -d "$DEPS/shared" ] && SHARED_DIR="$DEPS/shared"
 [ -z "$SHARED_DIR" ] && SHARED_DIR="$ROOT/../shared"
 JOBS="$(nproc)"
 
+FAILED_STEPS=()
 elapsed() { echo $(($(date +%s) - START)); }
 left() { echo $((BUDGET - $(elapsed))); }
 note() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
@@ -81,16 +97,17 @@ run_step() {
   # A shell function runs in a child bash (timeout runs programs); functions and the variables
   # they use are exported for it.
   if [ "$(type -t "$1")" = function ]; then set -- bash -c "$*"; fi
-  timeout --kill-after=10 "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
+  timeout --kill-after=10 "$limit" "$@" >"$LOGS/$name.log" 2>&1
   local rc=$?
   local status="ok"; [ $rc -ne 0 ] && status="FAILED (exit $rc$([ $rc -eq 124 ] && echo ", timed out after ${limit}s"))"
+  [ $rc -ne 0 ] && FAILED_STEPS+=("$name")
   note "- $name: $status, $(($(date +%s) - t0)) s (log: $name.log)"
-  [ $rc -ne 0 ] && tail -n 15 "$OUT_DIR/$name.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
+  [ $rc -ne 0 ] && tail -n 15 "$LOGS/$name.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
   return $rc
 }
 
 : >"$SUMMARY"
-note "# gptfast4j GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+note "# gptfast4j GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 note ""
 
 {
@@ -99,7 +116,7 @@ note ""
   echo; cmake --version | head -1; "${CXX:-c++}" --version | head -1
   echo; python3 -c 'import torch, os; print("torch", torch.__version__, "cuda", torch.version.cuda, "at", os.path.dirname(torch.__file__)); print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)'
   echo; nproc; free -g | head -2
-} >"$OUT_DIR/env.txt" 2>&1
+} >"$LOGS/env.txt" 2>&1
 GPU="$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 CAP="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')"
 TORCH_DIR="${LIBTORCH:-$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)}"
@@ -107,6 +124,15 @@ note "- GPU: ${GPU:-none found}; compute capability: ${CAP:-unknown}; torch: $TO
 NVCC="$(command -v nvcc || true)"
 [ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
 note "- nvcc: ${NVCC:-none found}; shared test data: $SHARED_DIR"
+# What nothing can run without, said before the build rather than as a CMake error inside it.
+preflight=""
+[ -f "$TORCH_DIR/include/ATen/ATen.h" ] || preflight="no libtorch headers at '$TORCH_DIR/include' (python3 cannot import torch, and LIBTORCH is unset or wrong)"
+[ -z "$NVCC" ] && preflight="${preflight:+$preflight; }no nvcc (not on PATH, not at /usr/local/cuda/bin)"
+[ -f "$SHARED_DIR/models/stories260K/model.pth" ] || note "- warning: no shared test models at $SHARED_DIR: the engine tests will fail (pass --deps DIR from --bundle)"
+if [ -n "$preflight" ]; then
+  note ""; note "Nothing can be built: $preflight."
+  exit 1
+fi
 
 # Dependencies the machine may lack, built from the bundle with this machine's compiler.
 PREFIX="$BUILD/deps"
@@ -121,7 +147,7 @@ deps() {
   if [ -n "$DEPS" ] && [ -d "$DEPS/prefix" ]; then cp -r "$DEPS/prefix/." "$PREFIX/"; fi
 }
 mkdir -p "$PREFIX"
-export ROOT BUILD PREFIX DEPS JOBS TORCH_DIR NVCC CAP SHARED_DIR OUT_DIR
+export ROOT BUILD PREFIX DEPS JOBS TORCH_DIR NVCC CAP SHARED_DIR LOGS
 export -f deps
 run_step deps 120 deps
 
@@ -130,30 +156,49 @@ configure_and_build() {
   LIBTORCH="$TORCH_DIR" cmake -S "$ROOT/native" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DGPTFAST_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="${CAP:-90}" \
     -DCMAKE_PREFIX_PATH="$PREFIX" -DGPTFAST_SPM_PREFIX=
-  ninja -C "$BUILD" -j "$JOBS" gptfast gptfast_cuda_tests gptfast_cuda_engine_tests gptfast_device_bench gptfast_transformer_tests
+  ninja -C "$BUILD" -j "$JOBS" gpu_check  # native/CMakeLists.txt: the library, the bench, every test listed below
 }
 export -f configure_and_build
 if ! run_step build 300 configure_and_build; then
   note ""; note "The build failed; nothing else can run. See build.log."
   exit 1
 fi
+note "- $(grep -m1 -o 'libtorch headers: .*' "$LOGS/build.log"); CUDA architectures ${CAP:-90}"
 
 export GPTFAST_SHARED="$SHARED_DIR"
-run_step cuda_kernel_tests 90 "$BUILD/gptfast_cuda_tests" --gtest_output="xml:$OUT_DIR/cuda_kernel_tests.xml"
-run_step cuda_engine_tests 180 "$BUILD/gptfast_cuda_engine_tests" --gtest_output="xml:$OUT_DIR/cuda_engine_tests.xml"
-run_step transformer_tests 60 "$BUILD/gptfast_transformer_tests"
-# Each skipped test's line carries GoogleTest's reason (the line after "file:line: Skipped"),
+# One line per test executable: passed/failed/skipped counts, each failure with its first message,
+# the skipped tests grouped by the reason GoogleTest printed (the line after "file:line: Skipped"),
 # e.g. the tensor-parallel tests' "needs 2 CUDA devices, found 1" on a 1-GPU machine.
-for t in cuda_kernel_tests cuda_engine_tests; do
-  [ -f "$OUT_DIR/$t.log" ] && awk '
-    /: Skipped$/ { if ((getline reason) > 0) why = reason; next }
-    /^\[  SKIPPED \] [^ ]+ \([0-9]+ ms\)/ { print $0 (why != "" ? ": " why : ""); why = ""; next }
-    /^\[  (PASSED|FAILED|SKIPPED) |tests? (ran|skipped)/ { print }' "$OUT_DIR/$t.log" \
-    | sed "s/^/    $t: /" | tee -a "$SUMMARY" >/dev/null
+summarize_tests() {  # summarize_tests NAME (reads $LOGS/NAME.log)
+  awk -v name="$1" '
+    /: Failure$/ { if ((getline m) > 0 && fail_msg == "") fail_msg = m; next }
+    /: Skipped$/ { if ((getline r) > 0) why = r; next }
+    /^\[       OK \] [^ ]+ \([0-9]+ ms\)/ { ok++; next }
+    /^\[  FAILED  \] [^ ]+ \([0-9]+ ms\)/ {
+      failed++; print "    " name ": FAILED " $4 (fail_msg != "" ? ": " fail_msg : ""); fail_msg = ""; next }
+    /^\[  SKIPPED \] [^ ]+ \([0-9]+ ms\)/ {
+      skipped++; r = (why != "" ? why : "no reason printed"); why = ""
+      if (!(r in count)) order[++n] = r
+      if (count[r]++ < 6) names[r] = names[r] (names[r] == "" ? "" : ", ") $4
+      next }
+    /^\[==========\] [0-9]+ tests? from .* ran/ { finished = 1 }
+    END {
+      printf "    %s: %d passed, %d failed, %d skipped%s\n", name, ok, failed, skipped,
+             finished ? "" : " (no GoogleTest summary: it did not start or did not finish; see above)"
+      for (i = 1; i <= n; i++) {
+        r = order[i]
+        printf "    %s: %d skipped (%s): %s%s\n", name, count[r], r, names[r], (count[r] > 6 ? ", ..." : "")
+      }
+    }' "$LOGS/$1.log" | tee -a "$SUMMARY" >/dev/null
+}
+# The test executables CMake lists (native/CMakeLists.txt, target gpu_check), in its order.
+mapfile -t TEST_EXES <"$BUILD/gpu_check_tests.txt"
+for exe in "${TEST_EXES[@]}"; do
+  [ -n "$exe" ] || continue
+  t="$(basename "$exe")"; t="${t#gptfast_}"
+  run_step "$t" 180 "$exe" --gtest_output="xml:$LOGS/$t.xml" </dev/null
+  [ $? -ne 99 ] && summarize_tests "$t"
 done
-# Each engine test and the device-sampling kernel tests by name: OK, FAILED or SKIPPED.
-[ -f "$OUT_DIR/cuda_engine_tests.log" ] && grep -E '^\[ +(OK|FAILED|SKIPPED) +\] CudaEngine\.' "$OUT_DIR/cuda_engine_tests.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
-[ -f "$OUT_DIR/cuda_kernel_tests.log" ] && grep -E '^\[ +(OK|FAILED|SKIPPED) +\] CudaKernels\.DeviceSampler' "$OUT_DIR/cuda_kernel_tests.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
 
 # Decode benchmarks. Shapes: GPT-Fast's ModelArgs for "7B" and "llama-3-8b" (models/transformer_configs.json).
 LLAMA2_7B=(--name Llama-2-7B --dim 4096 --layers 32 --heads 32 --kv-heads 32 --ffn 11008 --vocab 32000 --rope-base 10000)
@@ -162,38 +207,60 @@ BENCH="$OUT_DIR/bench.jsonl"
 : >"$BENCH"
 # Quantized rows print a second line ("kind":"quantized_linears"): one decode step's Linear layers
 # with the engine's gemv kernels and with libtorch's _weight_int8pack_mm / _weight_int4pack_mm.
+# A bench that finds no usable device (or cannot load its libraries) stops the ones after it: they
+# would each fail the same way.
+BENCH_BLOCKED="" BENCH_NOT_RUN=()
 bench() {  # bench LOGNAME ARGS...
   local name="$1"; shift
-  if run_step "$name" 90 "$BUILD/gptfast_device_bench" --device cuda --new-tokens 128 --runs 3 "$@"; then
-    grep '^{' "$OUT_DIR/$name.log" >>"$BENCH"
+  if [ -n "$BENCH_BLOCKED" ]; then BENCH_NOT_RUN+=("$name"); return; fi
+  run_step "$name" 90 "$BUILD/gptfast_device_bench" --device cuda --new-tokens 128 --runs 3 "$@"
+  local rc=$?
+  # Complete JSON lines only (a row printed before a later failure still counts).
+  grep -E '^\{.*\}$' "$LOGS/$name.log" >>"$BENCH"
+  if [ $rc -ne 0 ] && [ $rc -ne 99 ]; then
+    local why
+    why="$(grep -m1 -E 'CUDA is not usable|no CUDA|error while loading shared libraries' "$LOGS/$name.log")"
+    [ -n "$why" ] && BENCH_BLOCKED="${why:0:200}"
   fi
 }
-for model in 7b 8b; do
-  if [ $model = 7b ]; then shape=("${LLAMA2_7B[@]}"); else shape=("${LLAMA3_8B[@]}"); fi
-  for q in bf16 int8 int4; do
-    quant=(); [ $q != bf16 ] && quant=(--quantize "$q")
-    for batch in 1 8; do
-      bench "bench_${model}_${q}_b${batch}" "${shape[@]}" --dtype bf16 "${quant[@]}" --batch "$batch"
-    done
-  done
-done
+# Most important first, since the budget skips from the end: 7B batch 1 in each format, the same
+# int8/int4 rows with libtorch's ops in the engine, batch 8, then Llama-3-8B, eager and CPU sampling.
+bench_row() {  # bench_row 7b|8b bf16|int8|int4 BATCH [SUFFIX [BENCH ARGS...]]
+  local shape=("${LLAMA2_7B[@]}") quant=() name="bench_${1}_${2}_b${3}${4:-}" batch="$3"
+  [ "$1" = 8b ] && shape=("${LLAMA3_8B[@]}")
+  [ "$2" != bf16 ] && quant=(--quantize "$2")
+  shift 3; [ $# -gt 0 ] && shift
+  bench "$name" "${shape[@]}" --dtype bf16 "${quant[@]}" --batch "$batch" "$@"
+}
+for q in bf16 int8 int4; do bench_row 7b $q 1; done
+# The rows above and below decode quantized layers with the engine's gemv kernels (the default).
+# (Their Linear layers were timed both ways in the rows before: --compare-aten 0.)
+for q in int8 int4; do GPTFAST_CUDA_QUANT_MATMUL=aten bench_row 7b $q 1 _aten --compare-aten 0; done
+for q in bf16 int8 int4; do bench_row 7b $q 8; done
+for batch in 1 8; do for q in bf16 int8 int4; do bench_row 8b $q $batch; done; done
 GPTFAST_CUDA_GRAPHS=0 bench bench_7b_bf16_b1_eager "${LLAMA2_7B[@]}" --dtype bf16 --batch 1
 # The rows above sample on the device (only ids come back); this one sends logits to the CPU Sampler.
 GPTFAST_DEVICE_SAMPLING=0 bench bench_7b_bf16_b1_cpu_sampling "${LLAMA2_7B[@]}" --dtype bf16 --batch 1
+[ ${#BENCH_NOT_RUN[@]} -gt 0 ] && note "- not run, as the bench before them failed ($BENCH_BLOCKED): ${BENCH_NOT_RUN[*]}"
 
 python3 - "$BENCH" <<'PY' | tee -a "$SUMMARY"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 decode = [r for r in rows if "kind" not in r]
 linears = [r for r in rows if r.get("kind") == "quantized_linears"]
-print("\n| model | weights | batch | decode tok/s | tok/s per sequence | copy GB/s | roofline steps/s | fraction | decode path | sampling |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+if not decode:
+    print("\nNo decode benchmark row: every bench step failed or was skipped (see the lines above and bench_*.log).")
+else:
+    print("\n| model | weights | batch | decode tok/s | tok/s per sequence | copy GB/s | roofline steps/s | fraction | decode path | sampling | quantized matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in decode:
-    path = r["describe"].split("decode=")[-1].split(" ")[0]
-    sampling = r["describe"].split("sampling=")[-1] if "sampling=" in r["describe"] else "?"
+    d = r["describe"]
+    path = d.split("decode=")[-1].split(" ")[0]
+    sampling = d.split("sampling=")[-1] if "sampling=" in d else "?"
+    matmul = d.split("quant_matmul=")[-1].split(" ")[0] if "quant_matmul=" in d else "-"
     print(f'| {r["name"]} | {r["quantize"] or r["dtype"]} | {r["batch_size"]} | {r["decode_tokens_per_second"]:.1f} | '
           f'{r["decode_tokens_per_second_per_sequence"]:.1f} | {r["bandwidth_bytes_per_second"]/1e9:.0f} | '
-          f'{r["roofline_steps_per_second"]:.1f} | {r["roofline_fraction"]:.2f} | {path} | {sampling} |')
+          f'{r["roofline_steps_per_second"]:.1f} | {r["roofline_fraction"]:.2f} | {path} | {sampling} | {matmul} |')
 if linears:
     print("\nOne decode step's quantized Linear layers (random weights, bf16 activations), microseconds per step:\n")
     print("| model | weights | batch | own gemv us | libtorch op | libtorch us | own/libtorch | max rel. diff | notes |")
@@ -237,10 +304,12 @@ PY
   }
   export PEER
   export -f gpt_fast
-  run_step gpt_fast_7b_bf16 240 gpt_fast && grep -E "Average tokens/sec|Bandwidth achieved|Memory used" "$OUT_DIR/gpt_fast_7b_bf16.log" | sed 's/^/    GPT-Fast 7B bf16 --compile: /' | tee -a "$SUMMARY" >/dev/null
+  run_step gpt_fast_7b_bf16 240 gpt_fast && grep -E "Average tokens/sec|Bandwidth achieved|Memory used" "$LOGS/gpt_fast_7b_bf16.log" | sed 's/^/    GPT-Fast 7B bf16 --compile: /' | tee -a "$SUMMARY" >/dev/null
 else
   note "- GPT-Fast: not run (no source at \${DEPS}/gpt-fast or \$GPTFAST_PEER)"
 fi
 
 note ""
-note "Total: $(elapsed) s of a ${BUDGET} s budget. Results: $OUT_DIR (summary.md, bench.jsonl, *.log, *.xml)."
+[ ${#FAILED_STEPS[@]} -gt 0 ] && note "Failed steps: ${FAILED_STEPS[*]}."
+note "Total: $(elapsed) s of a ${BUDGET} s budget. Results: $OUT_DIR (summary.md, bench.jsonl, logs.tar.gz: env.txt, every step's log and the tests' XML)."
+[ ${#FAILED_STEPS[@]} -eq 0 ]  # the exit status says whether every step that ran passed

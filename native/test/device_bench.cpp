@@ -106,6 +106,12 @@ int main(int argc, char** argv) {
     const int cache = int(prompt.size()) + new_tokens + 8;
     spec.block_size = cache;
     const at::Device device(a["--device"]);
+    if (device.is_cuda() && (!at::hasCUDA() || at::getNumGPUs() <= std::max<int>(device.index(), 0))) {
+      // Said first, in one line, before the bandwidth probe meets it as a libtorch error.
+      throw std::runtime_error("--device " + device.str() + ": no CUDA device (libtorch CUDA available: " +
+                               (at::hasCUDA() ? "yes" : "no") + ", devices: " +
+                               std::to_string(at::hasCUDA() ? at::getNumGPUs() : 0) + ")");
+    }
 
     const double bandwidth = device.is_cpu() ? gptfast::measure_machine_limits(std::max(threads, 1)).read_bytes_per_second
                                              : device_copy_bandwidth(device);
