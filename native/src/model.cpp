@@ -310,7 +310,9 @@ void Model::build(const std::string& path, const std::string& format, const Mode
                                                      rank.comm.get());
     rank.copied_from_checkpoint = mapped_bytes_copied() - copied;
     if (device_decode) {
-      rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots, eager_reason);
+      rank.device = std::make_unique<DeviceDecode>(
+          *rank.transformer, slots, /*scratch_slot=*/slots, eager_reason,
+          runtime_.draft ? "a draft: the target's sampling state of each sequence draws its proposals" : "");
       rank.device_tokens.resize(slots);
       rank.device_slots.resize(slots);
       rank.device_positions.resize(slots);
@@ -340,6 +342,10 @@ void Model::check_token(int32_t token) const {
   }
 }
 
+std::string Model::sampling_mode() const {
+  return ranks_[0]->device ? ranks_[0]->device->sampling_mode() : "cpu (not a CUDA device)";
+}
+
 void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {
   if (!device_sampling()) throw Error("this model samples on the CPU");
   ranks_[0]->device->start_sampling(slot, spec, prompt, n);
@@ -348,6 +354,20 @@ void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* pr
 void Model::suppress_sampling(int slot, const int32_t* ids, int n) {
   if (!device_sampling()) throw Error("this model samples on the CPU");
   ranks_[0]->device->suppress(slot, ids, n);
+}
+
+int Model::speculate(Model& draft, const Segment& draft_feed, const Segment& target_feed, int k, int32_t* out,
+                     int32_t* kept) {
+  if (!device_sampling() || !draft.ranks_[0]->device) throw Error("speculation on the device needs device sampling");
+  if (draft_feed.slot != target_feed.slot || target_feed.slot < 0 || target_feed.slot >= slots_) {
+    throw Error("slot " + std::to_string(target_feed.slot) + " is outside [0, " + std::to_string(slots_) + ")");
+  }
+  if (!broken_.empty()) throw Error(broken_ + "; close this session and create a new one");
+  Rank& rank = *ranks_[0];
+  Rank& drafter = *draft.ranks_[0];
+  return rank.device->speculate(*drafter.transformer, *drafter.device, target_feed.slot, draft_feed.tokens,
+                                draft_feed.n, draft_feed.start, target_feed.tokens, target_feed.n, target_feed.start,
+                                k, out, kept);
 }
 
 void Model::forward(const Segment* segments, int n) {
