@@ -28,16 +28,31 @@ at::ScalarType parse_dtype(const std::string& dtype) {
   throw Error("unknown dtype '" + dtype + "' (expected fp32 or bf16)");
 }
 
-at::Device parse_device(const std::string& device) {
-  at::Device d(at::kCPU);
+constexpr const char* kNoCuda =
+    "the loaded libtorch has no CUDA support, or no NVIDIA GPU and driver were found (`gptfast doctor` shows which)";
+
+// "auto" is CUDA where this libtorch has it and sees a GPU, else the CPU; other names pass
+// unchanged. *why (when given) is set to why auto chose the CPU.
+std::string resolve_device(const std::string& device, std::string* why = nullptr) {
+  if (device != "auto") return device;
+  if (at::hasCUDA() && at::getNumGPUs() > 0) return "cuda";
+  if (why) *why = kNoCuda;
+  return "cpu";
+}
+
+// A device name as libtorch's, "auto" resolved (the one place device names are parsed).
+at::Device device_of(const std::string& name) {
   try {
-    d = at::Device(device);
+    return at::Device(resolve_device(name));
   } catch (const c10::Error&) {
-    throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
+    throw Error("unknown device '" + name + "' (expected cpu, cuda[:N] or auto)");
   }
+}
+
+at::Device parse_device(const std::string& device) {
+  const at::Device d = device_of(device);
   if (d.is_cuda() && !at::hasCUDA()) {
-    throw Error("device '" + device + "' requested, but CUDA is not usable here: the loaded libtorch has no CUDA " +
-                "support, or no NVIDIA GPU and driver were found (`gptfast doctor` shows which)");
+    throw Error("device '" + device + "' requested, but CUDA is not usable here: " + kNoCuda);
   }
   if (d.is_cuda() && d.has_index() && int64_t(d.index()) >= int64_t(at::getNumGPUs())) {
     throw Error("device '" + device + "' requested, but there are only " + std::to_string(at::getNumGPUs()) +
@@ -140,12 +155,7 @@ int checked_tp(int tp) {
 
 std::vector<at::Device> rank_devices(const std::string& device, int tp, int local_ranks, int visible_gpus,
                                      bool cuda_build) {
-  at::Device d(at::kCPU);
-  try {
-    d = at::Device(device);
-  } catch (const c10::Error&) {
-    throw Error("unknown device '" + device + "' (expected cpu or cuda[:N])");
-  }
+  const at::Device d = device_of(device);
   if (tp == 1 || d.is_cpu()) return std::vector<at::Device>(size_t(local_ranks), d);
   const std::string sizes = "tp " + std::to_string(tp) + " puts " + std::to_string(local_ranks) + " rank(s) on this node";
   if (!d.is_cuda()) throw Error("unsupported device '" + device + "' for tensor parallelism (expected cpu or cuda)");
@@ -184,9 +194,18 @@ std::vector<at::Device> plan_devices(const RuntimeSpec& runtime, bool count_gpus
   const int tp = checked_tp(runtime.tp);
   const std::shared_ptr<Cluster> cluster = tp > 1 ? Cluster::current() : nullptr;
   const int local = cluster && cluster->spec().world == tp ? cluster->local_ranks() : tp;
-  const bool cuda = runtime.device.rfind("cuda", 0) == 0;  // ask for the GPU count only then
+  const bool cuda = resolve_device(runtime.device).rfind("cuda", 0) == 0;  // ask for the GPU count only then
   const int gpus = !count_gpus ? local : cuda && at::hasCUDA() ? int(at::getNumGPUs()) : 0;
   return rank_devices(runtime.device, tp, local, gpus, cuda_build());
+}
+
+// The runtime a model loads with: "auto" resolved, and said on stderr when that is the CPU, so
+// that asking for a GPU never ends on the CPU silently.
+RuntimeSpec with_device_resolved(RuntimeSpec runtime) {
+  std::string why;
+  runtime.device = resolve_device(runtime.device, &why);
+  if (!why.empty()) std::fprintf(stderr, "gptfast4j: device auto: running on the CPU: %s\n", why.c_str());
+  return runtime;
 }
 
 }  // namespace
@@ -221,12 +240,12 @@ void check_options(const std::string& dtype, const std::string& device, int thre
 
 Model::Model(const std::string& path, const std::string& format, const ModelSpec& spec, const RuntimeSpec& runtime,
              int slots, int64_t follower_model)
-    : runtime_(runtime),
+    : runtime_(with_device_resolved(runtime)),
       slots_(checked_slots(slots)),
-      devices_(plan_devices(runtime, /*count_gpus=*/true)),
-      options_(tensor_options(runtime.dtype, runtime.device)),
-      cache_length_(cache_length(spec, runtime)),
-      spec_((shard_spec(spec, checked_tp(runtime.tp)), spec)) {  // sizes that do not divide fail before loading
+      devices_(plan_devices(runtime_, /*count_gpus=*/true)),
+      options_(tensor_options(runtime_.dtype, runtime_.device)),
+      cache_length_(cache_length(spec, runtime_)),
+      spec_((shard_spec(spec, checked_tp(runtime_.tp)), spec)) {  // sizes that do not divide fail before loading
   const int tp = runtime.tp;
   if (tp > 1) cluster_ = Cluster::current();
   if (!cluster_) {
@@ -310,7 +329,9 @@ void Model::build(const std::string& path, const std::string& format, const Mode
                                                      rank.comm.get());
     rank.copied_from_checkpoint = mapped_bytes_copied() - copied;
     if (device_decode) {
-      rank.device = std::make_unique<DeviceDecode>(*rank.transformer, slots, /*scratch_slot=*/slots, eager_reason);
+      rank.device = std::make_unique<DeviceDecode>(
+          *rank.transformer, slots, /*scratch_slot=*/slots, eager_reason,
+          runtime_.draft ? "a draft: the target's sampling state of each sequence draws its proposals" : "");
       rank.device_tokens.resize(slots);
       rank.device_slots.resize(slots);
       rank.device_positions.resize(slots);
@@ -340,6 +361,10 @@ void Model::check_token(int32_t token) const {
   }
 }
 
+std::string Model::sampling_mode() const {
+  return ranks_[0]->device ? ranks_[0]->device->sampling_mode() : "cpu (not a CUDA device)";
+}
+
 void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {
   if (!device_sampling()) throw Error("this model samples on the CPU");
   ranks_[0]->device->start_sampling(slot, spec, prompt, n);
@@ -348,6 +373,20 @@ void Model::start_sampling(int slot, const SamplingSpec& spec, const int32_t* pr
 void Model::suppress_sampling(int slot, const int32_t* ids, int n) {
   if (!device_sampling()) throw Error("this model samples on the CPU");
   ranks_[0]->device->suppress(slot, ids, n);
+}
+
+int Model::speculate(Model& draft, const Segment& draft_feed, const Segment& target_feed, int k, int32_t* out,
+                     int32_t* kept) {
+  if (!device_sampling() || !draft.ranks_[0]->device) throw Error("speculation on the device needs device sampling");
+  if (draft_feed.slot != target_feed.slot || target_feed.slot < 0 || target_feed.slot >= slots_) {
+    throw Error("slot " + std::to_string(target_feed.slot) + " is outside [0, " + std::to_string(slots_) + ")");
+  }
+  if (!broken_.empty()) throw Error(broken_ + "; close this session and create a new one");
+  Rank& rank = *ranks_[0];
+  Rank& drafter = *draft.ranks_[0];
+  return rank.device->speculate(*drafter.transformer, *drafter.device, target_feed.slot, draft_feed.tokens,
+                                draft_feed.n, draft_feed.start, target_feed.tokens, target_feed.n, target_feed.start,
+                                k, out, kept);
 }
 
 void Model::forward(const Segment* segments, int n) {

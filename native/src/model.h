@@ -29,6 +29,9 @@ struct RuntimeSpec {
   int tp = 1;            // tensor-parallel ranks in all (threads, over the nodes of a Cluster), 1 = none
   // How long a rank waits for the others in an all-reduce before the generation fails.
   std::chrono::milliseconds tp_timeout{30000};
+  // A speculative draft: on a GPU its decoder holds no sampling state (the target's state of each
+  // sequence draws the proposals: Model::speculate).
+  bool draft = false;
 };
 
 // n tokens of the sequence in cache slot `slot`, at positions start..start+n-1 (the slot holds
@@ -102,8 +105,17 @@ class Model {
   // it is on, and the slot's sampling state, set when its sequence starts and when its
   // suppressed ids change. Segments with `token` set are then sampled with it.
   bool device_sampling() const { return ranks_[0]->device && ranks_[0]->device->device_sampling(); }
+  // "device", or "cpu (<why>)".
+  std::string sampling_mode() const;
   void start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n);
   void suppress_sampling(int slot, const int32_t* ids, int n);
+  // A speculative round of the sequence in `slot` entirely on the device (DeviceDecode::speculate;
+  // device_sampling() only): `draft` (loaded with RuntimeSpec::draft, same device) catches up on
+  // draft_feed and proposes k ids, this model verifies target_feed plus the proposals, and the
+  // accept/reject rule runs on the device. The feeds' slot must be `slot`; their n_logits and
+  // outputs are unused. Writes the emitted ids to out, returns how many; *kept: proposals kept.
+  int speculate(Model& draft, const Segment& draft_feed, const Segment& target_feed, int k, int32_t* out,
+                int32_t* kept);
   int64_t max_seq_len() const { return rank0().max_seq_len(); }
   int vocab() const { return spec_.vocab_size; }
   int slots() const { return slots_; }

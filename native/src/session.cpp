@@ -44,6 +44,7 @@ void SessionState::load_draft(const std::string& path, const std::string& format
   RuntimeSpec runtime = target_.runtime();
   runtime.max_seq_len = int(max_seq_len());  // the draft caches the same positions
   runtime.quantize = quantize;
+  runtime.draft = true;
   draft_.emplace(path, format, spec, runtime, slots());
   max_k_ = max_k;
   for (Slot& s : slots_) {
@@ -86,7 +87,7 @@ void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k
   s.k = speculate_k;
   s.rounds = s.proposed = s.accepted = 0;
   s.sampler.reset_history(prompt, n);
-  s.device_sampled = speculate_k == 0 && target_.device_sampling();
+  s.device_sampled = target_.device_sampling();
   if (s.device_sampled) target_.start_sampling(slot, sampling, prompt, n);
   s.active = true;
 }
@@ -139,21 +140,28 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
       s.k_step = int(std::min<int64_t>(s.k, max_seq_len() - s.len));
     }
     s.feed = s.k_step > 0 ? remaining : std::min(remaining, chunk);
+    s.device_round = s.k_step > 0 && s.device_sampled;
   }
   if (draft_) draft_pass(slots, n);
+  int count = 0;  // the batched target pass: every slot but those with a round on the device
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
+    if (s.device_round) continue;
     const bool completes = s.pos + s.feed == s.len;
-    segments_[i] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
-                           completes ? s.k_step + 1 : 0, s.logits.data(),
-                           completes && s.device_sampled && s.k_step == 0 ? &s.sampled : nullptr};
+    segments_[count++] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
+                                 completes ? s.k_step + 1 : 0, s.logits.data(),
+                                 completes && s.device_sampled && s.k_step == 0 ? &s.sampled : nullptr};
   }
-  timed_forward(target_, segments_.data(), n);
+  if (count > 0) timed_forward(target_, segments_.data(), count);
   const int64_t V = vocab();
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
     int32_t* o = out + int64_t(i) * stride;
     counts[i] = 0;
+    if (s.device_round) {
+      device_round(s, slots[i], o, &counts[i]);
+      continue;
+    }
     s.pos += s.feed;
     if (s.pos < s.len) continue;  // still prefilling its prompt
     if (s.k_step == 0) {
@@ -164,19 +172,39 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     }
     for (int r = 0; r <= s.k_step; ++r) s.sampler.distribution(s.logits.data() + r * V, p_.data() + r * V);
     int kept = 0;
-    const int64_t old_len = s.len;
-    const int m = accept_or_resample(p_.data(), s.q.data(), s.tokens.data() + old_len, s.k_step, int(V),
+    const int m = accept_or_resample(p_.data(), s.q.data(), s.tokens.data() + s.len, s.k_step, int(V),
                                      s.sampler.random(), residual_.data(), o, &kept);
-    for (int j = 0; j < m; ++j) append(s, o[j]);
-    // Both caches keep the last token and the accepted proposals; later entries are stale and
-    // get overwritten before they are read.
-    s.pos = old_len + kept;
-    s.draft_pos = std::min(s.draft_pos, old_len + kept);
-    s.rounds += 1;
-    s.proposed += s.k_step;
-    s.accepted += kept;
+    finish_round(s, o, m, kept);
     counts[i] = m;
   }
+}
+
+// A speculative round on the device: the draft catches up on tokens[draft_pos..len) and proposes,
+// the target verifies tokens[pos..len) plus the proposals, the device accepts and rejects; only
+// the emitted ids come back. Timed as a forward pass (its passes dominate it).
+void SessionState::device_round(Slot& s, int slot, int32_t* out, int32_t* count) {
+  const Segment draft_feed{slot, s.tokens.data() + s.draft_pos, int32_t(s.len - s.draft_pos), s.draft_pos};
+  const Segment target_feed{slot, s.tokens.data() + s.pos, int32_t(s.feed), s.pos};
+  const auto t0 = std::chrono::steady_clock::now();
+  int32_t kept = 0;
+  const int m = target_.speculate(*draft_, draft_feed, target_feed, s.k_step, out, &kept);
+  forward_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  s.draft_pos = s.len + s.k_step - 1;  // the draft never feeds its own last proposal
+  finish_round(s, out, m, kept);
+  *count = m;
+}
+
+// After a round (target fed up to len, draft up to draft_pos): the emitted ids join the sequence.
+void SessionState::finish_round(Slot& s, const int32_t* emitted, int m, int kept) {
+  const int64_t old_len = s.len;
+  for (int j = 0; j < m; ++j) append(s, emitted[j]);
+  // Both caches keep the last token and the accepted proposals; later entries are stale and
+  // get overwritten before they are read.
+  s.pos = old_len + kept;
+  s.draft_pos = std::min(s.draft_pos, old_len + kept);
+  s.rounds += 1;
+  s.proposed += s.k_step;
+  s.accepted += kept;
 }
 
 // The draft's part of a step: speculative slots that are still prefilling feed it their prompt
@@ -186,7 +214,7 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
   int count = 0;
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
-    if (s.k == 0) continue;
+    if (s.k == 0 || s.device_round) continue;  // a device round runs its draft itself
     if (s.k_step > 0) {
       segments_[count++] = Segment{slots[i], s.tokens.data() + s.draft_pos, int32_t(s.len - s.draft_pos), s.draft_pos,
                                    1, s.draft_logits.data()};
@@ -206,7 +234,7 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
     count = 0;
     for (int i = 0; i < n; ++i) {
       Slot& s = slots_[slots[i]];
-      if (s.k_step <= j) continue;
+      if (s.k_step <= j || s.device_round) continue;
       float* q = s.q.data() + j * V;  // the distribution proposal d_{j+1} is drawn from
       s.sampler.distribution(s.draft_logits.data(), q);
       const int64_t at = s.len + j;
@@ -239,7 +267,12 @@ void SessionState::prompt_logits(const int32_t* tokens, int n, float* out) {
 std::string SessionState::describe() const {
   std::ostringstream out;
   out << target_.describe() << " prefill_chunk=" << prefill_chunk_;
-  if (draft_) out << " | draft: " << draft_->describe() << " max_speculate_k=" << max_k_;
+  if (draft_) {
+    // Where speculative rounds run: with the sampling (Model::speculate needs device sampling).
+    const std::string sampling = target_.sampling_mode();
+    out << " speculation=" << (sampling == "device" ? "device (draft and verify passes eager, one read per round)" : sampling)
+        << " | draft: " << draft_->describe() << " max_speculate_k=" << max_k_;
+  }
   return out.str();
 }
 

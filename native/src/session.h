@@ -9,6 +9,8 @@
 // long) and samples a new token once the feed reaches len: prefill and decode are the same.
 // A speculative slot first lets the draft catch up on tokens[draft_pos..len) and propose d_1..d_k,
 // writes them at tokens[len..len+k), and the target scores tokens[pos..len+k) in the same pass.
+// On a model that samples on the device the whole round of such a slot runs there instead
+// (Model::speculate: draws, verify pass and accept/reject; the proposals never reach the host).
 #pragma once
 
 #include <memory>
@@ -63,10 +65,12 @@ class SessionState {
     int k_step = 0;   // draft tokens proposed in the current step
     int64_t feed = 0; // target tokens fed in the current step
     Sampler sampler;  // the CPU's; its history follows every token, wherever it was sampled
-    // Plain (non-speculative) sequences on a model that samples on the device (Model::
-    // device_sampling) draw every token there; speculative ones need the distributions on the CPU.
+    // On a model that samples on the device (Model::device_sampling) every token is drawn there:
+    // plain steps inside the decode, speculative rounds by Model::speculate (proposals, verify and
+    // accept/reject on the device; the vectors below stay unused).
     bool device_sampled = false;
-    int32_t sampled = -1;  // the id the device drew in this step
+    bool device_round = false;  // this step is a speculative round on the device
+    int32_t sampled = -1;       // the id the device drew in this step
     std::vector<float> logits;        // target logits of this step, [(max_k + 1), vocab]
     std::vector<float> draft_logits;  // [vocab]
     std::vector<float> q;             // draft distributions, [max_k, vocab]
@@ -76,6 +80,8 @@ class SessionState {
   const Slot& slot_at(int slot) const;
   void check_prompt(const int32_t* tokens, int n) const;
   void draft_pass(const int32_t* slots, int n);
+  void device_round(Slot& s, int slot, int32_t* out, int32_t* count);
+  void finish_round(Slot& s, const int32_t* emitted, int m, int kept);
   void append(Slot& s, int32_t token);
   // Runs m.forward and adds its wall time to forward_nanos_.
   void timed_forward(Model& m, const Segment* segments, int n);

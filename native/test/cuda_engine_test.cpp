@@ -4,9 +4,12 @@
 // int8 decode rows through libtorch's _weight_int8pack_mm (GPTFAST_CUDA_QUANT_MATMUL=aten) give
 // the int8 references too; seeded device sampling reproduces and fits the softmax; CUDA-graph
 // replay gives eager decoding's logits bit for bit; a steady decode step allocates no host memory
-// and synchronises with the device once (the token read). Tensor parallelism over NCCL (tp 2, rank i on cuda:i) gives tp 1's
-// tokens and logits, and a failing rank ends the pass naming it. Without a CUDA device every test
-// skips, printing why; the tensor-parallel ones skip likewise with fewer than 2 devices.
+// and synchronises with the device once (the token read); speculative rounds on the device
+// (draws, verify, accept/reject) give plain greedy's ids with three drafts, emit the target's
+// distribution and wait once per round. Tensor parallelism over NCCL (tp 2, rank i on cuda:i)
+// gives tp 1's tokens and logits, and a failing rank ends the pass naming it. Without a CUDA
+// device every test skips, printing why; the tensor-parallel ones skip likewise with fewer than 2
+// devices.
 #include <c10/core/CPUAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/util/Exception.h>
@@ -21,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -390,6 +394,222 @@ TEST(CudaEngine, SpeculativeGreedyEqualsReferences) {
   REQUIRE_CUDA();
   expect_references(kStories, 1, 4);
   expect_references(kStories, 2, 3);
+}
+
+// ---- speculative rounds on the device (Model::speculate) ------------------------------------------
+
+// stories260K cut to its first `layers` layers, the draft of the Java speculative tests
+// (Drafts.truncated): the llama2.c .bin with a smaller header n_layers and each stacked per-layer
+// tensor cut (legacy layout, see load_llama2c.cpp). Returns its path (in the test temp dir).
+std::string truncated_stories(int layers) {
+  const std::string src = shared_dir() + "/models/stories260K/stories260K.bin";
+  std::ifstream in(src, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + src);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int32_t h[7];
+  std::memcpy(h, bytes.data(), sizeof(h));
+  const int64_t dim = h[0], hidden = h[1], L = h[2], kv = int64_t(h[4]) * (dim / h[3]), vocab = std::abs(h[5]);
+  const size_t floats = (bytes.size() - sizeof(h)) / sizeof(float);
+  std::vector<float> f(floats);
+  std::memcpy(f.data(), bytes.data() + sizeof(h), floats * sizeof(float));
+  std::vector<float> out;
+  size_t at = 0;
+  auto whole = [&](size_t n) {
+    out.insert(out.end(), f.begin() + at, f.begin() + at + n);
+    at += n;
+  };
+  auto stacked = [&](int64_t per_layer) {
+    out.insert(out.end(), f.begin() + at, f.begin() + at + per_layer * layers);
+    at += per_layer * L;
+  };
+  whole(vocab * dim);
+  for (int64_t per_layer : {dim, dim * dim, kv * dim, kv * dim, dim * dim, dim, hidden * dim, dim * hidden, hidden * dim}) {
+    stacked(per_layer);
+  }
+  whole(floats - at);  // final norm, RoPE tables, classifier
+  h[2] = layers;
+  const std::string path = ::testing::TempDir() + "stories260K-" + std::to_string(layers) + "-layers.bin";
+  std::ofstream o(path, std::ios::binary);
+  o.write(reinterpret_cast<const char*>(h), sizeof(h));
+  o.write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size() * sizeof(float)));
+  if (!o) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+struct Draft {
+  std::string name, path, format;
+  gptfast::ModelSpec spec;
+};
+
+// The drafts of the Java speculative tests: the target itself (every proposal kept), stories260K
+// cut to 4 layers (most kept), and random weights of its shape (most rejected).
+std::vector<Draft> stories_drafts() {
+  const std::string dir = shared_dir() + "/models/stories260K";
+  const gptfast::ModelSpec spec = read_config(dir + "/config.json");
+  gptfast::ModelSpec four = spec, random = spec;
+  four.n_layer = 4;
+  random.n_layer = 2;
+  return {{"self", dir + "/model.pth", "pth", spec},
+          {"truncated to 4 layers", truncated_stories(4), "llama2c", four},
+          {"random weights", "7", "random", random}};
+}
+
+// The greedy ids of every reference prompt (as many as the reference has), one sequence at a
+// time; speculative with `draft` and k when k > 0. Adds the proposals and acceptances to *stats.
+std::vector<std::vector<int32_t>> greedy_ids(const std::vector<Reference>& refs, const Draft* draft, int k,
+                                             const std::string& describes, int64_t* proposed = nullptr,
+                                             int64_t* accepted = nullptr) {
+  gptfast::Session session = stories_session(1);
+  if (draft) session.load_draft(draft->path, draft->format, draft->spec, k, "");
+  EXPECT_NE(session.describe().find(describes), std::string::npos) << session.describe();
+  const int stride = session.max_tokens_per_step();
+  std::vector<int32_t> out(stride);
+  const int32_t slot = 0;
+  std::vector<std::vector<int32_t>> all;
+  for (const Reference& r : refs) {
+    session.start(slot, gptfast::SamplingSpec{}, draft ? k : 0, r.prompt.data(), int(r.prompt.size()));
+    std::vector<int32_t> got;
+    while (got.size() < r.generated.size()) {
+      int32_t count = 0;
+      session.step(&slot, 1, out.data(), stride, &count);
+      got.insert(got.end(), out.begin(), out.begin() + count);
+    }
+    got.resize(r.generated.size());
+    all.push_back(got);
+    if (proposed) *proposed += session.proposed(slot);
+    if (accepted) *accepted += session.accepted(slot);
+    session.release(slot);
+  }
+  return all;
+}
+
+// Greedy speculative rounds on the device give plain greedy's ids on the device and the
+// stories260K references, for every draft (all, most and few proposals kept) and k; so does the
+// CPU's rule (GPTFAST_DEVICE_SAMPLING=0) with the truncated draft.
+TEST(CudaEngine, SpeculativeRoundsOnTheDeviceEqualPlainGreedyAndReferences) {
+  REQUIRE_CUDA();
+  const std::vector<Reference> refs = read_references(shared_dir() + "/reference/stories260K-greedy.jsonl");
+  std::vector<std::vector<int32_t>> want;
+  for (const Reference& r : refs) want.push_back(r.generated);
+  const std::vector<std::vector<int32_t>> plain = greedy_ids(refs, nullptr, 0, "sampling=device");
+  EXPECT_EQ(plain, want);
+  const std::vector<Draft> drafts = stories_drafts();
+  for (const Draft& d : drafts) {
+    for (int k : {1, 4}) {
+      int64_t proposed = 0, accepted = 0;
+      EXPECT_EQ(greedy_ids(refs, &d, k, "speculation=device", &proposed, &accepted), want) << d.name << " k=" << k;
+      EXPECT_GT(proposed, 0) << d.name;
+      if (d.name == "self") EXPECT_EQ(accepted, proposed) << "k=" << k;
+      if (d.name == "random weights") EXPECT_LT(accepted, proposed / 2) << "k=" << k;
+    }
+  }
+  ScopedEnv cpu("GPTFAST_DEVICE_SAMPLING", "0");
+  EXPECT_EQ(greedy_ids(refs, &drafts[1], 3, "speculation=cpu (GPTFAST_DEVICE_SAMPLING=0)"), want);
+}
+
+// At temperature 1 the first id of a speculative round (prompt [BOS], k 2, the random draft, so
+// that most proposals are rejected and the residual draw decides) follows softmax of the target's
+// logits after BOS, computed here from prompt_logits; the same ids judged against the draft's
+// softmax must fail the fit, so the check can fail.
+TEST(CudaEngine, SpeculativeRoundOnTheDeviceEmitsTheTargetDistribution) {
+  REQUIRE_CUDA();
+  const int slots = 8, k = 2;
+  const Draft draft = stories_drafts()[2];
+  gptfast::Session session = stories_session(slots);
+  session.load_draft(draft.path, draft.format, draft.spec, k, "");
+  ASSERT_NE(session.describe().find("speculation=device"), std::string::npos) << session.describe();
+  // One sampling state per sequence: the target's; the draft's decoder holds none.
+  EXPECT_NE(session.describe().find("sampling=none (a draft"), std::string::npos) << session.describe();
+  const int32_t bos = 1;
+  const int vocab = session.vocab_size();
+  std::vector<float> target(vocab), proposer(vocab);
+  session.prompt_logits(&bos, 1, target.data());
+  {
+    gptfast::Session d(draft.path, draft.format, draft.spec, "fp32", "cuda", 0, 0, 1, 0, "", 1);
+    d.prompt_logits(&bos, 1, proposer.data());
+  }
+  const int stride = session.max_tokens_per_step();
+  std::vector<int32_t> active(slots), out(slots * stride), counts(slots);
+  for (int i = 0; i < slots; ++i) active[i] = i;
+  std::vector<long> drawn(vocab, 0);
+  const int rounds = 500;  // 4000 speculative rounds, each eager (a few ms)
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < slots; ++i) session.start(i, seeded(1.0f, 5000 + r * slots + i), k, &bos, 1);
+    session.step(active.data(), slots, out.data(), stride, counts.data());
+    for (int i = 0; i < slots; ++i) {
+      ASSERT_TRUE(counts[i] >= 1 && counts[i] <= k + 1) << counts[i];
+      ASSERT_TRUE(out[i * stride] >= 0 && out[i * stride] < vocab);
+      drawn[out[i * stride]]++;
+      session.release(i);
+    }
+  }
+  auto fit = [&](const std::vector<float>& logits) {
+    const double max = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> p(vocab);
+    double total = 0;
+    for (int v = 0; v < vocab; ++v) total += p[v] = std::exp(double(logits[v]) - max);
+    std::vector<long> cells;
+    std::vector<double> probs;
+    long rare_count = 0;
+    double rare_p = 0;
+    for (int v = 0; v < vocab; ++v) {  // >= 5 expected per cell: the rarest ids share one
+      p[v] /= total;
+      if (p[v] * rounds * slots < 5) {
+        rare_count += drawn[v];
+        rare_p += p[v];
+      } else {
+        cells.push_back(drawn[v]);
+        probs.push_back(p[v]);
+      }
+    }
+    cells.push_back(rare_count);
+    probs.push_back(rare_p);
+    return gptfast_test::chi_square(cells, probs);
+  };
+  const auto right = fit(target), wrong = fit(proposer);
+  EXPECT_TRUE(right.passes()) << "chi2=" << right.statistic << " df=" << right.df;
+  EXPECT_FALSE(wrong.passes()) << "chi2=" << wrong.statistic << " df=" << wrong.df;
+}
+
+// A speculative round on the device waits for the device once (the emitted ids), beside a plain
+// sequence's graph-replayed step (its token read): two waits per step. Counted as in
+// DecodeStepSynchronisesOnlyToReadTheTokens.
+TEST(CudaEngine, SpeculativeRoundSynchronisesOnce) {
+  REQUIRE_CUDA();
+  struct CountSyncs : c10::WarningHandler {
+    int syncs = 0;
+    void process(const c10::Warning& w) override {
+      if (w.msg().find("synchronizing") != std::string::npos) ++syncs;
+    }
+  };
+  const Draft draft = stories_drafts()[1];
+  gptfast::Session session = stories_session(2);
+  session.load_draft(draft.path, draft.format, draft.spec, 3, "");
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  session.start(0, seeded(1.0f, 5), 3, prompt.data(), int(prompt.size()));
+  session.start(1, seeded(1.0f, 6), 0, prompt.data(), int(prompt.size()));
+  const std::vector<int32_t> active = {0, 1};
+  const int stride = session.max_tokens_per_step();
+  std::vector<int32_t> out(2 * stride), counts(2);
+  for (int i = 0; i < 4; ++i) session.step(active.data(), 2, out.data(), stride, counts.data());  // prefill, capture
+  ASSERT_NE(session.describe().find("speculation=device"), std::string::npos) << session.describe();
+  const int64_t rounds_before = session.rounds(0);
+  CountSyncs counter;
+  const int steps = 16;
+  {
+    c10::WarningUtils::WarningHandlerGuard handler(&counter);
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+    for (int i = 0; i < steps; ++i) {
+      session.step(active.data(), 2, out.data(), stride, counts.data());
+      if (counter.syncs != 2 * (i + 1)) {
+        ADD_FAILURE() << "step " << i << ": " << counter.syncs - 2 * i << " synchronisations";
+        break;
+      }
+    }
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  }
+  EXPECT_EQ(counter.syncs, 2 * steps);
+  EXPECT_EQ(session.rounds(0) - rounds_before, steps);  // every step of slot 0 was a round
 }
 
 // A small GQA shape for the decode-graph and tensor-parallel tests: heads, KV heads and FFN width

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -844,6 +845,118 @@ TEST_F(CudaKernels, DeviceSamplerRejectsBadArguments) {
   EXPECT_EQ(message([&] { sampler.start(0, spec(0.0f), &outside, 1, nullptr); }),
             "device sampling: prompt token 100 is outside the vocabulary [0, 100)");
   EXPECT_NE(message([&] { sampler.start(0, spec(-1.0f), &ok, 1, nullptr); }).find("temperature"), std::string::npos);
+}
+
+// A speculative round with the engine's per-slot state, as DeviceDecode::speculate runs it: the
+// draft's distributions q and the target's p from logits (distribution()), proposals drawn from q
+// (draw()), accept(). Greedy, so deterministic: proposals are the draft rows' maxima, the target
+// keeps the agreeing prefix and emits its own choice at the first disagreement, as the CPU rule
+// does on the same rows; the emitted ids (not the rejected proposal) join the slot's history,
+// which a presence penalty then shows.
+TEST_F(CudaKernels, DeviceSamplerSpeculativeRoundIsTheCpuRuleWhenGreedy) {
+  const int vocab = 300, k = 3, slot = 1;
+  const std::vector<int32_t> draft_max = {10, 42, 7}, target_max = {10, 42, 150, 99};
+  auto rows_with_maxima = [&](const std::vector<int32_t>& maxima) {
+    std::vector<float> out;
+    for (int32_t m : maxima) {
+      std::vector<float> row = contested_logits(vocab);
+      row[m] = 5.0f;
+      out.insert(out.end(), row.begin(), row.end());
+    }
+    return out;
+  };
+  const std::vector<float> draft_logits = rows_with_maxima(draft_max), target_logits = rows_with_maxima(target_max);
+  cu::DeviceSampler sampler(/*slots=*/3, vocab, nullptr);
+  SamplingSpec greedy = spec(0.0f);
+  greedy.presence_penalty = 2.0f;  // nothing generated yet: no effect on this round
+  const int32_t bos = 1;
+  sampler.start(slot, greedy, &bos, 1, nullptr);
+  Device<float> d_draft(draft_logits), d_target(target_logits), q(size_t(k) * vocab), p(size_t(k + 1) * vocab);
+  Device<int32_t> slot_rows(std::vector<int32_t>(k + 1, slot)), proposals(k), out(k + 1), n_out(1), accepted(1);
+  sampler.distribution(d_draft.get(), k, slot_rows.get(), q.get(), nullptr);
+  for (int j = 0; j < k; ++j) sampler.draw(q.get() + j * vocab, 1, slot_rows.get(), proposals.get() + j, nullptr);
+  sampler.distribution(d_target.get(), k + 1, slot_rows.get(), p.get(), nullptr);
+  sampler.accept(p.get(), q.get(), proposals.get(), 1, k, slot_rows.get(), out.get(), n_out.get(), accepted.get(),
+                 nullptr);
+  EXPECT_EQ(proposals.host(), draft_max);
+  ASSERT_EQ(n_out.host()[0], 3);
+  EXPECT_EQ(accepted.host()[0], 2);
+  const std::vector<int32_t> emitted = out.host();
+  EXPECT_EQ(std::vector<int32_t>(emitted.begin(), emitted.begin() + 3), (std::vector<int32_t>{10, 42, 150}));
+  // The CPU rule on the same distributions.
+  gptfast::Random random;
+  random.seed(3);
+  std::vector<float> residual(vocab);
+  std::vector<int32_t> cpu(k + 1);
+  int cpu_kept = -1;
+  const std::vector<float> hq = q.host(), hp = p.host();
+  ASSERT_EQ(gptfast::accept_or_resample(hp.data(), hq.data(), draft_max.data(), k, vocab, random, residual.data(),
+                                        cpu.data(), &cpu_kept),
+            3);
+  EXPECT_EQ(std::vector<int32_t>(cpu.begin(), cpu.begin() + 3), std::vector<int32_t>(emitted.begin(), emitted.begin() + 3));
+  // History: 10 was emitted, so the presence penalty moves the choice to its tie 200; 7 (proposed,
+  // never emitted) keeps its logit below 200's.
+  Device<float> tied(contested_logits(vocab));
+  Device<int32_t> token(1);
+  sampler.sample(tied.get(), 1, slot_rows.get(), token.get(), nullptr);
+  EXPECT_EQ(token.host()[0], 200);
+}
+
+// The same round at temperature 1 over many slots: the first emitted id follows the target's
+// softmax (its logits are the log of kTarget's rows), not the draft's.
+TEST_F(CudaKernels, DeviceSamplerSpeculativeRoundEmitsTheTargetDistribution) {
+  const int slots = 500, rounds = std::max(1, kDraws / slots);
+  auto logs = [](const std::vector<std::vector<float>>& rows) {
+    std::vector<float> out;
+    for (const auto& r : rows) {
+      for (float x : r) out.push_back(std::log(x));  // log 0 = -inf: never drawn
+    }
+    return out;
+  };
+  cu::DeviceSampler sampler(slots, kVocab, nullptr);
+  const int32_t bos = 1;
+  std::vector<int32_t> identity(slots), of_draft_row, of_target_row;
+  for (int s = 0; s < slots; ++s) {
+    sampler.start(s, spec(1.0f, 0, 1.0f, 100 + s), &bos, 1, nullptr);
+    identity[s] = s;
+    for (int j = 0; j < kK; ++j) of_draft_row.push_back(s);
+    for (int j = 0; j <= kK; ++j) of_target_row.push_back(s);
+  }
+  Device<int32_t> d_identity(identity), d_of_draft(of_draft_row), d_of_target(of_target_row);
+  Device<float> draft_logits(repeat(logs(kDraft), slots)), target_logits(repeat(logs(kTarget), slots));
+  Device<float> q(size_t(slots) * kK * kVocab), p(size_t(slots) * (kK + 1) * kVocab);
+  sampler.distribution(draft_logits.get(), slots * kK, d_of_draft.get(), q.get(), nullptr);
+  sampler.distribution(target_logits.get(), slots * (kK + 1), d_of_target.get(), p.get(), nullptr);
+  // Proposal j of every slot is drawn from its own copy of q_j ([slots, vocab] rows).
+  std::vector<std::unique_ptr<Device<float>>> q_j;
+  for (int j = 0; j < kK; ++j) {
+    std::vector<std::vector<float>> one = {kDraft[j]};
+    Device<float> logits(repeat(logs(one), slots));
+    q_j.push_back(std::make_unique<Device<float>>(size_t(slots) * kVocab));
+    sampler.distribution(logits.get(), slots, d_identity.get(), q_j[j]->get(), nullptr);
+  }
+  std::vector<long> first(kVocab, 0);
+  Device<int32_t> drawn(slots), out(size_t(slots) * (kK + 1)), n_out(slots), accepted(slots);
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<int32_t> draft(size_t(slots) * kK);
+    for (int j = 0; j < kK; ++j) {
+      sampler.draw(q_j[j]->get(), slots, d_identity.get(), drawn.get(), nullptr);
+      const std::vector<int32_t> ids = drawn.host();
+      for (int s = 0; s < slots; ++s) draft[size_t(s) * kK + j] = ids[s];
+    }
+    Device<int32_t> d_draft(draft);
+    sampler.accept(p.get(), q.get(), d_draft.get(), slots, kK, d_identity.get(), out.get(), n_out.get(),
+                   accepted.get(), nullptr);
+    const std::vector<int32_t> o = out.host();
+    for (int s = 0; s < slots; ++s) {
+      const int32_t t = o[size_t(s) * (kK + 1)];
+      ASSERT_TRUE(t >= 0 && t < kVocab) << t;
+      first[t]++;
+    }
+  }
+  const auto right = chi_square(first, std::vector<double>(kTarget[0].begin(), kTarget[0].end()));
+  EXPECT_TRUE(right.passes()) << "chi2=" << right.statistic << " impossible=" << right.impossible_seen;
+  EXPECT_FALSE(chi_square(first, std::vector<double>(kDraft[0].begin(), kDraft[0].end())).passes());
 }
 
 // ---- host-side: runs without a GPU ---------------------------------------------------------------

@@ -196,6 +196,30 @@ TEST(TensorParallelDevices, RefusalsNameTheSizes) {
   }
 }
 
+// --device auto: CUDA where usable, else the CPU, said on stderr when a model loads there; every
+// path that reads a device name (option check, TP plan, model) resolves it the same way.
+TEST(Devices, AutoIsCudaWhereUsableElseTheCpuSaidOnStderr) {
+  const bool cuda = at::hasCUDA() && at::getNumGPUs() > 0;
+  EXPECT_NO_THROW(gptfast::check_options("fp32", "auto", 1, 0, 1, 0, 1, "", 1));
+  EXPECT_EQ(gptfast::rank_devices("auto", 1, 1, cuda ? 1 : 0, cuda), std::vector<at::Device>{cuda ? at::Device("cuda") : at::Device("cpu")});
+  testing::internal::CaptureStderr();
+  std::string described;
+  {
+    gptfast::Session session("7", "random", small_llama_tp(), "fp32", "auto", 1, 64, 1, 0, "", 1);
+    described = session.describe();
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(described.find(std::string(" device=") + (cuda ? "cuda" : "cpu") + " "), std::string::npos) << described;
+  EXPECT_EQ(err.find("gptfast4j: device auto: running on the CPU: ") != std::string::npos, !cuda) << err;
+  try {
+    gptfast::check_options("fp32", "tpu", 1, 0, 1, 0, 1, "", 1);
+    ADD_FAILURE() << "tpu accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown device 'tpu' (expected cpu, cuda[:N] or auto)"), std::string::npos)
+        << e.what();
+  }
+}
+
 // One group cannot mix Gloo (CPU) and NCCL (CUDA) ranks: every rank sees the other's device in
 // the store before any backend forms, so the refusal needs no GPU.
 TEST(TensorParallelDevices, MixedDevicesAreRefusedNamingThem) {

@@ -32,6 +32,10 @@ bool graphs_requested() {
   return !(v && std::string(v) == "0");
 }
 
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("device speculation: ") + what + ": " + cudaGetErrorString(e));
+}
+
 // Sampling on the device is on unless GPTFAST_DEVICE_SAMPLING=0 (logits back to the CPU Sampler).
 bool device_sampling_requested() {
   const char* v = std::getenv("GPTFAST_DEVICE_SAMPLING");
@@ -46,6 +50,7 @@ struct DeviceDecode::Impl {
   const int64_t max_batch, scratch_slot, vocab;
   std::string eager_reason;  // empty while graphs are used
   std::string cpu_sampling_reason;  // empty while sampling runs on the device
+  bool no_sampler = false;          // a draft's decoder: cpu_sampling_reason says whose state it uses
   // pinned int64 [4, max_batch]: tokens, cache slots, positions, sampling slots (sampling_slot()).
   at::Tensor host_in;
   at::Tensor device_in;      // the same on the device: the graphs' static inputs
@@ -63,9 +68,32 @@ struct DeviceDecode::Impl {
   std::optional<c10::cuda::CUDAStream> stream;  // a CUDA device only
   at::cuda::MempoolId_t pool{0, 0};
   std::map<int64_t, std::unique_ptr<Captured>> graphs;  // by batch bucket
+  // Speculative rounds (speculate()): buffers allocated on the first round, again only for a
+  // larger k. Draft and target ids are row 0 and row 1 of `ids`; `result` is the emitted ids
+  // (k + 1), their count and the proposals kept, read back in one copy.
+  struct Speculation {
+    int k = 0;
+    at::Tensor host_ids;     // pinned int64 [2, max_seq_len + k]
+    at::Tensor ids;          // the same on the device: the draft's and the target's inputs
+    at::Tensor q, p;         // fp32 [k, vocab] (the draft's), [k + 1, vocab] (the target's)
+    at::Tensor proposals;    // int32 [k]
+    at::Tensor slot_rows;    // int32 [k + 1], every entry the round's slot
+    at::Tensor result;       // int32 [k + 3]
+    at::Tensor host_result;  // pinned
+    // Orders the draft decoder's queued work before the round (a raw event: ATen's CUDAEvent
+    // header needs CUDA library headers this build does not have).
+    struct Event {
+      cudaEvent_t event = nullptr;
+      ~Event() {
+        if (event) cudaEventDestroy(event);
+      }
+    } draft_done;
+  };
+  std::unique_ptr<Speculation> speculation;
 #endif
 
-  Impl(Transformer& m, int64_t max_b, int64_t scratch, const std::string& forced_eager)
+  Impl(Transformer& m, int64_t max_b, int64_t scratch, const std::string& forced_eager,
+       const std::string& no_sampler_reason)
       : model(m),
         max_batch(max_b),
         scratch_slot(scratch),
@@ -90,6 +118,9 @@ struct DeviceDecode::Impl {
       // Sampler (device sampling there is not built: each rank would hold sampler state).
       if (!forced_eager.empty()) {
         cpu_sampling_reason = forced_eager;
+      } else if (!no_sampler_reason.empty()) {
+        cpu_sampling_reason = no_sampler_reason;
+        no_sampler = true;
       } else if (device_sampling_requested()) {
         c10::cuda::CUDAGuard on(device);
         sampler = std::make_unique<cuda::DeviceSampler>(int(scratch_slot + max_batch), int(vocab), stream->stream());
@@ -253,10 +284,103 @@ struct DeviceDecode::Impl {
                   ")");
     }
   }
+
+#if GPTFAST_WITH_CUDA
+  Speculation& speculation_buffers(int k) {
+    if (speculation && speculation->k >= k) return *speculation;
+    const at::Device device = model.options().device();
+    const auto ints = at::TensorOptions().dtype(at::kInt).device(device);
+    const auto pinned = at::TensorOptions().pinned_memory(true);
+    auto b = std::make_unique<Speculation>();
+    b->k = k;
+    b->host_ids = at::empty({2, model.max_seq_len() + k}, pinned.dtype(at::kLong));
+    b->ids = at::zeros({2, model.max_seq_len() + k}, ints.dtype(at::kLong));
+    b->q = at::zeros({k, vocab}, ints.dtype(at::kFloat));
+    b->p = at::zeros({k + 1, vocab}, ints.dtype(at::kFloat));
+    b->proposals = at::zeros({k}, ints);
+    b->slot_rows = at::zeros({k + 1}, ints);
+    b->result = at::zeros({k + 3}, ints);
+    b->host_result = at::empty({k + 3}, pinned.dtype(at::kInt));
+    cuda_check(cudaEventCreateWithFlags(&b->draft_done.event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    speculation = std::move(b);
+    return *speculation;
+  }
+
+  int speculate(Transformer& draft, Impl& draft_impl, int slot, const int32_t* draft_tokens, int64_t draft_n,
+                int64_t draft_start, const int32_t* target_tokens, int64_t target_n, int64_t target_start, int k,
+                int32_t* out, int32_t* kept) {
+    require_sampler(slot);
+    const int64_t len = model.max_seq_len();
+    if (k < 1 || draft_n < 1 || target_n < 1 || draft_start < 0 || target_start < 0 ||
+        draft_start + draft_n + k - 1 > len || target_start + target_n + k > len) {
+      throw Error("device speculation: bad round (k " + std::to_string(k) + ", draft " + std::to_string(draft_n) +
+                  " tokens at " + std::to_string(draft_start) + ", target " + std::to_string(target_n) + " at " +
+                  std::to_string(target_start) + ", context " + std::to_string(len) + ")");
+    }
+    if (!draft_impl.stream || draft.options().device() != model.options().device()) {
+      throw Error("device speculation: the draft model must be on the target's device");
+    }
+    c10::cuda::CUDAStreamGuard guard(*stream);
+    Speculation& b = speculation_buffers(k);
+    // The draft's earlier passes (prompt chunks) were queued on its own stream.
+    cuda_check(cudaEventRecord(b.draft_done.event, draft_impl.stream->stream()), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream->stream(), b.draft_done.event, 0), "cudaStreamWaitEvent");
+    // Inputs: one asynchronous copy per model from pinned memory (free again after the read below).
+    int64_t* host = b.host_ids.data_ptr<int64_t>();
+    const int64_t width = b.host_ids.size(1);
+    std::copy_n(draft_tokens, draft_n, host);
+    std::copy_n(target_tokens, target_n, host + width);
+    at::Tensor draft_ids = b.ids[0], target_ids = b.ids[1];
+    draft_ids.narrow(0, 0, draft_n).copy_(b.host_ids[0].narrow(0, 0, draft_n), /*non_blocking=*/true);
+    target_ids.narrow(0, 0, target_n).copy_(b.host_ids[1].narrow(0, 0, target_n), /*non_blocking=*/true);
+    b.slot_rows.fill_(slot);
+    const int32_t* slot_rows = b.slot_rows.data_ptr<int32_t>();
+    int32_t* proposals = b.proposals.data_ptr<int32_t>();
+    float* q = b.q.data_ptr<float>();
+    const cudaStream_t s = stream->stream();
+    // The draft: catch up (last position's logits), then one position per proposal. Proposal j
+    // is drawn from q_j with the slot's generator and fed back from device memory; the draft
+    // never needs its own last proposal.
+    at::Tensor logits = draft.forward(draft_ids.narrow(0, 0, draft_n).view({1, draft_n}), draft_start, 1, slot);
+    for (int j = 0; j < k; ++j) {
+      const at::Tensor row = logits.reshape({1, vocab}).to(at::kFloat).contiguous();
+      sampler->distribution(row.data_ptr<float>(), 1, slot_rows, q + int64_t(j) * vocab, s);
+      sampler->draw(q + int64_t(j) * vocab, 1, slot_rows, proposals + j, s);
+      if (j + 1 == k) break;
+      const int64_t at = draft_n + j;  // the proposal's place after the catch-up tokens
+      draft_ids.narrow(0, at, 1).copy_(b.proposals.narrow(0, j, 1));
+      logits = draft.forward(draft_ids.narrow(0, at, 1).view({1, 1}), draft_start + at, 1, slot);
+    }
+    // The target's verify pass: its tokens, then the proposals; k + 1 distributions.
+    target_ids.narrow(0, target_n, k).copy_(b.proposals.narrow(0, 0, k));
+    const at::Tensor verify =
+        model.forward(target_ids.narrow(0, 0, target_n + k).view({1, target_n + k}), target_start, k + 1, slot)
+            .reshape({k + 1, vocab})
+            .to(at::kFloat)
+            .contiguous();
+    float* p = b.p.data_ptr<float>();
+    sampler->distribution(verify.data_ptr<float>(), k + 1, slot_rows, p, s);
+    int32_t* result = b.result.data_ptr<int32_t>();
+    sampler->accept(p, q, proposals, 1, k, slot_rows, result, result + k + 1, result + k + 2, s);
+    b.host_result.narrow(0, 0, k + 3).copy_(b.result.narrow(0, 0, k + 3), /*non_blocking=*/true);
+    // The one wait per round: the emitted ids are back (and host_ids is free for reuse).
+    stream->synchronize();
+    const int32_t* r = b.host_result.data_ptr<int32_t>();
+    const int n = r[k + 1];
+    if (n < 1 || n > k + 1) throw Error("device speculation: accept_reject emitted " + std::to_string(n) + " ids");
+    for (int i = 0; i < n; ++i) {
+      if (r[i] < 0) throw Error(kNothingToSample);
+      out[i] = r[i];
+    }
+    *kept = r[k + 2];
+    return n;
+  }
+#endif
 };
 
-DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason)
-    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot, eager_reason)) {}
+DeviceDecode::DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason,
+                           const std::string& no_sampler_reason)
+    : impl_(std::make_unique<Impl>(model, max_batch, scratch_slot, eager_reason, no_sampler_reason)) {}
 
 DeviceDecode::~DeviceDecode() = default;
 
@@ -268,7 +392,21 @@ void DeviceDecode::run(const int32_t* tokens, const int32_t* slots, const int64_
 bool DeviceDecode::device_sampling() const { return impl_->cpu_sampling_reason.empty(); }
 
 std::string DeviceDecode::sampling_mode() const {
-  return device_sampling() ? "device" : "cpu (" + impl_->cpu_sampling_reason + ")";
+  if (device_sampling()) return "device";
+  return (impl_->no_sampler ? "none (" : "cpu (") + impl_->cpu_sampling_reason + ")";
+}
+
+int DeviceDecode::speculate(Transformer& draft, DeviceDecode& draft_decoder, int slot, const int32_t* draft_tokens,
+                            int64_t draft_n, int64_t draft_start, const int32_t* target_tokens, int64_t target_n,
+                            int64_t target_start, int k, int32_t* out, int32_t* kept) {
+#if GPTFAST_WITH_CUDA
+  return impl_->speculate(draft, *draft_decoder.impl_, slot, draft_tokens, draft_n, draft_start, target_tokens,
+                          target_n, target_start, k, out, kept);
+#else
+  (void)draft, (void)draft_decoder, (void)slot, (void)draft_tokens, (void)draft_n, (void)draft_start;
+  (void)target_tokens, (void)target_n, (void)target_start, (void)k, (void)out, (void)kept;
+  throw Error("device speculation: " + impl_->cpu_sampling_reason);
+#endif
 }
 
 void DeviceDecode::start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n) {

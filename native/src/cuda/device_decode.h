@@ -33,8 +33,11 @@ class DeviceDecode {
  public:
   // model: on a CUDA device, with a KV cache of at least scratch_slot + 1 slots; scratch_slot is
   // reserved for padding rows and never holds a sequence. A non-empty `eager_reason` turns graph
-  // capture off and says why (mode() reports it).
-  DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason = "");
+  // capture off and says why (mode() reports it). A non-empty `no_sampler_reason` gives this
+  // decoder no sampling state of its own (a draft model: its proposals are drawn with the target
+  // decoder's state of the sequence, see speculate()); sampling_mode() says "none (<why>)".
+  DeviceDecode(Transformer& model, int64_t max_batch, int64_t scratch_slot, const std::string& eager_reason = "",
+               const std::string& no_sampler_reason = "");
   ~DeviceDecode();
   DeviceDecode(const DeviceDecode&) = delete;
   DeviceDecode& operator=(const DeviceDecode&) = delete;
@@ -51,7 +54,7 @@ class DeviceDecode {
   // start_sampling() when a sequence starts and by suppress() (slot < scratch_slot). Throws
   // unless device_sampling().
   bool device_sampling() const;
-  // "device", or "cpu (<why>)".
+  // "device", "cpu (<why>)", or "none (<why>)" for a draft model's decoder.
   std::string sampling_mode() const;
   void start_sampling(int slot, const SamplingSpec& spec, const int32_t* prompt, int n);
   void suppress(int slot, const int32_t* ids, int n);
@@ -59,6 +62,22 @@ class DeviceDecode {
   // last position, from an eager pass run within_stream) with slot's state, which records it.
   // One read back (a prompt's end, not a decode step).
   int32_t sample(const at::Tensor& logits, int slot);
+
+  // One speculative round of the sequence in `slot`, on the device, with this decoder's sampling
+  // state of the slot (device_sampling() only). The draft model (`draft`, on the same device;
+  // `draft_decoder` is its decoder, whose queued work this round waits for) catches up on
+  // draft_tokens[0..draft_n) at positions draft_start.. (they end with the sequence's last token)
+  // and proposes k ids one position at a time, each drawn from its processed distribution q_j
+  // (kept on the device); the target scores target_tokens[0..target_n) at target_start.. followed
+  // by the k proposals, giving k + 1 distributions p; one accept_reject launch keeps a prefix of
+  // the proposals and draws one more id, and the emitted ids join the slot's history. Writes them
+  // to out (1..k + 1 ids), returns how many, and sets *kept to the proposals kept. Everything runs
+  // eagerly on this decoder's stream (the draft's steps and the verify pass are not captured in a
+  // graph yet); the host waits once, for the ids. Same rule and distribution as the CPU's
+  // accept_or_resample, not the same random stream.
+  int speculate(Transformer& draft, DeviceDecode& draft_decoder, int slot, const int32_t* draft_tokens,
+                int64_t draft_n, int64_t draft_start, const int32_t* target_tokens, int64_t target_n,
+                int64_t target_start, int k, int32_t* out, int32_t* kept);
 
   // Runs f with this decoder's stream current, so that the eager passes of a step (prompt chunks,
   // verify passes) are ordered with its graph replays on one stream.

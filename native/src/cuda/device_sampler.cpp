@@ -84,8 +84,7 @@ void DeviceSampler::suppress(int slot, const int32_t* ids, int n, cudaStream_t s
   upload(suppressed_.get() + size_t(slot) * size_t(vocab_), row_.data(), row_.size(), stream, "suppressed ids");
 }
 
-void DeviceSampler::sample(const float* logits, int rows, const int32_t* slot_of_row, int32_t* tokens,
-                           cudaStream_t stream) const {
+SamplingBatch DeviceSampler::batch(const float* logits, int rows, const int32_t* slot_of_row) const {
   SamplingBatch batch;
   batch.logits = logits;
   batch.rows = rows;
@@ -93,8 +92,30 @@ void DeviceSampler::sample(const float* logits, int rows, const int32_t* slot_of
   batch.slot_of_row = slot_of_row;
   batch.params = params_.get();
   batch.history = {in_context_.get(), generated_count_.get(), suppressed_.get()};
-  cuda::sample(batch, rng_.get(), tokens, stream);
+  return batch;
+}
+
+void DeviceSampler::sample(const float* logits, int rows, const int32_t* slot_of_row, int32_t* tokens,
+                           cudaStream_t stream) const {
+  cuda::sample(batch(logits, rows, slot_of_row), rng_.get(), tokens, stream);
   record_generated(tokens, nullptr, 1, rows, slot_of_row, vocab_, in_context_.get(), generated_count_.get(), stream);
+}
+
+void DeviceSampler::distribution(const float* logits, int rows, const int32_t* slot_of_row, float* probs,
+                                 cudaStream_t stream) const {
+  sampling_distribution(batch(logits, rows, slot_of_row), probs, stream);
+}
+
+void DeviceSampler::draw(const float* probs, int rows, const int32_t* slot_of_row, int32_t* tokens,
+                         cudaStream_t stream) const {
+  sample_probs(probs, rows, vocab_, slot_of_row, rng_.get(), tokens, stream);
+}
+
+void DeviceSampler::accept(const float* p, const float* q, const int32_t* draft, int rows, int k,
+                           const int32_t* slot_of_row, int32_t* out, int32_t* n_out, int32_t* accepted,
+                           cudaStream_t stream) const {
+  accept_reject(p, q, draft, rows, k, vocab_, slot_of_row, rng_.get(), out, n_out, accepted, stream);
+  record_generated(out, n_out, k + 1, rows, slot_of_row, vocab_, in_context_.get(), generated_count_.get(), stream);
 }
 
 }  // namespace gptfast::cuda

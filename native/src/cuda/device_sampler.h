@@ -44,8 +44,23 @@ class DeviceSampler {
   // when the row has nothing to sample. Graph-capturable: two launches, nothing else.
   void sample(const float* logits, int rows, const int32_t* slot_of_row, int32_t* tokens, cudaStream_t stream) const;
 
+  // A speculative round on the device, with the same per-slot state (one launch each, all
+  // graph-capturable; rows are positions of the round, row r in slot slot_of_row[r]):
+  // probs [rows, vocab] = each row's processed distribution (sampling_distribution: the draft's
+  // q and the target's p); draws nothing, so rows may share a slot.
+  void distribution(const float* logits, int rows, const int32_t* slot_of_row, float* probs,
+                    cudaStream_t stream) const;
+  // tokens[r] = a draw from row r of probs with its slot's generator (distinct slots). Not added
+  // to the history: a draft proposal is not generated until accept() keeps it.
+  void draw(const float* probs, int rows, const int32_t* slot_of_row, int32_t* tokens, cudaStream_t stream) const;
+  // accept_reject (kernels.h) for `rows` sequences in slots slot_of_row[r] (distinct), then the
+  // emitted ids (out, n_out) join each slot's history.
+  void accept(const float* p, const float* q, const int32_t* draft, int rows, int k, const int32_t* slot_of_row,
+              int32_t* out, int32_t* n_out, int32_t* accepted, cudaStream_t stream) const;
+
  private:
   void check_slot(int slot) const;
+  SamplingBatch batch(const float* logits, int rows, const int32_t* slot_of_row) const;
   void upload(void* device, const void* host, size_t bytes, cudaStream_t stream, const char* what);
 
   struct Free {

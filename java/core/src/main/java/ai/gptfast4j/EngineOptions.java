@@ -14,7 +14,7 @@ import java.nio.file.Path;
  *                  else tokenizer.json, beside the checkpoint
  * @param config explicit config file; null means resolve (see {@link ConfigResolver})
  * @param dtype "fp32" or "bf16"
- * @param device "cpu" (or "cuda[:N]" with a CUDA build)
+ * @param device "cpu", "cuda[:N]" with a CUDA build, or "auto" (CUDA where usable, else the CPU, said on stderr)
  * @param threads intra-op threads; 0 = the native measured default (engine_api.h default_threads: every core unless they read memory slower than one); at most 4 per core (checked natively)
  * @param maxSeqLen KV cache length per sequence; 0 means the model's block_size
  * @param draftCheckpoint a smaller model sharing the tokenizer, for speculative decoding; null = none

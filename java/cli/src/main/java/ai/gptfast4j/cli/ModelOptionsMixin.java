@@ -45,7 +45,7 @@ final class ModelOptionsMixin {
     @Option(names = "--dtype", defaultValue = Defaults.DTYPE, description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--device", defaultValue = Defaults.DEVICE, description = "cpu (default) or cuda[:N] with a CUDA build")
+    @Option(names = "--device", defaultValue = Defaults.DEVICE, description = "cpu (default), cuda[:N] with a CUDA build, or auto (CUDA where usable, else the CPU, said on stderr)")
     String device;
 
     @Option(names = "--max-seq-len", defaultValue = "0", description = "KV cache length (default: the model's context, at most " + Defaults.MAX_SEQ_LEN_CAP + ")")
