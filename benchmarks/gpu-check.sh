@@ -244,8 +244,12 @@ GPTFAST_DEVICE_SAMPLING=0 bench bench_7b_bf16_b1_cpu_sampling "${LLAMA2_7B[@]}" 
 [ ${#BENCH_NOT_RUN[@]} -gt 0 ] && note "- not run, as the bench before them failed ($BENCH_BLOCKED): ${BENCH_NOT_RUN[*]}"
 
 python3 - "$BENCH" <<'PY' | tee -a "$SUMMARY"
-import json, sys
+import json, re, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def field(describe, key):
+    """The value of key= in a describe() line: up to the next ' name=' (values may hold spaces)."""
+    m = re.search(r"(?:^| )" + key + r"=(.*?)(?= [a-z_]+=| \||$)", describe)
+    return m.group(1) if m else "-"
 decode = [r for r in rows if "kind" not in r]
 linears = [r for r in rows if r.get("kind") == "quantized_linears"]
 if not decode:
@@ -255,9 +259,7 @@ else:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in decode:
     d = r["describe"]
-    path = d.split("decode=")[-1].split(" ")[0]
-    sampling = d.split("sampling=")[-1] if "sampling=" in d else "?"
-    matmul = d.split("quant_matmul=")[-1].split(" ")[0] if "quant_matmul=" in d else "-"
+    path, sampling, matmul = field(d, "decode"), field(d, "sampling"), field(d, "quant_matmul")
     print(f'| {r["name"]} | {r["quantize"] or r["dtype"]} | {r["batch_size"]} | {r["decode_tokens_per_second"]:.1f} | '
           f'{r["decode_tokens_per_second_per_sequence"]:.1f} | {r["bandwidth_bytes_per_second"]/1e9:.0f} | '
           f'{r["roofline_steps_per_second"]:.1f} | {r["roofline_fraction"]:.2f} | {path} | {sampling} | {matmul} |')
