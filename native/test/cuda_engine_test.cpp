@@ -499,8 +499,12 @@ TEST(CudaEngine, SpeculativeRoundsOnTheDeviceEqualPlainGreedyAndReferences) {
       int64_t proposed = 0, accepted = 0;
       EXPECT_EQ(greedy_ids(refs, &d, k, "speculation=device", &proposed, &accepted), want) << d.name << " k=" << k;
       EXPECT_GT(proposed, 0) << d.name;
-      if (d.name == "self") EXPECT_EQ(accepted, proposed) << "k=" << k;
-      if (d.name == "random weights") EXPECT_LT(accepted, proposed / 2) << "k=" << k;
+      if (d.name == "self") {
+        EXPECT_EQ(accepted, proposed) << "k=" << k;
+      }
+      if (d.name == "random weights") {
+        EXPECT_LT(accepted, proposed / 2) << "k=" << k;
+      }
     }
   }
   ScopedEnv cpu("GPTFAST_DEVICE_SAMPLING", "0");
