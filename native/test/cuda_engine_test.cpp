@@ -147,6 +147,43 @@ void expect_references(const Case& c, int slots, int speculate_k = 0, int tp = 1
   }
 }
 
+// Ids drawn (counts per id) against softmax(logits / t), by Pearson's chi-square. The statistic
+// wants >= 5 expected per cell, so the rarest ids share one cell.
+gptfast_test::ChiSquare softmax_fit(const std::vector<float>& logits, float t, const std::vector<long>& drawn) {
+  const int vocab = int(logits.size());
+  long n = 0;
+  for (long c : drawn) n += c;
+  const double max = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(vocab);
+  double total = 0;
+  for (int v = 0; v < vocab; ++v) total += p[v] = std::exp((double(logits[v]) - max) / t);
+  std::vector<long> cells;
+  std::vector<double> probs;
+  long rare_count = 0;
+  double rare_p = 0;
+  for (int v = 0; v < vocab; ++v) {
+    p[v] /= total;
+    if (p[v] * double(n) < 5) {
+      rare_count += drawn[v];
+      rare_p += p[v];
+    } else {
+      cells.push_back(drawn[v]);
+      probs.push_back(p[v]);
+    }
+  }
+  cells.push_back(rare_count);
+  probs.push_back(rare_p);
+  return gptfast_test::chi_square(cells, probs);
+}
+
+// Counts libtorch's sync debug mode warnings (one per synchronising libtorch call).
+struct CountSyncs : c10::WarningHandler {
+  int syncs = 0;
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("synchronizing") != std::string::npos) ++syncs;
+  }
+};
+
 const Case kStories{"stories260K", "model.pth", "stories260K-greedy.jsonl"};
 const Case kStoriesInt8{"stories260K", "model_int8.pth", "stories260K-int8-greedy.jsonl"};
 const Case kLlama3Tiny{"llama3-tiny-random", "model.pth", "llama3-tiny-greedy.jsonl"};
@@ -321,30 +358,7 @@ TEST(CudaEngine, DeviceSampledTokensReproduceAndFitTheSoftmax) {
       session.release(i);
     }
   }
-  // Pearson's statistic wants >= 5 expected per cell: the rarest ids share one cell.
-  auto fit = [&](float t) {
-    const double max = *std::max_element(logits.begin(), logits.end());
-    std::vector<double> p(vocab);
-    double total = 0;
-    for (int v = 0; v < vocab; ++v) total += p[v] = std::exp((double(logits[v]) - max) / t);
-    std::vector<long> cells;
-    std::vector<double> probs;
-    long rare_count = 0;
-    double rare_p = 0;
-    for (int v = 0; v < vocab; ++v) {
-      p[v] /= total;
-      if (p[v] * rounds * slots < 5) {
-        rare_count += drawn[v];
-        rare_p += p[v];
-      } else {
-        cells.push_back(drawn[v]);
-        probs.push_back(p[v]);
-      }
-    }
-    cells.push_back(rare_count);
-    probs.push_back(rare_p);
-    return gptfast_test::chi_square(cells, probs);
-  };
+  auto fit = [&](float t) { return softmax_fit(logits, t, drawn); };
   const auto right = fit(temperature), wrong = fit(1.2f * temperature);
   EXPECT_TRUE(right.passes()) << "chi2=" << right.statistic << " df=" << right.df;
   EXPECT_FALSE(wrong.passes()) << "chi2=" << wrong.statistic << " df=" << wrong.df;
@@ -356,12 +370,6 @@ TEST(CudaEngine, DeviceSampledTokensReproduceAndFitTheSoftmax) {
 // CUDA synchronising call of its own (device_decode.cpp: copies and the wait go through libtorch).
 TEST(CudaEngine, DecodeStepSynchronisesOnlyToReadTheTokens) {
   REQUIRE_CUDA();
-  struct CountSyncs : c10::WarningHandler {
-    int syncs = 0;
-    void process(const c10::Warning& w) override {
-      if (w.msg().find("synchronizing") != std::string::npos) ++syncs;
-    }
-  };
   const int slots = 2;
   gptfast::Session session = stories_session(slots);
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
@@ -547,29 +555,7 @@ TEST(CudaEngine, SpeculativeRoundOnTheDeviceEmitsTheTargetDistribution) {
       session.release(i);
     }
   }
-  auto fit = [&](const std::vector<float>& logits) {
-    const double max = *std::max_element(logits.begin(), logits.end());
-    std::vector<double> p(vocab);
-    double total = 0;
-    for (int v = 0; v < vocab; ++v) total += p[v] = std::exp(double(logits[v]) - max);
-    std::vector<long> cells;
-    std::vector<double> probs;
-    long rare_count = 0;
-    double rare_p = 0;
-    for (int v = 0; v < vocab; ++v) {  // >= 5 expected per cell: the rarest ids share one
-      p[v] /= total;
-      if (p[v] * rounds * slots < 5) {
-        rare_count += drawn[v];
-        rare_p += p[v];
-      } else {
-        cells.push_back(drawn[v]);
-        probs.push_back(p[v]);
-      }
-    }
-    cells.push_back(rare_count);
-    probs.push_back(rare_p);
-    return gptfast_test::chi_square(cells, probs);
-  };
+  auto fit = [&](const std::vector<float>& logits) { return softmax_fit(logits, 1.0f, drawn); };
   const auto right = fit(target), wrong = fit(proposer);
   EXPECT_TRUE(right.passes()) << "chi2=" << right.statistic << " df=" << right.df;
   EXPECT_FALSE(wrong.passes()) << "chi2=" << wrong.statistic << " df=" << wrong.df;
@@ -580,12 +566,6 @@ TEST(CudaEngine, SpeculativeRoundOnTheDeviceEmitsTheTargetDistribution) {
 // DecodeStepSynchronisesOnlyToReadTheTokens.
 TEST(CudaEngine, SpeculativeRoundSynchronisesOnce) {
   REQUIRE_CUDA();
-  struct CountSyncs : c10::WarningHandler {
-    int syncs = 0;
-    void process(const c10::Warning& w) override {
-      if (w.msg().find("synchronizing") != std::string::npos) ++syncs;
-    }
-  };
   const Draft draft = stories_drafts()[1];
   gptfast::Session session = stories_session(2);
   session.load_draft(draft.path, draft.format, draft.spec, 3, "");
