@@ -12,4 +12,7 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The first line of a message (libtorch's carry a backtrace after it).
+inline std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 }  // namespace gptfast

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include "dist/follower.h"
+#include "env_switch.h"
 #include "load_progress.h"
 #include "mapped_file.h"
 
@@ -116,9 +117,8 @@ class StdoutToStderr {
 };
 
 bool use_fused(const Transformer& model) {
-  // GPTFAST_FUSED_DECODE=0 forces the generic ATen path (for comparisons and debugging).
-  const char* fused = std::getenv("GPTFAST_FUSED_DECODE");
-  return FusedDecodeStep::supports(model) && !(fused && std::string(fused) == "0");
+  // GPTFAST_FUSED_DECODE=0 forces the generic ATen path.
+  return FusedDecodeStep::supports(model) && switched_on("GPTFAST_FUSED_DECODE");
 }
 
 }  // namespace
@@ -194,9 +194,10 @@ std::vector<at::Device> plan_devices(const RuntimeSpec& runtime, bool count_gpus
   const int tp = checked_tp(runtime.tp);
   const std::shared_ptr<Cluster> cluster = tp > 1 ? Cluster::current() : nullptr;
   const int local = cluster && cluster->spec().world == tp ? cluster->local_ranks() : tp;
-  const bool cuda = resolve_device(runtime.device).rfind("cuda", 0) == 0;  // ask for the GPU count only then
+  const std::string device = resolve_device(runtime.device);
+  const bool cuda = device.rfind("cuda", 0) == 0;  // ask for the GPU count only then
   const int gpus = !count_gpus ? local : cuda && at::hasCUDA() ? int(at::getNumGPUs()) : 0;
-  return rank_devices(runtime.device, tp, local, gpus, cuda_build());
+  return rank_devices(device, tp, local, gpus, cuda_build());
 }
 
 // The runtime a model loads with: "auto" resolved, and said on stderr when that is the CPU, so

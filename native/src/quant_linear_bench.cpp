@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "errors.h"
 #include "gptfast/bench_api.h"
 #include "linear_weight.h"
 
@@ -19,6 +20,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 
+#include "cuda/graph_capture.h"
 #include "cuda/quant_linear.h"
 #endif
 
@@ -27,11 +29,6 @@ namespace gptfast {
 namespace {
 
 #if GPTFAST_WITH_CUDA
-
-std::string first_line(const std::exception& e) {
-  const std::string what = e.what();
-  return what.substr(0, what.find('\n'));
-}
 
 // A layer's weight, random, in the engine's layout (own) and with libtorch's layout added
 // (aten, made by the engine's add_aten_layout): both run through cuda_quantized_linear, the
@@ -78,24 +75,9 @@ double time_step(const std::function<void()>& step, std::string* mode) {
   step();
   stream.synchronize();
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
-  *mode = "graph";
-  try {
-    graph->capture_begin();
-    try {
-      step();
-    } catch (...) {
-      try {
-        graph->capture_end();
-      } catch (...) {
-      }
-      cudaGetLastError();
-      throw;
-    }
-    graph->capture_end();
-  } catch (const std::exception& e) {
-    *mode = "eager (capture failed: " + first_line(e) + ")";
-    graph.reset();
-  }
+  const std::string failed = cuda::try_capture(*graph, step);
+  *mode = failed.empty() ? "graph" : "eager (capture failed: " + failed + ")";
+  if (!failed.empty()) graph.reset();
   auto run = [&] {
     if (graph) {
       graph->replay();
@@ -151,7 +133,7 @@ QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch,
     x_dim = at::randn({batch, dim}, bf16);
     x_ffn = at::randn({batch, ffn}, bf16);
   } catch (const std::exception& e) {
-    t.own_error = t.aten_error = first_line(e);
+    t.own_error = t.aten_error = first_line(e.what());
     return t;
   }
   // Each layer reads the activation of its input width (what it computes is not fed on: the
@@ -162,7 +144,7 @@ QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch,
       for (const Weight& w : weights) quantized_linear(w.own, input(w.own));
     }, &t.own_mode);
   } catch (const std::exception& e) {
-    t.own_error = first_line(e);
+    t.own_error = first_line(e.what());
   }
   try {
     for (Weight& w : weights) {
@@ -179,7 +161,7 @@ QuantLinearTiming time_quantized_linears(const std::string& quantize, int batch,
       t.max_relative_difference = ((own - aten).abs().max() / own.abs().max().clamp_min(1e-30)).item<double>();
     }
   } catch (const std::exception& e) {
-    t.aten_error = first_line(e);
+    t.aten_error = first_line(e.what());
   }
 #endif
   return t;

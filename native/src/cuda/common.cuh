@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cuda/kernels.h"
 #include "cuda/philox.h"
 #include "errors.h"
 
@@ -22,10 +23,7 @@ inline void require(bool ok, const char* kernel, const std::string& what) {
 
 // After a launch: a bad configuration or a missing device surfaces here (launches are
 // asynchronous, so faults inside the kernel surface at the caller's next synchronisation).
-inline void check_launch(const char* kernel) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw Error(std::string(kernel) + ": CUDA launch failed: " + cudaGetErrorString(e));
-}
+inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel, "CUDA launch failed"); }
 
 // ---- device ------------------------------------------------------------------------------------
 

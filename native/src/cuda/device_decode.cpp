@@ -3,11 +3,11 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
 
+#include "env_switch.h"
 #include "errors.h"
 #include "sampler.h"
 #include "transformer.h"
@@ -19,31 +19,10 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/device_sampler.h"
+#include "cuda/graph_capture.h"
 #endif
 
 namespace gptfast {
-
-#if GPTFAST_WITH_CUDA
-namespace {
-
-// Graph capture is on unless GPTFAST_CUDA_GRAPHS=0 (eager decoding, for comparisons and debugging).
-bool graphs_requested() {
-  const char* v = std::getenv("GPTFAST_CUDA_GRAPHS");
-  return !(v && std::string(v) == "0");
-}
-
-void cuda_check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("device speculation: ") + what + ": " + cudaGetErrorString(e));
-}
-
-// Sampling on the device is on unless GPTFAST_DEVICE_SAMPLING=0 (logits back to the CPU Sampler).
-bool device_sampling_requested() {
-  const char* v = std::getenv("GPTFAST_DEVICE_SAMPLING");
-  return !(v && std::string(v) == "0");
-}
-
-}  // namespace
-#endif
 
 struct DeviceDecode::Impl {
   Transformer& model;
@@ -111,7 +90,8 @@ struct DeviceDecode::Impl {
       cpu_sampling_reason = eager_reason;
     } else {
       stream = c10::cuda::getStreamFromPool(false, device.index());  // capture needs a non-default stream
-      if (!graphs_requested()) eager_reason = "GPTFAST_CUDA_GRAPHS=0";
+      // GPTFAST_CUDA_GRAPHS=0: eager decoding; GPTFAST_DEVICE_SAMPLING=0: logits to the CPU Sampler.
+      if (!switched_on("GPTFAST_CUDA_GRAPHS")) eager_reason = "GPTFAST_CUDA_GRAPHS=0";
       if (!forced_eager.empty()) eager_reason = forced_eager;
       pool = at::cuda::graph_pool_handle();
       // Under tensor parallelism every rank decodes eagerly and rank 0's logits go to the CPU
@@ -121,7 +101,7 @@ struct DeviceDecode::Impl {
       } else if (!no_sampler_reason.empty()) {
         cpu_sampling_reason = no_sampler_reason;
         no_sampler = true;
-      } else if (device_sampling_requested()) {
+      } else if (switched_on("GPTFAST_DEVICE_SAMPLING")) {
         c10::cuda::CUDAGuard on(device);
         sampler = std::make_unique<cuda::DeviceSampler>(int(scratch_slot + max_batch), int(vocab), stream->stream());
         const auto ints = at::TensorOptions().dtype(at::kInt).device(device);
@@ -192,25 +172,10 @@ struct DeviceDecode::Impl {
     for (int i = 0; i < 2; ++i) decode_eager(rows);
     stream->synchronize();
     auto captured = std::make_unique<Captured>();
-    try {
-      captured->graph.capture_begin(pool);
-      try {
-        captured->logits = decode_eager(rows, &captured->sampled_logits);
-      } catch (...) {
-        // Leave capture mode (capture_end also stops routing this stream's allocations to the
-        // graph's pool; it throws for the invalidated capture), then report the op that failed.
-        try {
-          captured->graph.capture_end();
-        } catch (...) {
-        }
-        cudaGetLastError();
-        throw;
-      }
-      captured->graph.capture_end();
-    } catch (const std::exception& e) {
-      std::string what = e.what();
-      what = what.substr(0, what.find('\n'));
-      eager_reason = "CUDA graph capture failed: " + what;
+    const std::string failed = cuda::try_capture(
+        captured->graph, [&] { captured->logits = decode_eager(rows, &captured->sampled_logits); }, pool);
+    if (!failed.empty()) {
+      eager_reason = "CUDA graph capture failed: " + failed;
       std::fprintf(stderr, "gptfast: %s; decoding eagerly\n", eager_reason.c_str());
       return nullptr;
     }
@@ -301,7 +266,8 @@ struct DeviceDecode::Impl {
     b->slot_rows = at::zeros({k + 1}, ints);
     b->result = at::zeros({k + 3}, ints);
     b->host_result = at::empty({k + 3}, pinned.dtype(at::kInt));
-    cuda_check(cudaEventCreateWithFlags(&b->draft_done.event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    cuda::check_cuda(cudaEventCreateWithFlags(&b->draft_done.event, cudaEventDisableTiming), "device speculation",
+                     "cudaEventCreateWithFlags");
     speculation = std::move(b);
     return *speculation;
   }
@@ -323,8 +289,10 @@ struct DeviceDecode::Impl {
     c10::cuda::CUDAStreamGuard guard(*stream);
     Speculation& b = speculation_buffers(k);
     // The draft's earlier passes (prompt chunks) were queued on its own stream.
-    cuda_check(cudaEventRecord(b.draft_done.event, draft_impl.stream->stream()), "cudaEventRecord");
-    cuda_check(cudaStreamWaitEvent(stream->stream(), b.draft_done.event, 0), "cudaStreamWaitEvent");
+    cuda::check_cuda(cudaEventRecord(b.draft_done.event, draft_impl.stream->stream()), "device speculation",
+                     "cudaEventRecord");
+    cuda::check_cuda(cudaStreamWaitEvent(stream->stream(), b.draft_done.event, 0), "device speculation",
+                     "cudaStreamWaitEvent");
     // Inputs: one asynchronous copy per model from pinned memory (free again after the read below).
     int64_t* host = b.host_ids.data_ptr<int64_t>();
     const int64_t width = b.host_ids.size(1);

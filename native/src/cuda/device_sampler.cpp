@@ -9,9 +9,7 @@ namespace gptfast::cuda {
 
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("device sampling: ") + what + ": " + cudaGetErrorString(e));
-}
+void check(cudaError_t e, const char* what) { check_cuda(e, "device sampling", what); }
 
 }  // namespace
 

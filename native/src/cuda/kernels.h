@@ -12,10 +12,17 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
 
+#include "errors.h"
 #include "gptfast/engine_api.h"
 
 namespace gptfast::cuda {
+
+// A failed CUDA runtime call as an Error: "<context>: <call>: <CUDA's message>".
+inline void check_cuda(cudaError_t e, const char* context, const char* call) {
+  if (e != cudaSuccess) throw Error(std::string(context) + ": " + call + ": " + cudaGetErrorString(e));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Sampling (sampling.cu). Semantics are the CPU Sampler's (sampler.h; order of SamplingSpec):

@@ -17,7 +17,6 @@ std::shared_ptr<Cluster> current_cluster;  // guarded by current_mutex
 
 std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 std::string text(const std::vector<uint8_t>& b) { return {b.begin(), b.end()}; }
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 std::string seconds(std::chrono::milliseconds t) {
   return t.count() % 1000 == 0 ? std::to_string(t.count() / 1000) + " s" : std::to_string(t.count()) + " ms";
 }

@@ -19,7 +19,6 @@ namespace gptfast {
 
 namespace {
 
-[[maybe_unused]] std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 // Every rank publishes its device under its own key, then reads everyone's: the ranks of one
 // group must all be CPU ranks (Gloo) or all CUDA ranks (NCCL). The same check on every rank, so

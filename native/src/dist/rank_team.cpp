@@ -36,7 +36,7 @@ void RankTeam::run_one(int rank) {
     error = e.what();
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  errors_[rank] = error.empty() ? "" : error.substr(0, error.find('\n'));
+  errors_[rank] = first_line(error);
   collective_[rank] = collective;
   // The first rank that failed by itself names the cause; a broken collective only if no rank did.
   if (!error.empty() && (first_failed_ < 0 || (collective_[first_failed_] && !collective))) first_failed_ = rank;
