@@ -1,7 +1,6 @@
 #include "session.h"
 
 #include <algorithm>
-#include <chrono>
 #include <sstream>
 #include <string>
 
@@ -111,12 +110,6 @@ void SessionState::append(Slot& s, int32_t token) {
   s.sampler.record_generated(token);
 }
 
-void SessionState::timed_forward(Model& m, const Segment* segments, int n) {
-  const auto t0 = std::chrono::steady_clock::now();
-  m.forward(segments, n);
-  forward_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-}
-
 void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts) {
   if (n < 1 || n > this->slots()) throw Error("a step takes 1.." + str(this->slots()) + " slots, got " + str(n));
   if (stride < max_tokens_per_step()) {
@@ -140,13 +133,12 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
       s.k_step = int(std::min<int64_t>(s.k, max_seq_len() - s.len));
     }
     s.feed = s.k_step > 0 ? remaining : std::min(remaining, chunk);
-    s.device_round = s.k_step > 0 && s.device_sampled;
   }
   if (draft_) draft_pass(slots, n);
   int count = 0;  // the batched target pass: every slot but those with a round on the device
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
-    if (s.device_round) continue;
+    if (s.device_round()) continue;
     const bool completes = s.pos + s.feed == s.len;
     segments_[count++] = Segment{slots[i], s.tokens.data() + s.pos, int32_t(s.feed + s.k_step), s.pos,
                                  completes ? s.k_step + 1 : 0, s.logits.data(),
@@ -158,7 +150,7 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     Slot& s = slots_[slots[i]];
     int32_t* o = out + int64_t(i) * stride;
     counts[i] = 0;
-    if (s.device_round) {
+    if (s.device_round()) {
       device_round(s, slots[i], o, &counts[i]);
       continue;
     }
@@ -185,10 +177,9 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
 void SessionState::device_round(Slot& s, int slot, int32_t* out, int32_t* count) {
   const Segment draft_feed{slot, s.tokens.data() + s.draft_pos, int32_t(s.len - s.draft_pos), s.draft_pos};
   const Segment target_feed{slot, s.tokens.data() + s.pos, int32_t(s.feed), s.pos};
-  const auto t0 = std::chrono::steady_clock::now();
   int32_t kept = 0;
-  const int m = target_.speculate(*draft_, draft_feed, target_feed, s.k_step, out, &kept);
-  forward_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  int m = 0;
+  timed([&] { m = target_.speculate(*draft_, draft_feed, target_feed, s.k_step, out, &kept); });
   s.draft_pos = s.len + s.k_step - 1;  // the draft never feeds its own last proposal
   finish_round(s, out, m, kept);
   *count = m;
@@ -214,7 +205,7 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
   int count = 0;
   for (int i = 0; i < n; ++i) {
     Slot& s = slots_[slots[i]];
-    if (s.k == 0 || s.device_round) continue;  // a device round runs its draft itself
+    if (s.k == 0 || s.device_round()) continue;  // a device round runs its draft itself
     if (s.k_step > 0) {
       segments_[count++] = Segment{slots[i], s.tokens.data() + s.draft_pos, int32_t(s.len - s.draft_pos), s.draft_pos,
                                    1, s.draft_logits.data()};
@@ -234,7 +225,7 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
     count = 0;
     for (int i = 0; i < n; ++i) {
       Slot& s = slots_[slots[i]];
-      if (s.k_step <= j || s.device_round) continue;
+      if (s.k_step <= j || s.device_round()) continue;
       float* q = s.q.data() + j * V;  // the distribution proposal d_{j+1} is drawn from
       s.sampler.distribution(s.draft_logits.data(), q);
       const int64_t at = s.len + j;
@@ -269,8 +260,9 @@ std::string SessionState::describe() const {
   out << target_.describe() << " prefill_chunk=" << prefill_chunk_;
   if (draft_) {
     // Where speculative rounds run: with the sampling (Model::speculate needs device sampling).
-    const std::string sampling = target_.sampling_mode();
-    out << " speculation=" << (sampling == "device" ? "device (draft and verify passes eager, one read per round)" : sampling)
+    out << " speculation="
+        << (target_.device_sampling() ? "device (draft and verify passes eager, one read per round)"
+                                      : target_.sampling_mode())
         << " | draft: " << draft_->describe() << " max_speculate_k=" << max_k_;
   }
   return out.str();

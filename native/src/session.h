@@ -13,6 +13,7 @@
 // (Model::speculate: draws, verify pass and accept/reject; the proposals never reach the host).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -69,7 +70,8 @@ class SessionState {
     // plain steps inside the decode, speculative rounds by Model::speculate (proposals, verify and
     // accept/reject on the device; the vectors below stay unused).
     bool device_sampled = false;
-    bool device_round = false;  // this step is a speculative round on the device
+    // This step is a speculative round on the device.
+    bool device_round() const { return k_step > 0 && device_sampled; }
     int32_t sampled = -1;       // the id the device drew in this step
     std::vector<float> logits;        // target logits of this step, [(max_k + 1), vocab]
     std::vector<float> draft_logits;  // [vocab]
@@ -83,8 +85,16 @@ class SessionState {
   void device_round(Slot& s, int slot, int32_t* out, int32_t* count);
   void finish_round(Slot& s, const int32_t* emitted, int m, int kept);
   void append(Slot& s, int32_t token);
-  // Runs m.forward and adds its wall time to forward_nanos_.
-  void timed_forward(Model& m, const Segment* segments, int n);
+  // Runs f (forward passes) and adds its wall time to forward_nanos_.
+  template <class F>
+  void timed(F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    forward_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  }
+  void timed_forward(Model& m, const Segment* segments, int n) {
+    timed([&] { m.forward(segments, n); });
+  }
 
   int prefill_chunk_;  // checked before the model loads
   Model target_;
