@@ -108,6 +108,7 @@ int Session::max_speculate_k() const { return state_->max_speculate_k(); }
 int Session::max_tokens_per_step() const { return state_->max_tokens_per_step(); }
 int64_t Session::weight_bytes() const { return state_->weight_bytes(); }
 int Session::tensor_parallel() const { return state_->tp(); }
+std::string Session::device() const { return state_->device(); }
 int64_t Session::all_reduces() const { return state_->all_reduces(); }
 int64_t Session::all_reduce_nanos() const { return state_->all_reduce_nanos(); }
 int64_t Session::forward_nanos() const { return state_->forward_nanos(); }

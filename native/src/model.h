@@ -121,6 +121,8 @@ class Model {
   int slots() const { return slots_; }
   const ModelSpec& spec() const { return spec_; }  // the whole model's sizes
   const RuntimeSpec& runtime() const { return runtime_; }
+  // Where rank 0 runs, "auto" resolved: "cpu", "cuda" or "cuda:N".
+  std::string device() const { return devices_[0].str(); }
   bool fused() const { return ranks_[0]->fused.has_value(); }
   // Linear weight bytes one decode step reads, over this process's ranks (each its shards, rank 0
   // the head): all ranks unless the model spans several processes.

@@ -49,6 +49,7 @@ class SessionState {
   std::string broken() const { return !target_.broken().empty() ? target_.broken() : draft_ ? draft_->broken() : ""; }
   int64_t weight_bytes() const { return target_.weight_bytes(); }
   int tp() const { return target_.tp(); }
+  std::string device() const { return target_.device(); }
   int64_t all_reduces() const { return target_.all_reduces(); }
   int64_t all_reduce_nanos() const { return target_.all_reduce_nanos(); }
   int64_t forward_nanos() const { return forward_nanos_; }

@@ -203,6 +203,8 @@ class Session {
   // numerator of the memory roofline.
   int64_t weight_bytes() const;
   int tensor_parallel() const;       // tp ranks
+  // Where the target model runs (rank 0 under TP), "auto" resolved: "cpu", "cuda" or "cuda:N".
+  std::string device() const;
   // All-reduces the target model has run so far and their total wall time in nanoseconds, as
   // rank 0 saw them (0 without TP): bench divides them by the tokens generated.
   int64_t all_reduces() const;

@@ -452,6 +452,8 @@ public final class Engine implements AutoCloseable {
     /** Bytes of Linear-layer weights (and quantization scales) one decode step reads: the memory roofline's numerator. */
     public long weightBytes() { return session.weight_bytes(); }
     public boolean isSpeculative() { return speculateK > 0; }
+    /** Where the model runs (rank 0 under TP), {@code auto} resolved: "cpu", "cuda" or "cuda:N". */
+    public String device() { return session.device(); }
     /** Tensor-parallel ranks (1 = none). */
     public int tensorParallel() { return session.tensor_parallel(); }
     /** All-reduces the target model has run so far (0 without TP), as rank 0 counted them. */

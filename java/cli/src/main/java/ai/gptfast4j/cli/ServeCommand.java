@@ -169,6 +169,7 @@ final class ServeCommand implements Callable<Integer> {
         if (!"fp32".equals(model.dtype)) b.dtype = model.dtype;
         // the device by the engine's own check, before anything loads
         new EngineOptions(b.checkpoint, null, null, model.dtype, model.device, 0, 0);
+        if (model.device.equals("auto")) b.deviceType = "auto";  // each worker's engine chooses, and says so
         if (model.device.startsWith("cuda")) {
             b.deviceType = "gpu";
             int colon = model.device.indexOf(':');

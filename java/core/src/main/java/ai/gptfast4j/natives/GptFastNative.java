@@ -137,6 +137,7 @@ public final class GptFastNative {
         public native int max_tokens_per_step();
         public native long weight_bytes();
         public native int tensor_parallel();
+        public native @StdString String device();
         public native long all_reduces();
         public native long all_reduce_nanos();
         public native long forward_nanos();

@@ -208,7 +208,9 @@ public final class EngineScheduler implements RequestScheduler {
     public List<WorkerStatus> workerStatus() {
         List<WorkerStatus> out = new ArrayList<>();
         for (int i = 0; i < handlers.size(); i++) {
-            out.add(new WorkerStatus(i, active.get(i) > 0, handlers.get(i).engine().describe() + " active=" + active.get(i)));
+            Engine engine = handlers.get(i).engine();
+            out.add(new WorkerStatus(i, active.get(i) > 0, engine.device().startsWith("cuda"),
+                    engine.describe() + " active=" + active.get(i)));
         }
         return out;
     }

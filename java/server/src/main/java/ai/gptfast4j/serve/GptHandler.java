@@ -67,7 +67,7 @@ public final class GptHandler implements AutoCloseable {
         int threads = c.threadsPerWorker() > 0 ? c.threadsPerWorker()  // per TP rank
                 : Math.max(1, Runtime.getRuntime().availableProcessors() / c.maxWorkers() / c.tp());
         String device = c.deviceFor(context.workerId());
-        if (device.equals("cpu")) return Engine.load(options(c, device, threads));
+        if (!device.startsWith("cuda")) return Engine.load(options(c, device, threads));  // cpu, or auto: the engine decides
         try {
             return Engine.load(options(c, device, threads));
         } catch (GptFastException e) {

@@ -36,7 +36,8 @@ public interface RequestScheduler extends AutoCloseable {
     /** One entry per worker, for the management API. */
     List<WorkerStatus> workerStatus();
 
-    record WorkerStatus(int id, boolean busy, String engine) {}
+    /** gpu: the worker's engine runs on a CUDA device (TorchServe's describe field). */
+    record WorkerStatus(int id, boolean busy, boolean gpu, String engine) {}
 
     /**
      * Why no worker can generate until the server is restarted (every worker's tensor-parallel

@@ -207,9 +207,12 @@ public record ServeConfig(
         }
     }
 
-    /** Device of worker i: "cpu", or "cuda:N" for deviceType gpu (N from deviceIds, round robin). */
+    /**
+     * Device of worker i: "cpu", "cuda:N" for deviceType gpu (N from deviceIds, round robin), or
+     * "auto" (the engine's choice: a GPU where usable, else the CPU, said on stderr).
+     */
     public String deviceFor(int worker) {
-        if (!"gpu".equals(deviceType)) return "cpu";
+        if (!"gpu".equals(deviceType)) return deviceType;
         List<Integer> ids = deviceIds.isEmpty() ? List.of(0) : deviceIds;
         return "cuda:" + ids.get(worker % ids.size());
     }
@@ -315,8 +318,9 @@ public record ServeConfig(
             // the engine options, by the check the engine applies, before anything loads (the device is checked per worker)
             new EngineOptions(checkpoint, tokenizer, architectureConfig, dtype, Defaults.DEVICE, threadsPerWorker,
                     maxSeqLen, null, null, speculateK, batchSize, prefillChunk, "", "", ranks);
-            if (!"cpu".equals(deviceType) && !"gpu".equals(deviceType)) {
-                throw new GptFastException("deviceType must be \"cpu\" or \"gpu\", got \"" + deviceType + "\"");
+            // "auto" is gptfast4j's own (TorchServe knows cpu and gpu): each worker takes the engine's choice
+            if (!List.of("cpu", "gpu", "auto").contains(deviceType)) {
+                throw new GptFastException("deviceType must be \"cpu\", \"gpu\" or \"auto\", got \"" + deviceType + "\"");
             }
             for (String[] q : new String[][] {{"handler.quantize", quantize}, {"handler.draft_quantize", draftQuantize}}) {
                 try {  // the one check of --quantize values, naming the key

@@ -71,7 +71,7 @@ final class TorchServeApi {
             m.put("id", Integer.toString(9000 + w.id()));
             m.put("startTime", server.startTime().toString());
             m.put("status", w.busy() ? "BUSY" : "READY");
-            m.put("gpu", false);
+            m.put("gpu", w.gpu());
             m.put("engine", w.engine());
             workers.add(m);
         }

@@ -138,11 +138,22 @@ class ServeConfigTest {
         assertMessage("handler:\n  model_path: m.pth\n  stream: 1\n", "handler.stream");
         assertMessage("maxWorkers: 0\nhandler:\n  model_path: m.pth\n", "maxWorkers");
         assertMessage("minWorkers: 3\nmaxWorkers: 2\nhandler:\n  model_path: m.pth\n", "minWorkers");
-        assertMessage("deviceType: tpu\nhandler:\n  model_path: m.pth\n", "deviceType");
+        assertMessage("deviceType: tpu\nhandler:\n  model_path: m.pth\n", "deviceType must be \"cpu\", \"gpu\" or \"auto\"");
         assertMessage("minWorkers: 1\n", "handler");
         assertMessage("handler:\n  compile: true\n", "model_path");
         assertMessage("handler:\n  model_path: m.pth\n  max_new_tokens: 2000\n  max_new_tokens_cap: 100\n", "cap");
         assertMessage("handler: [unclosed\n", "model-config.yaml");
+    }
+
+    /** deviceType auto (gptfast4j's own value): every worker asks its engine for "auto"; deviceIds do not apply. */
+    @Test
+    void deviceTypeAutoLeavesTheChoiceToEachWorkersEngine() throws IOException {
+        ServeConfig c = load("deviceType: auto\ndeviceIds: [1]\nmaxWorkers: 2\nhandler:\n  model_path: m.pth\n");
+        assertEquals("auto", c.deviceFor(0));
+        assertEquals("auto", c.deviceFor(1));
+        assertTrue(c.notes().stream().anyMatch(n -> n.contains("deviceIds [1] ignored")), c.notes().toString());
+        assertEquals("cuda:1", load("deviceType: gpu\ndeviceIds: [1]\nhandler:\n  model_path: m.pth\n").deviceFor(0));
+        assertEquals("cpu", load("handler:\n  model_path: m.pth\n").deviceFor(0));
     }
 
     private void assertMessage(String yaml, String part) {
