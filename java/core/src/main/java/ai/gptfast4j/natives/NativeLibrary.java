@@ -283,7 +283,7 @@ public final class NativeLibrary {
         for (String folder : List.of(PLATFORM, PLATFORM + extension)) {
             if (cl.getResource(NATIVES + folder + "/" + file) != null) return;  // where JavaCPP looks anyway
         }
-        for (VariantChooser.GpuVariant v : gpuVariants(cl)) {
+        for (VariantChooser.GpuVariant v : gpuVariants()) {
             java.net.URL url = cl.getResource(NATIVES + v.name() + "/" + file);
             if (url == null) continue;
             try {
@@ -349,7 +349,7 @@ public final class NativeLibrary {
             String explicit = System.getProperty(VariantChooser.JAVACPP_EXTENSION, "").strip();
             driver();
             VariantChooser.Choice c = VariantChooser.choose(PLATFORM, override(), explicit.isEmpty() ? null : explicit, driver,
-                    gpuVariants(NativeLibrary.class.getClassLoader()));
+                    gpuVariants());
             if (c.gpu() && explicit.isEmpty()) {
                 System.setProperty(VariantChooser.JAVACPP_EXTENSION, c.extension());
                 Loader.loadProperties(true);  // JavaCPP caches its platform properties
@@ -371,6 +371,14 @@ public final class NativeLibrary {
         String env = System.getenv(VARIANT_ENV);
         if (env != null && !env.isBlank()) return new VariantChooser.Setting(VARIANT_ENV, env.strip());
         return null;
+    }
+
+    /** Listing the class path's jars is slow: the probe-library lookup and the choice share one listing. */
+    private static List<VariantChooser.GpuVariant> gpuVariantsFound;
+
+    private static synchronized List<VariantChooser.GpuVariant> gpuVariants() {
+        if (gpuVariantsFound == null) gpuVariantsFound = gpuVariants(NativeLibrary.class.getClassLoader());
+        return gpuVariantsFound;
     }
 
     /**
