@@ -199,13 +199,13 @@ TEST(VectorLoops, ExpShiftedMatchesFloat64Exp) {
 }
 
 // attend (one query head over keys 0..last, online softmax in blocks of 64 keys) against a
-// float64 softmax, for head sizes with and without the 8-key transposing path and context
-// lengths around the block edges, with scores large enough that the running maximum changes
-// between blocks (the rescale path).
+// float64 softmax, for head sizes with and without the 8-key transposing path, with values
+// read 64 columns at a time (64, 128) or 8 (8, 72), and context lengths around the block edges,
+// with scores large enough that the running maximum changes between blocks (the rescale path).
 TEST(VectorLoops, AttendMatchesFloat64Softmax) {
   std::mt19937 rng(12);
   std::normal_distribution<float> g(0.0f, 1.0f);
-  for (int64_t hd : {8, 6, 64}) {
+  for (int64_t hd : {8, 6, 64, 72, 128}) {
     for (int64_t last : {0, 6, 7, 8, 63, 64, 65, 130, 200}) {
       std::vector<float> q(hd), k((last + 1) * hd), v((last + 1) * hd), out(hd);
       for (auto& e : q) e = g(rng);
