@@ -447,19 +447,19 @@ public final class Engine implements AutoCloseable {
     public int[] defaultStopTokens() { return defaultStops.clone(); }
     public ModelConfig config() { return config; }
     public String configSource() { return configSource; }
-    public int contextLength() { return session.max_seq_len(); }
+    public int contextLength() { return open().max_seq_len(); }
 
     /** Bytes of Linear-layer weights (and quantization scales) one decode step reads: the memory roofline's numerator. */
-    public long weightBytes() { return session.weight_bytes(); }
+    public long weightBytes() { return open().weight_bytes(); }
     public boolean isSpeculative() { return speculateK > 0; }
     /** Where the model runs (rank 0 under TP), {@code auto} resolved: "cpu", "cuda" or "cuda:N". */
-    public String device() { return session.device(); }
+    public String device() { return open().device(); }
     /** Tensor-parallel ranks (1 = none). */
-    public int tensorParallel() { return session.tensor_parallel(); }
+    public int tensorParallel() { return open().tensor_parallel(); }
     /** All-reduces the target model has run so far (0 without TP), as rank 0 counted them. */
-    public synchronized long allReduces() { return session.all_reduces(); }
+    public synchronized long allReduces() { return open().all_reduces(); }
     /** Their total wall time in nanoseconds (waiting for the slowest rank included). */
-    public synchronized long allReduceNanos() { return session.all_reduce_nanos(); }
+    public synchronized long allReduceNanos() { return open().all_reduce_nanos(); }
     /**
      * Test hook: TP rank {@code rank} fails at its n-th all-reduce from now, as a crashing rank
      * would, and every rank's collective timeout becomes {@code timeoutMs}. The step that hits it
@@ -502,6 +502,12 @@ public final class Engine implements AutoCloseable {
 
     private void ensureOpen() {
         if (session.isNull()) throw new GptFastException("engine is closed");
+    }
+
+    /** The session, for accessors: a closed engine says so rather than JavaCPP's null-pointer error. */
+    private GptFastNative.Session open() {
+        ensureOpen();
+        return session;
     }
 
     @Override

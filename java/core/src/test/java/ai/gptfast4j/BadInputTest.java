@@ -40,6 +40,18 @@ class BadInputTest {
         return Files.write(dir.resolve(checkpointName), bytes);
     }
 
+    /** Every accessor of a closed engine says so in one line (not JavaCPP's null-pointer error). */
+    @Test
+    void aClosedEngineSaysSo() {
+        Engine engine = Engine.load(EngineOptions.of(SharedData.storiesPth()).withThreads(1));
+        engine.close();
+        for (org.junit.jupiter.api.function.Executable e : new org.junit.jupiter.api.function.Executable[] {
+                engine::device, engine::contextLength, engine::weightBytes, engine::tensorParallel, engine::allReduces,
+                engine::allReduceNanos, engine::describe, engine::brokenReason}) {
+            assertEquals("engine is closed", assertThrows(GptFastException.class, e).getMessage());
+        }
+    }
+
     @Test
     void missingCheckpoint(@TempDir Path dir) {
         assertMessage("not found", () -> Engine.load(EngineOptions.of(dir.resolve("model.pth"))));

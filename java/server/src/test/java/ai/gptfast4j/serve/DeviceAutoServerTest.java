@@ -39,8 +39,8 @@ class DeviceAutoServerTest {
         try (GptServer server = GptServer.start(b.build(), "127.0.0.1", 0)) {
             int port = server.port();
             JsonNode worker = json(get(port, "/models/stories260K")).get(0).get("workers").get(0);
-            String engine = worker.get("engine").asText();
-            assertTrue(engine.contains(" device=" + auto + " "), engine);
+            String described = worker.get("engine").asText();
+            assertTrue(described.contains(" device=" + auto + " "), described);
             assertEquals(auto.startsWith("cuda"), worker.get("gpu").asBoolean(), worker.toString());
             if (auto.equals("cpu")) assertFalse(worker.get("gpu").asBoolean());
             JsonNode out = json(post(port, "/predictions/stories260K",
