@@ -152,8 +152,9 @@ class Session {
   // format: "pth" (GPT-Fast torch.save state dict), "safetensors" (a file or an index.json),
   // "llama2c" (llama2.c .bin, legacy or v1), "random" (seeded random weights, for benchmarks;
   // checkpoint_path is then the seed). dtype: "fp32" or "bf16". device: "cpu", "cuda[:N]"
-  // with a CUDA libtorch, or "auto" (CUDA where usable, else the CPU, said on stderr). threads: 0 = default_threads(). max_seq_len: KV cache length per
-  // slot, 0 means the model's block_size. slots: sequences decoded together, 1..256.
+  // with a CUDA libtorch, or "auto" (CUDA where usable, else the CPU, said on stderr).
+  // threads: 0 = default_threads(). max_seq_len: KV cache length per slot, 0 means the model's
+  // block_size. slots: sequences decoded together, 1..256.
   // prefill_chunk: most prompt tokens a slot feeds per step (0 = the whole prompt at once), so a
   // long prompt joining a running batch does not stall the other sequences. quantize: "" keeps
   // the checkpoint's weights (dense, or int8/int4 as a quantized checkpoint stores them);

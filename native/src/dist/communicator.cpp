@@ -19,7 +19,6 @@ namespace gptfast {
 
 namespace {
 
-
 // Every rank publishes its device under its own key, then reads everyone's: the ranks of one
 // group must all be CPU ranks (Gloo) or all CUDA ranks (NCCL). The same check on every rank, so
 // each fails with the same message (and none is left waiting in a group that cannot form).
