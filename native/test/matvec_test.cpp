@@ -174,6 +174,36 @@ TEST(MatmulRows, RangesAtRowBlocksMatchTheWholeProductExactly) {
   }
 }
 
+// From two vectors on, a vector's result does not depend on how many others share the call: the
+// blocked kernel sums each (row, vector) in the same order whatever the vector block, and bf16's
+// widened tiles (more vectors than one block) multiply the same products in the same order. So a
+// batch or a prompt chunk gives each sequence the bits it would get in a call of two.
+TEST(MatmulRows, EachVectorsResultIsTheSameWhateverTheVectorCount) {
+  std::mt19937 rng(11);
+  for (auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{67, 257, 13}, {40, 2100, 8}, {16, 64, 33}}) {
+    const Case c = make_case(rows, cols, n, rng);
+    for (MatvecKernel k : kernels()) {
+      if (k == MatvecKernel::automatic) continue;
+      std::vector<float> all32(size_t(n * rows)), all16(all32.size()), pair32(all32.size()), pair16(all32.size());
+      gptfast::matmul_rows(k, c.w32.data(), c.x.data(), all32.data(), rows, cols, n);
+      gptfast::matmul_rows(k, c.w16.data(), c.x.data(), all16.data(), rows, cols, n);
+      for (int64_t t = 0; t + 1 < n; t += 2) {  // vectors t, t + 1 alone (n is odd: the last pairs back)
+        const int64_t t0 = std::min(t, n - 2);
+        gptfast::matmul_rows(k, c.w32.data(), c.x.data() + t0 * cols, pair32.data() + t0 * rows, rows, cols, 2);
+        gptfast::matmul_rows(k, c.w16.data(), c.x.data() + t0 * cols, pair16.data() + t0 * rows, rows, cols, 2);
+      }
+      if (n % 2) {
+        gptfast::matmul_rows(k, c.w32.data(), c.x.data() + (n - 2) * cols, pair32.data() + (n - 2) * rows, rows, cols, 2);
+        gptfast::matmul_rows(k, c.w16.data(), c.x.data() + (n - 2) * cols, pair16.data() + (n - 2) * rows, rows, cols, 2);
+      }
+      EXPECT_EQ(0, std::memcmp(all32.data(), pair32.data(), all32.size() * sizeof(float)))
+          << "fp32 kernel=" << name(k) << " rows=" << rows << " cols=" << cols << " n=" << n;
+      EXPECT_EQ(0, std::memcmp(all16.data(), pair16.data(), all16.size() * sizeof(float)))
+          << "bf16 kernel=" << name(k) << " rows=" << rows << " cols=" << cols << " n=" << n;
+    }
+  }
+}
+
 // exp_shifted (attention's and the sampler's exp) against float64 exp, every tail length of the
 // 8-lane loop, inputs down to below the -87 clamp: within 4 ulp where exp(x) is a normal float,
 // ~1e-38 (not 0) below the clamp, as matvec.h says.
