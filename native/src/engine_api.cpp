@@ -75,8 +75,13 @@ void Session::load_draft(const std::string& checkpoint_path, const std::string& 
   guarded("loading draft model", [&] { state_->load_draft(checkpoint_path, format, model, max_speculate_k, quantize); });
 }
 
-void Session::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens) {
-  guarded("start", [&] { state_->start(slot, sampling, speculate_k, prompt, n_tokens); });
+void Session::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens,
+                    bool reuse_cache) {
+  guarded("start", [&] { state_->start(slot, sampling, speculate_k, prompt, n_tokens, reuse_cache); });
+}
+
+int Session::cached_prefix(int slot, const int32_t* prompt, int n_tokens) const {
+  return guarded("cached_prefix", [&] { return int(state_->cached_prefix(slot, prompt, n_tokens)); });
 }
 
 void Session::suppress_tokens(int slot, const int32_t* ids, int n) {

@@ -48,6 +48,7 @@ void SessionState::load_draft(const std::string& path, const std::string& format
   max_k_ = max_k;
   for (Slot& s : slots_) {
     s.tokens.assign(max_seq_len() + max_k + 1, 0);  // room for the proposals after the last token
+    s.cached = s.draft_cached = 0;
     s.logits.assign(int64_t(max_k + 1) * vocab(), 0.0f);
     s.draft_logits.assign(vocab(), 0.0f);
     s.q.assign(int64_t(max_k) * vocab(), 0.0f);
@@ -65,7 +66,23 @@ const SessionState::Slot& SessionState::slot_at(int slot) const {
   return const_cast<SessionState*>(this)->slot_at(slot);
 }
 
-void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n) {
+std::pair<int64_t, int64_t> SessionState::reusable(const Slot& s, const int32_t* prompt, int n) const {
+  if (s.active || n < 2) return {0, 0};
+  const int64_t most = std::max(s.cached, s.draft_cached);
+  int64_t common = 0;
+  while (common < most && common < n && s.tokens[common] == prompt[common]) ++common;
+  const int64_t limit = std::min<int64_t>(common, n - 2);
+  return {std::min(limit, s.cached), std::min(limit, s.draft_cached)};
+}
+
+int64_t SessionState::cached_prefix(int slot, const int32_t* prompt, int n) const {
+  const Slot& s = slot_at(slot);
+  if (n < 0) throw Error("cached_prefix: n must be >= 0, got " + str(n));
+  return reusable(s, prompt, n).first;
+}
+
+void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n,
+                         bool reuse) {
   Slot& s = slot_at(slot);
   if (s.active) throw Error("slot " + str(slot) + " is busy");
   check_prompt(prompt, n);
@@ -80,9 +97,12 @@ void SessionState::start(int slot, const SamplingSpec& sampling, int speculate_k
   if (speculate_k > 0 && s.sampler.uses_history()) {
     throw Error("repetition/presence/frequency penalties are not supported with speculative decoding");
   }
+  const auto [kept, draft_kept] = reuse ? reusable(s, prompt, n) : std::pair<int64_t, int64_t>{0, 0};
   std::copy_n(prompt, n, s.tokens.begin());
   s.len = n;
-  s.pos = s.draft_pos = 0;
+  s.pos = kept;
+  s.draft_pos = draft_kept;
+  s.cached = s.draft_cached = 0;
   s.k = speculate_k;
   s.rounds = s.proposed = s.accepted = 0;
   s.sampler.reset_history(prompt, n);
@@ -122,6 +142,18 @@ void SessionState::step(const int32_t* slots, int n, int32_t* out, int stride, i
     if (seen_[slots[i]]++) throw Error("slot " + str(slots[i]) + " appears twice in one step");
     if (s.len > max_seq_len()) throw Error("slot " + str(slots[i]) + ": context is full (" + str(max_seq_len()) + " tokens)");
   }
+  try {
+    step_slots(slots, n, out, stride, counts);
+  } catch (...) {
+    // A pass that failed may have written part of its positions, and the draft's position moves
+    // before its pass runs: these slots' caches count as empty (a later step would run their
+    // tokens again, and released they offer nothing to reuse).
+    for (int i = 0; i < n; ++i) slots_[slots[i]].pos = slots_[slots[i]].draft_pos = 0;
+    throw;
+  }
+}
+
+void SessionState::step_slots(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts) {
   // Plan: what each slot feeds. A speculative round needs both caches within one chunk of the
   // last token; near the end of the context k shrinks (0: a plain step).
   for (int i = 0; i < n; ++i) {
@@ -240,6 +272,10 @@ void SessionState::draft_pass(const int32_t* slots, int n) {
 
 void SessionState::release(int slot) {
   Slot& s = slot_at(slot);
+  if (s.active) {  // tokens[0..pos) stay in the cache for the next sequence to reuse
+    s.cached = s.pos;
+    s.draft_cached = s.draft_pos;
+  }
   s.active = false;
   s.len = s.pos = s.draft_pos = 0;
 }
@@ -251,6 +287,7 @@ void SessionState::prompt_logits(const int32_t* tokens, int n, float* out) {
   }
   if (free < 0) throw Error("every slot is busy: prompt logits need a free slot");
   check_prompt(tokens, n);
+  slots_[free].cached = 0;  // its target cache now holds these tokens, not its last sequence's
   const Segment all{free, tokens, n, 0, n, out};
   target_.forward(&all, 1);
 }

@@ -7,6 +7,9 @@
 // in any cache yet. The target cache holds tokens[0..pos), the draft cache tokens[0..draft_pos).
 // A step feeds the target tokens[pos..len) (at most prefill_chunk at a time while a prompt is
 // long) and samples a new token once the feed reaches len: prefill and decode are the same.
+// A free slot keeps what its caches hold (tokens[0..cached), tokens[0..draft_cached)), so that a
+// sequence started there with reuse feeds only what follows the longest common prefix with its
+// prompt (cached_prefix): the next turn of a chat, a request sharing a system prompt.
 // A speculative slot first lets the draft catch up on tokens[draft_pos..len) and propose d_1..d_k,
 // writes them at tokens[len..len+k), and the target scores tokens[pos..len+k) in the same pass.
 // On a model that samples on the device the whole round of such a slot runs there instead
@@ -16,6 +19,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "model.h"
@@ -30,7 +34,8 @@ class SessionState {
 
   void load_draft(const std::string& path, const std::string& format, const ModelSpec& spec, int max_k,
                   const std::string& quantize);
-  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n);
+  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n, bool reuse);
+  int64_t cached_prefix(int slot, const int32_t* prompt, int n) const;
   void suppress(int slot, const int32_t* ids, int n);
   void step(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts);
   void release(int slot);
@@ -63,6 +68,7 @@ class SessionState {
     bool active = false;
     std::vector<int32_t> tokens;  // max_seq_len + max_k + 1: no allocation per step
     int64_t len = 0, pos = 0, draft_pos = 0;
+    int64_t cached = 0, draft_cached = 0;  // while free: the caches still hold tokens[0..these)
     int k = 0;        // speculate_k of the sequence, 0 = plain
     int k_step = 0;   // draft tokens proposed in the current step
     int64_t feed = 0; // target tokens fed in the current step
@@ -82,6 +88,12 @@ class SessionState {
   Slot& slot_at(int slot);
   const Slot& slot_at(int slot) const;
   void check_prompt(const int32_t* tokens, int n) const;
+  // How many of the prompt's first n tokens the free slot's caches hold (target, draft), at most
+  // n - 2: the last two prompt tokens are always run, so that the pass that yields the first
+  // logits has several tokens, like the prefill of the whole prompt (a one-token pass goes
+  // through the decode kernels, whose sums may round differently).
+  std::pair<int64_t, int64_t> reusable(const Slot& s, const int32_t* prompt, int n) const;
+  void step_slots(const int32_t* slots, int n, int32_t* out, int stride, int32_t* counts);
   void draft_pass(const int32_t* slots, int n);
   void device_round(Slot& s, int slot, int32_t* out, int32_t* count);
   void finish_round(Slot& s, const int32_t* emitted, int m, int kept);

@@ -181,7 +181,19 @@ class Session {
   // Starts a sequence in a free slot: sampling parameters and seed, speculate_k (0 = plain
   // decoding; 1..max_speculate_k = speculative, which needs a draft and no penalties), and the
   // prompt, which the following steps prefill. Clears the slot's suppressed tokens.
-  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens);
+  // reuse_cache: the slot's KV caches keep what its last sequence left in them (released, not
+  // overwritten since), and the steps prefill only the prompt after cached_prefix(slot, ...)
+  // tokens (position() says how many were kept). The kept keys and values are those computed when
+  // the tokens were first run, by the same arithmetic, but a token the last sequence generated
+  // was run alone (decode kernels) where a prefill runs it with others: its sums may round
+  // differently, and so may the tokens that follow.
+  void start(int slot, const SamplingSpec& sampling, int speculate_k, const int32_t* prompt, int n_tokens,
+             bool reuse_cache = false);
+  // Leading prompt tokens whose keys and values the free slot still holds from its last sequence
+  // (the longest common prefix), at most n_tokens - 2: the last two prompt tokens always run, so
+  // that the pass giving the first logits is a several-token pass like a whole prefill. 0 for a
+  // slot that is busy or was never used.
+  int cached_prefix(int slot, const int32_t* prompt, int n_tokens) const;
   // Tokens the slot may not sample until the next call (n = 0 clears), e.g. stop tokens before a
   // minimum number of new tokens.
   void suppress_tokens(int slot, const int32_t* ids, int n);
