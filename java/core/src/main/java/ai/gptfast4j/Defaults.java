@@ -18,6 +18,11 @@ public final class Defaults {
     public static final float PRESENCE_PENALTY = 0.0f;
     public static final float FREQUENCY_PENALTY = 0.0f;
     public static final long SEED = 0;
+    /**
+     * Reuse the KV cache a free slot holds for the start of a new prompt (llama.cpp's
+     * cache_prompt, on by default there too): multi-turn chats stop re-running their history.
+     */
+    public static final boolean CACHE_PROMPT = true;
 
     // Engine.
     public static final String DTYPE = "fp32";

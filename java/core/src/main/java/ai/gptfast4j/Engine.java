@@ -333,18 +333,20 @@ public final class Engine implements AutoCloseable {
                     + session.max_seq_len() + (session.max_seq_len() < config.blockSize()
                     ? " (the model allows " + config.blockSize() + ": raise --max-seq-len)" : ""));
         }
-        int slot = freeSlot();
+        int slot = params.cachePrompt() ? slotCaching(promptIds) : freeSlot();
         if (slot < 0) throw new GptFastException("all " + slots.length + " batch slots are busy");
         int k = params.speculateK() != null ? params.speculateK()
                 : params.usesPenalties() ? 0 : speculateK;  // penalties need plain decoding
+        int cached;
         try (GptFastNative.SamplingSpec sampling = params.toNative()) {
-            session.start(slot, sampling, k, promptIds, promptIds.length);
+            session.start(slot, sampling, k, promptIds, promptIds.length, params.cachePrompt());
+            cached = session.slotPosition(slot);
         } catch (RuntimeException e) {
             throw GptFastException.fromNative(e);
         }
         GenerationRun run = new GenerationRun(tokenizer, promptIds, params, listener, cancel, session.max_seq_len(),
                 defaultStops,
-                ids -> session.suppress_tokens(slot, ids, ids.length), session::forward_nanos);
+                ids -> session.suppress_tokens(slot, ids, ids.length), session::forward_nanos, cached);
         Sequence s = new Sequence(slot, run, cancel);
         slots[slot] = s;
         return s;
@@ -404,6 +406,20 @@ public final class Engine implements AutoCloseable {
     private int freeSlot() {
         for (int i = 0; i < slots.length; i++) if (slots[i] == null) return i;
         return -1;
+    }
+
+    /** The free slot whose cache holds the longest start of the prompt (the first free one if none does). */
+    private int slotCaching(int[] promptIds) {
+        int best = -1, bestKept = -1;
+        for (int i = 0; i < slots.length; i++) {
+            if (slots[i] != null) continue;
+            int kept = session.cached_prefix(i, promptIds, promptIds.length);
+            if (kept > bestKept) {
+                best = i;
+                bestKept = kept;
+            }
+        }
+        return best;
     }
 
     /** fp32 logits of every prompt position, [n][vocab] (needs a free slot). */

@@ -21,10 +21,15 @@ import java.util.List;
  * @param stopSequences texts that end generation; the completion is cut before the match
  * @param speculateK draft tokens per speculative round for this sequence: 0 = plain decoding,
  *                   null = the engine's k when it has a draft model and no penalty is used
+ * @param cachePrompt start in the free batch slot whose KV cache holds the longest start of the
+ *                    prompt (from the sequence it ran last) and prefill only the rest: a chat's
+ *                    next turn runs only the new message. Off: the whole prompt is prefilled, as
+ *                    benchmarks need. See {@link GenerationStats#cachedPromptTokens()}.
  */
 public record GenerationParams(int maxNewTokens, int minNewTokens, float temperature, int topK, float topP,
                                float repetitionPenalty, float presencePenalty, float frequencyPenalty,
-                               long seed, int[] stopTokens, List<String> stopSequences, Integer speculateK) {
+                               long seed, int[] stopTokens, List<String> stopSequences, Integer speculateK,
+                               boolean cachePrompt) {
 
     public GenerationParams {
         if (maxNewTokens <= 0) throw new GptFastException("max_new_tokens must be positive, got " + maxNewTokens);
@@ -64,7 +69,7 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
     /** The same parameters with another sampling seed. */
     public GenerationParams withSeed(long newSeed) {
         return new GenerationParams(maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty,
-                presencePenalty, frequencyPenalty, newSeed, stopTokens, stopSequences, speculateK);
+                presencePenalty, frequencyPenalty, newSeed, stopTokens, stopSequences, speculateK, cachePrompt);
     }
 
     /** The stop token ids in force, given the engine's defaults. */
@@ -94,7 +99,7 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
                 + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
                 + ", frequencyPenalty=" + frequencyPenalty + ", seed=" + seed
                 + ", stopTokens=" + (stopTokens == null ? "default" : Arrays.toString(stopTokens))
-                + ", stopSequences=" + stopSequences + ", speculateK=" + speculateK + "]";
+                + ", stopSequences=" + stopSequences + ", speculateK=" + speculateK + ", cachePrompt=" + cachePrompt + "]";
     }
 
     public static final class Builder {
@@ -110,6 +115,7 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         private int[] stopTokens;
         private List<String> stopSequences = List.of();
         private Integer speculateK;
+        private boolean cachePrompt = Defaults.CACHE_PROMPT;
 
         public Builder maxNewTokens(int v) { maxNewTokens = v; return this; }
         public Builder minNewTokens(int v) { minNewTokens = v; return this; }
@@ -126,10 +132,12 @@ public record GenerationParams(int maxNewTokens, int minNewTokens, float tempera
         public Builder greedy() { temperature = 0; return this; }
         /** Draft tokens per round (0 = plain decoding); not called means the engine's choice. */
         public Builder speculateK(Integer k) { speculateK = k; return this; }
+        /** Reuse the start of the prompt that a free slot's KV cache still holds (default on). */
+        public Builder cachePrompt(boolean v) { cachePrompt = v; return this; }
 
         public GenerationParams build() {
             return new GenerationParams(maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty,
-                    presencePenalty, frequencyPenalty, seed, stopTokens, stopSequences, speculateK);
+                    presencePenalty, frequencyPenalty, seed, stopTokens, stopSequences, speculateK, cachePrompt);
         }
     }
 }

@@ -16,6 +16,7 @@ final class GenerationRun {
     private final CancellationToken cancel;
     private final Consumer<int[]> suppressor;  // sets the natively suppressed token ids
     private final LongSupplier forwardNanos;    // the session's forward-pass clock
+    private final int cachedPromptTokens;
     private final StreamingDetokenizer text;
     private final int[] generated;
     private final boolean needText;
@@ -30,7 +31,7 @@ final class GenerationRun {
 
     GenerationRun(Tokenizer tokenizer, int[] promptIds, GenerationParams params, TokenListener listener,
                   CancellationToken cancel, int contextLength, int[] defaultStops, Consumer<int[]> suppressor,
-                  LongSupplier forwardNanos) {
+                  LongSupplier forwardNanos, int cachedPromptTokens) {
         // the prompt was checked natively when the sequence started
         this.promptIds = promptIds.clone();
         this.params = params;
@@ -39,6 +40,7 @@ final class GenerationRun {
         this.cancel = cancel;
         this.suppressor = suppressor;
         this.forwardNanos = forwardNanos;
+        this.cachedPromptTokens = cachedPromptTokens;
         this.text = new StreamingDetokenizer(tokenizer, Arrays.copyOfRange(promptIds, 1, promptIds.length),
                 params.stopSequences());
         // the last position can still be sampled from, so the context allows one token more
@@ -97,7 +99,7 @@ final class GenerationRun {
         long first = count > 0 ? firstTokenNanos : end;  // cancelled before its first token
         long engine = count > 0 ? forwardNanos.getAsLong() - firstTokenForwardNanos : 0;
         GenerationStats stats = new GenerationStats(promptIds.length, count, (first - startNanos) / 1e6,
-                (end - first) / 1e6, rounds, proposed, accepted, engine / 1e6);
+                (end - first) / 1e6, rounds, proposed, accepted, engine / 1e6, cachedPromptTokens);
         if (!textUpToDate) text.update();
         return new GenerationResult(promptIds.clone(), Arrays.copyOf(generated, count), text.completion(), reason, stats);
     }

@@ -12,12 +12,15 @@ package ai.gptfast4j;
  * @param verifyRounds target verify passes (speculative rounds)
  * @param draftProposed draft tokens proposed
  * @param draftAccepted draft tokens the target accepted
+ * @param cachedPromptTokens leading prompt tokens whose keys and values were already in the KV
+ *     cache (see {@link GenerationParams#cachePrompt()}): prefill ran only the others
  */
 public record GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis,
-                              long verifyRounds, long draftProposed, long draftAccepted, double engineDecodeMillis) {
+                              long verifyRounds, long draftProposed, long draftAccepted, double engineDecodeMillis,
+                              int cachedPromptTokens) {
 
     public GenerationStats(int promptTokens, int generatedTokens, double prefillMillis, double decodeMillis) {
-        this(promptTokens, generatedTokens, prefillMillis, decodeMillis, 0, 0, 0, decodeMillis);
+        this(promptTokens, generatedTokens, prefillMillis, decodeMillis, 0, 0, 0, decodeMillis, 0);
     }
 
     /**
@@ -32,8 +35,9 @@ public record GenerationStats(int promptTokens, int generatedTokens, double pref
         return prefillMillis;
     }
 
+    /** Prompt tokens prefilled (those not taken from the cache) per second. */
     public double prefillTokensPerSecond() {
-        return prefillMillis > 0 ? promptTokens * 1000.0 / prefillMillis : 0;
+        return prefillMillis > 0 ? (promptTokens - cachedPromptTokens) * 1000.0 / prefillMillis : 0;
     }
 
     /** Tokens after the first, per second of decode time. */

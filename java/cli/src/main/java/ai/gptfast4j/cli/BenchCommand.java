@@ -198,7 +198,7 @@ final class BenchCommand implements Callable<Integer> {
                     promptLength = batchPrompt(engine, 0).length;
                     for (int run = 0; run < warmup + runs; run++) {
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
-                                .maxNewTokens(newTokens).stopTokens(-1).build();
+                                .maxNewTokens(newTokens).stopTokens(-1).cachePrompt(false).build();
                         List<Engine.Sequence> seqs = new ArrayList<>();
                         for (int i = 0; i < b; i++) {
                             seqs.add(engine.start(batchPrompt(engine, i), params, null, new CancellationToken()));
@@ -328,14 +328,14 @@ final class BenchCommand implements Callable<Integer> {
         if (ids.length + newTokens > engine.contextLength()) {
             throw new GptFastException("prompt + new tokens exceed the context length " + engine.contextLength());
         }
+        // Every run prefills the whole prompt: a cached one would measure nothing.
         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).maxNewTokens(newTokens)
-                .stopTokens(-1).build();
+                .stopTokens(-1).cachePrompt(false).build();
         List<GenerationStats> stats = new ArrayList<>();
         long reduces = 0, reduceNanos = 0, tokens = 0;
         for (int i = 0; i < warmup + runs; i++) {
             long reducesBefore = engine.allReduces(), nanosBefore = engine.allReduceNanos();
-            GenerationParams seeded = GenerationParams.builder().temperature(temperature).topK(0).seed(i)
-                    .maxNewTokens(newTokens).stopTokens(-1).build();
+            GenerationParams seeded = params.withSeed(i);
             GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded,
                     listener.equals("text") ? (id, text) -> listenedChars += text.length() : null, new CancellationToken());
             System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s, %.1f %% outside the forward passes%n", what,

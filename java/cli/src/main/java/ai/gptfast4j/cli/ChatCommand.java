@@ -20,7 +20,8 @@ import picocli.CommandLine.Option;
 /**
  * Interactive multi-turn chat: each line read from stdin is a user message; the answer streams to
  * stdout as it is sampled and joins the conversation. Works with piped input (one message per line);
- * ends at end of input. Each turn prefills the whole conversation again (no cache reuse yet).
+ * ends at end of input. Each turn prefills only what the KV cache lacks (the conversation up to
+ * the previous answer is kept there), unless --no-cache-prompt.
  */
 @Command(name = "chat", mixinStandardHelpOptions = true,
         description = "Chat with a model in the terminal: one line per message, answers streamed, through its chat template.")
@@ -50,6 +51,13 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "" + Defaults.SEED, description = "default: ${DEFAULT-VALUE}")
     long seed;
 
+    @Option(names = "--cache-prompt", negatable = true, defaultValue = "" + Defaults.CACHE_PROMPT, fallbackValue = "true",
+            description = "reuse the KV cache of the conversation so far; --no-cache-prompt prefills every turn whole (default: ${DEFAULT-VALUE})")
+    boolean cachePrompt;
+
+    @Option(names = "--stats", description = "after each answer, a line on stderr: prompt tokens (how many came from the cache), time to first token, decode speed")
+    boolean stats;
+
     @Option(names = "--threads", defaultValue = "" + Defaults.THREADS, description = "threads (default 0: every core unless a bandwidth probe shows they read memory slower than one)")
     int threads;
 
@@ -64,7 +72,7 @@ final class ChatCommand implements Callable<Integer> {
         try {
             options = model.engineOptions(threads);
             params = GenerationParams.builder().maxNewTokens(maxNewTokens).temperature(temperature).topK(topK)
-                    .topP(topP).seed(seed).build();
+                    .topP(topP).seed(seed).cachePrompt(cachePrompt).build();
         } catch (GptFastException e) {
             throw GptFastCli.argumentError(spec, e);
         }
@@ -102,6 +110,13 @@ final class ChatCommand implements Callable<Integer> {
                     GenerationResult r = engine.generate(prompt, params, out, new ai.gptfast4j.CancellationToken());
                     out.endLine("");
                     conversation.add(new ChatTemplate.Message("assistant", r.completion()));
+                    if (stats) {
+                        var s = r.stats();
+                        err.printf("[prompt %d tokens, %d from the cache; first token after %.0f ms; %d tokens at %.1f tok/s]%n",
+                                s.promptTokens(), s.cachedPromptTokens(), s.timeToFirstTokenMillis(), s.generatedTokens(),
+                                s.decodeTokensPerSecond());
+                        err.flush();
+                    }
                 } catch (GptFastException e) {  // e.g. the conversation outgrew the context: this turn is dropped
                     out.flush();  // what was streamed before the error, then the error
                     conversation.remove(conversation.size() - 1);

@@ -125,7 +125,8 @@ public final class GptFastNative {
         public native void load_draft(@StdString String checkpointPath, @StdString String format,
                                       @Const @ByRef ModelSpec model, int maxSpeculateK, @StdString String quantize);
         public native void start(int slot, @Const @ByRef SamplingSpec sampling, int speculateK,
-                                 @Const int[] prompt, int nTokens);
+                                 @Const int[] prompt, int nTokens, boolean reuseCache);
+        public native int cached_prefix(int slot, @Const int[] prompt, int nTokens);
         public native void suppress_tokens(int slot, @Const int[] ids, int n);
         public native void step(@Const int[] slots, int n, int[] out, int stride, int[] counts);
         public native void release(int slot);

@@ -78,6 +78,7 @@ final class OpenAiApi {
         Double frequency = JsonBody.number(body, "frequency_penalty");
         Double repetition = JsonBody.number(body, "repetition_penalty");
         Integer minTokens = JsonBody.integer(body, "min_tokens");
+        Boolean cachePrompt = JsonBody.bool(body, "cache_prompt");  // llama.cpp's name
         GenerationParams params = GptHandler.sampling(config, max, maxKey, JsonBody.number(body, "temperature"),
                 JsonBody.integer(body, "top_k"), JsonBody.longInteger(body, "seed"), b -> {
                     b.stopSequences(stop);
@@ -86,6 +87,7 @@ final class OpenAiApi {
                     if (frequency != null) b.frequencyPenalty(frequency.floatValue());
                     if (repetition != null) b.repetitionPenalty(repetition.floatValue());
                     if (minTokens != null) b.minNewTokens(minTokens);
+                    if (cachePrompt != null) b.cachePrompt(cachePrompt);
                 });
         boolean stream = Boolean.TRUE.equals(JsonBody.bool(body, "stream"));
         boolean includeUsage = false;
@@ -212,7 +214,13 @@ final class OpenAiApi {
     private static Map<String, Object> usage(GenerationResult r) {
         int prompt = r.promptTokens().length;
         int completion = r.generatedTokens().length;
-        return Map.of("prompt_tokens", prompt, "completion_tokens", completion, "total_tokens", prompt + completion);
+        Map<String, Object> usage = new LinkedHashMap<>();
+        usage.put("prompt_tokens", prompt);
+        usage.put("completion_tokens", completion);
+        usage.put("total_tokens", prompt + completion);
+        // OpenAI's field for prompt tokens served from a cache (here: a slot's KV cache)
+        usage.put("prompt_tokens_details", Map.of("cached_tokens", r.stats().cachedPromptTokens()));
+        return usage;
     }
 
     private Map<String, Object> envelope(String id, long createdAt, String object) {
