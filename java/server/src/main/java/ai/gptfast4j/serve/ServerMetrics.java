@@ -25,6 +25,8 @@ public final class ServerMetrics {
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Counter promptTokens = Counter.builder("gptfast.prompt.tokens")
             .description("prompt tokens processed (BOS included)").register(registry);
+    private final Counter cachedPromptTokens = Counter.builder("gptfast.prompt.tokens.cached")
+            .description("prompt tokens whose keys and values a KV cache already held (not run again)").register(registry);
     private final Counter generatedTokens = Counter.builder("gptfast.generated.tokens")
             .description("tokens generated").register(registry);
     private final Timer timeToFirstToken = histogram("gptfast.time.to.first.token", "submit to first sampled token");
@@ -62,6 +64,7 @@ public final class ServerMetrics {
         Counter.builder("gptfast.generations").description("generations by finish reason")
                 .tag("finish_reason", r.stopReason().name().toLowerCase()).register(registry).increment();
         promptTokens.increment(r.promptTokens().length);
+        cachedPromptTokens.increment(r.stats().cachedPromptTokens());
         generatedTokens.increment(r.generatedTokens().length);
         tokensPerRequest.record(r.generatedTokens().length);
         queueWait.record(job.startedNanos() - job.submittedNanos(), TimeUnit.NANOSECONDS);

@@ -1,6 +1,8 @@
 package ai.gptfast4j.serve;
 
+import static ai.gptfast4j.serve.ServeTestSupport.get;
 import static ai.gptfast4j.serve.ServeTestSupport.json;
+import static ai.gptfast4j.serve.ServeTestSupport.metric;
 import static ai.gptfast4j.serve.ServeTestSupport.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -17,7 +19,8 @@ import org.junit.jupiter.api.Test;
 /**
  * A request that continues the previous one (its prompt, its completion, more text) reuses the
  * worker's KV cache: usage.prompt_tokens_details.cached_tokens says how many prompt tokens were
- * not run again, "cache_prompt": false turns it off, and the answer is the engine's either way.
+ * not run again (and /metrics counts them), "cache_prompt": false turns it off, and the answer is
+ * the engine's either way.
  * One worker, so that every request meets the cache the previous one left.
  */
 class PromptCacheServerTest {
@@ -76,8 +79,11 @@ class PromptCacheServerTest {
         int expected = Math.min(common, ids.length - 2);
         assertTrue(expected > firstDirect.promptTokens().length, "the continuation shares generated tokens: " + expected);
 
+        String series = "gptfast_prompt_tokens_cached_total";
+        double before = metric(get(port, "/metrics").body(), series);
         JsonNode second = complete(next, "");
         assertEquals(expected, cached(second));
+        assertEquals(expected, metric(get(port, "/metrics").body(), series) - before);
         assertEquals(direct(next).completion(), second.get("choices").get(0).get("text").asText());
 
         JsonNode uncached = complete(next, ",\"cache_prompt\":false");
