@@ -21,7 +21,8 @@ import picocli.CommandLine.Option;
  * Interactive multi-turn chat: each line read from stdin is a user message; the answer streams to
  * stdout as it is sampled and joins the conversation. Works with piped input (one message per line);
  * ends at end of input. Each turn prefills only what the KV cache lacks (the conversation up to
- * the previous answer is kept there), unless --no-cache-prompt.
+ * the previous answer is kept there), unless --no-cache-prompt. A conversation that outgrows the
+ * context loses its oldest turns (said on stderr).
  */
 @Command(name = "chat", mixinStandardHelpOptions = true,
         description = "Chat with a model in the terminal: one line per message, answers streamed, through its chat template.")
@@ -106,7 +107,7 @@ final class ChatCommand implements Callable<Integer> {
                 conversation.add(new ChatTemplate.Message("user", line));
                 int[] prompt;
                 try {
-                    prompt = template.promptTokens(engine.tokenizer(), conversation);
+                    prompt = fitted(engine, template, conversation, err);
                     GenerationResult r = engine.generate(prompt, params, out, new ai.gptfast4j.CancellationToken());
                     out.endLine("");
                     conversation.add(new ChatTemplate.Message("assistant", r.completion()));
@@ -125,5 +126,32 @@ final class ChatCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The conversation's prompt, its oldest turns (a user message and its answer; the system
+     * message stays) dropped while the prompt leaves less than max_new_tokens of the context for
+     * the answer, and stderr told so. The newest message always stays: too long alone, the
+     * engine's error names the limit.
+     */
+    private int[] fitted(Engine engine, ChatTemplate template, List<ChatTemplate.Message> conversation,
+                         java.io.PrintWriter err) {
+        int first = !conversation.isEmpty() && conversation.get(0).role().equals("system") ? 1 : 0;
+        int[] prompt = template.promptTokens(engine.tokenizer(), conversation);
+        int dropped = 0;
+        while (prompt.length + maxNewTokens > engine.contextLength() && conversation.size() - first > 1) {
+            conversation.remove(first);  // the oldest user message, then its answer
+            if (conversation.size() - first > 1 && conversation.get(first).role().equals("assistant")) {
+                conversation.remove(first);
+            }
+            dropped++;
+            prompt = template.promptTokens(engine.tokenizer(), conversation);
+        }
+        if (dropped > 0) {
+            err.printf("gptfast: the conversation outgrew the %d-token context: dropped its %d oldest turn(s)%n",
+                    engine.contextLength(), dropped);
+            err.flush();
+        }
+        return prompt;
     }
 }
