@@ -100,7 +100,10 @@ public final class GptHandler implements AutoCloseable {
         if (prompt == null) throw ApiException.badRequest("missing 'prompt' (or 'data'): the text to continue");
         GenerationParams params = sampling(config, JsonBody.integer(json, "max_new_tokens"), "max_new_tokens",
                 JsonBody.number(json, "temperature"), JsonBody.integer(json, "top_k"), JsonBody.longInteger(json, "seed"),
-                b -> { });
+                b -> {
+                    Boolean cachePrompt = JsonBody.bool(json, "cache_prompt");
+                    if (cachePrompt != null) b.cachePrompt(cachePrompt);
+                });
         Boolean stream = JsonBody.bool(json, "stream");
         return new GenerationRequest(prompt, params, stream != null ? stream : config.stream());
     }
@@ -121,7 +124,8 @@ public final class GptHandler implements AutoCloseable {
             GenerationParams.Builder b = GenerationParams.builder().maxNewTokens(max)
                     .temperature(temperature != null ? temperature.floatValue() : config.defaultTemperature())
                     .topK(topK != null ? topK : config.defaultTopK())
-                    .seed(seed != null ? seed : ThreadLocalRandom.current().nextLong());
+                    .seed(seed != null ? seed : ThreadLocalRandom.current().nextLong())
+                    .cachePrompt(config.cachePrompt());
             more.accept(b);
             return b.build();
         } catch (GptFastException e) {

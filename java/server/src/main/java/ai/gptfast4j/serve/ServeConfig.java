@@ -31,7 +31,7 @@ public record ServeConfig(
         String modelName, Path checkpoint, Path tokenizer, Path architectureConfig, Path source,
         String dtype, String deviceType, List<Integer> deviceIds, int threadsPerWorker,
         int minWorkers, int maxWorkers, int queueSize,
-        int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream,
+        int defaultMaxNewTokens, float defaultTemperature, int defaultTopK, boolean stream, boolean cachePrompt,
         int maxNewTokensCap, long maxBodyBytes, int requestTimeoutSeconds,
         boolean compile, boolean speculative, Path draftModel, int speculateK, String parallelType,
         int batchSize, int prefillChunk, int maxBatchDelayMs, int maxSeqLen, int shutdownTimeoutSeconds,
@@ -81,7 +81,7 @@ public record ServeConfig(
             "continuousBatching", "maxNumSequence", "maxSequenceJobQueueSize", "sequenceMaxIdleMSec");
     private static final Set<String> HANDLER_KEYS = Set.of("model_path", "converted_ckpt_dir", "checkpoint_path",
             "tokenizer_path", "compile", "speculative", "draft_model_path", "draft_checkpoint_path", "speculate_k",
-            "max_new_tokens", "max_new_tokens_cap", "temperature", "top_k", "stream", "threads", "dtype",
+            "max_new_tokens", "max_new_tokens_cap", "temperature", "top_k", "stream", "cache_prompt", "threads", "dtype",
             "model_config", "model_name", "prefill_chunk", "quantize", "draft_quantize");
 
     public static Builder builder() {
@@ -156,6 +156,7 @@ public record ServeConfig(
         if (h.has("threads")) b.threadsPerWorker = y.integer(h, "threads");
         if (h.has("compile")) b.compile = y.bool(h, "compile");
         if (h.has("stream")) b.stream = y.bool(h, "stream");
+        if (h.has("cache_prompt")) b.cachePrompt = y.bool(h, "cache_prompt");
         if (h.has("speculative")) b.speculative = y.bool(h, "speculative");
         for (String key : List.of("draft_model_path", "draft_checkpoint_path")) {
             if (h.has(key) && !h.get(key).isNull()) { b.draftModel = dir.resolve(y.string(h, key)).normalize(); break; }
@@ -236,6 +237,7 @@ public record ServeConfig(
         public float defaultTemperature = Defaults.TEMPERATURE;
         public int defaultTopK = Defaults.TOP_K;
         public boolean stream = true;
+        public boolean cachePrompt = Defaults.CACHE_PROMPT;
         public int maxNewTokensCap = Defaults.MAX_NEW_TOKENS_CAP;
         public long maxBodyBytes = Defaults.MAX_BODY_BYTES;
         public int requestTimeoutSeconds = Defaults.REQUEST_TIMEOUT_SECONDS;
@@ -352,7 +354,7 @@ public record ServeConfig(
             if (!name.matches("[A-Za-z0-9._-]+")) throw new GptFastException("model name must match [A-Za-z0-9._-]+, got '" + name + "'");
             return new ServeConfig(name, checkpoint, tokenizer, architectureConfig, source, dtype, deviceType,
                     List.copyOf(deviceIds), threadsPerWorker, minWorkers, maxWorkers, queueSize, defaultMaxNewTokens,
-                    defaultTemperature, defaultTopK, stream, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
+                    defaultTemperature, defaultTopK, stream, cachePrompt, maxNewTokensCap, maxBodyBytes, requestTimeoutSeconds,
                     compile, speculative, draftModel, speculateK, parallelType, batchSize, prefillChunk, maxBatchDelayMs,
                     maxSeqLen, shutdownTimeoutSeconds, new Access(apiKeys, metricsAuth, corsOrigins, allowedHosts),
                     quantize, draftQuantize, ranks, nodes, List.copyOf(all));

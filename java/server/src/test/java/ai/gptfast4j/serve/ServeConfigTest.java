@@ -156,6 +156,18 @@ class ServeConfigTest {
         assertEquals("cpu", load("handler:\n  model_path: m.pth\n").deviceFor(0));
     }
 
+    /** handler.cache_prompt sets what requests get when they do not say (on unless set false). */
+    @Test
+    void cachePromptIsOnUnlessTheConfigTurnsItOff() throws IOException {
+        ServeConfig on = load("handler:\n  model_path: m.pth\n");
+        ServeConfig off = load("handler:\n  model_path: m.pth\n  cache_prompt: false\n");
+        assertTrue(on.cachePrompt());
+        assertFalse(off.cachePrompt());
+        assertTrue(GptHandler.sampling(on, null, "max_new_tokens", null, null, 1L, b -> { }).cachePrompt());
+        assertFalse(GptHandler.sampling(off, null, "max_new_tokens", null, null, 1L, b -> { }).cachePrompt());
+        assertMessage("handler:\n  model_path: m.pth\n  cache_prompt: 1\n", "handler.cache_prompt");
+    }
+
     private void assertMessage(String yaml, String part) {
         GptFastException e = assertThrows(GptFastException.class, () -> load(yaml), yaml);
         assertTrue(e.getMessage().contains(part), e.getMessage());
