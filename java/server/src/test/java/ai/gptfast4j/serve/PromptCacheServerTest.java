@@ -90,4 +90,20 @@ class PromptCacheServerTest {
         assertEquals(0, cached(uncached));
         assertEquals(second.get("choices").get(0).get("text").asText(), uncached.get("choices").get(0).get("text").asText());
     }
+
+    /** TorchServe's route reports no usage: /metrics shows what its cache_prompt did. */
+    @Test
+    void predictionsTakeCachePromptToo() throws Exception {
+        String series = "gptfast_prompt_tokens_cached_total";
+        String body = "{\"prompt\":\"" + PROMPT + " there was a cat\",\"max_new_tokens\":10,\"temperature\":0,"
+                + "\"stream\":false";
+        for (boolean cache : new boolean[] {false, false, true}) {  // the second run leaves the prompt in the cache
+            double before = metric(get(port, "/metrics").body(), series);
+            var r = post(port, "/predictions/stories260K", body + ",\"cache_prompt\":" + cache + "}");
+            assertEquals(200, r.statusCode(), r.body());
+            double kept = metric(get(port, "/metrics").body(), series) - before;
+            if (cache) assertTrue(kept > 0, "kept " + kept);
+            else assertEquals(0, kept);
+        }
+    }
 }
