@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
  * the rest, in the slot that holds the most of it, and generates what a fresh engine generates
  * from the whole prompt (stories260K, greedy).
  */
-class PromptCacheTest {
+public class PromptCacheTest {
     static final int NEW = 40;
 
     static GenerationParams greedy(boolean cache) {
@@ -30,8 +30,11 @@ class PromptCacheTest {
         return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** Tokens the cache holds after a run (all but the last generated) shared with the new prompt, at most n - 2. */
-    static int expectedKept(int[] prompt, int[] generated, int[] next) {
+    /**
+     * Tokens the cache holds after a run (all but the last generated) shared with the new prompt,
+     * at most n - 2 (also what the server tests expect).
+     */
+    public static int expectedKept(int[] prompt, int[] generated, int[] next) {
         int[] held = new int[prompt.length + generated.length - 1];
         System.arraycopy(prompt, 0, held, 0, prompt.length);
         System.arraycopy(generated, 0, held, prompt.length, generated.length - 1);

@@ -11,6 +11,7 @@ import ai.gptfast4j.Engine;
 import ai.gptfast4j.EngineOptions;
 import ai.gptfast4j.GenerationParams;
 import ai.gptfast4j.GenerationResult;
+import ai.gptfast4j.PromptCacheTest;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -69,14 +70,8 @@ class PromptCacheServerTest {
         assertEquals(firstDirect.completion(), first.get("choices").get(0).get("text").asText());
 
         String next = PROMPT + firstDirect.completion() + " Then they went home.";
-        int[] held = new int[firstDirect.promptTokens().length + firstDirect.generatedTokens().length - 1];
-        System.arraycopy(firstDirect.promptTokens(), 0, held, 0, firstDirect.promptTokens().length);
-        System.arraycopy(firstDirect.generatedTokens(), 0, held, firstDirect.promptTokens().length,
-                firstDirect.generatedTokens().length - 1);
-        int[] ids = engine.promptTokens(next);
-        int common = 0;
-        while (common < held.length && common < ids.length && held[common] == ids[common]) common++;
-        int expected = Math.min(common, ids.length - 2);
+        int expected = PromptCacheTest.expectedKept(firstDirect.promptTokens(), firstDirect.generatedTokens(),
+                engine.promptTokens(next));
         assertTrue(expected > firstDirect.promptTokens().length, "the continuation shares generated tokens: " + expected);
 
         String series = "gptfast_prompt_tokens_cached_total";
