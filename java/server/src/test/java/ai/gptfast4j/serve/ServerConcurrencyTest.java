@@ -149,7 +149,7 @@ class ServerConcurrencyTest {
 
         GATE.hold();
         CompletableFuture<HttpResponse<String>> t = postAsync("/predictions/slow",
-                "{\"prompt\":\"x\",\"max_new_tokens\":500,\"stream\":false}");
+                "{\"prompt\":\"x\",\"max_new_tokens\":500,\"seed\":1,\"stream\":false}");
         GATE.awaitBlocked();
         CLOCK.advanceSeconds(3);
         HttpResponse<String> tr = t.get(60, TimeUnit.SECONDS);
@@ -163,7 +163,7 @@ class ServerConcurrencyTest {
         GATE.allow(1);
         CompletableFuture<HttpResponse<java.io.InputStream>> s = ServeTestSupport.HTTP.sendAsync(
                 HttpRequest.newBuilder(ServeTestSupport.uri(port, "/predictions/slow")).timeout(Duration.ofSeconds(60))
-                        .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"x\",\"max_new_tokens\":500,\"stream\":true}"))
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"x\",\"max_new_tokens\":500,\"seed\":1,\"stream\":true}"))
                         .build(), HttpResponse.BodyHandlers.ofInputStream());
         HttpResponse<java.io.InputStream> sr = s.get(60, TimeUnit.SECONDS);  // headers came with the first token
         assertEquals(200, sr.statusCode());
