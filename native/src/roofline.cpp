@@ -58,15 +58,18 @@ double matmul_peak() {
 
 }  // namespace
 
-MachineLimits measure_machine_limits(int threads) {
+double measure_read_bandwidth(int threads) {
   ThreadScope scope(threads);
+  // 512 MiB: far beyond any last-level cache; best of 4 passes.
+  ThreadTeam team(threads);
+  return ReadProbe(int64_t(512) << 20).rate(team, 4);
+}
+
+MachineLimits measure_machine_limits(int threads) {
   MachineLimits limits;
   limits.threads = threads;
-  {
-    // 512 MiB: far beyond any last-level cache; best of 4 passes.
-    ThreadTeam team(threads);
-    limits.read_bytes_per_second = ReadProbe(int64_t(512) << 20).rate(team, 4);
-  }
+  limits.read_bytes_per_second = measure_read_bandwidth(threads);
+  ThreadScope scope(threads);
   limits.matmul_flops_per_second = matmul_peak();
   return limits;
 }

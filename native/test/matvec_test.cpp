@@ -142,6 +142,9 @@ TEST(BenchApi, MachineLimitsArePositiveAndRestoreThreads) {
   EXPECT_GT(limits.matmul_flops_per_second, 1e8);
   EXPECT_EQ(at::get_num_threads(), before);
   EXPECT_THROW(gptfast::measure_machine_limits(0), std::runtime_error);
+  EXPECT_GT(gptfast::measure_read_bandwidth(1), 1e8);
+  EXPECT_EQ(at::get_num_threads(), before);
+  EXPECT_THROW(gptfast::measure_read_bandwidth(0), std::runtime_error);
 }
 
 TEST(BenchApi, MatmulRowsFlops) {

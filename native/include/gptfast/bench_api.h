@@ -20,6 +20,12 @@ struct MachineLimits {
 // median of several products. Throws std::runtime_error on failure (e.g. threads < 1).
 MachineLimits measure_machine_limits(int threads);
 
+// The read bandwidth of measure_machine_limits alone (about a quarter of a second). Benchmarks take
+// one between timed runs and set each run against the probes beside it: a virtual machine's
+// bandwidth drifts by a third within minutes, so one probe for a whole benchmark misstates the
+// fraction of the limit reached. Throws std::runtime_error for threads < 1.
+double measure_read_bandwidth(int threads);
+
 // FLOP rate (2 * n_vectors * rows * cols per call, median of several calls) of the engine's own
 // weights x vectors kernel (matmul_rows) on random fp32 data with `threads` threads, to compare it
 // with at::mm and the machine limits. Throws std::runtime_error on invalid sizes.

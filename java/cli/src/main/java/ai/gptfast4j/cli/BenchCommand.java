@@ -90,8 +90,44 @@ final class BenchCommand implements Callable<Integer> {
      * allReduces/allReduceMicros: per generated token over the measured runs (prefill included; 0
      * without --tp). overhead: the fraction of decode time outside the model's forward passes.
      */
+    /**
+     * Medians over the timed runs. bandwidth: each run's read bandwidth, the higher of the probes
+     * taken just before and just after it ({@link Probes}); fraction: each run's decode rate over
+     * its own memory roofline. runDecode/runBandwidth: the per-run values these come from.
+     */
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify,
-                           double allReduces, double allReduceMicros, double overhead) {}
+                           double allReduces, double allReduceMicros, double overhead, double bandwidth,
+                           double fraction, double[] runDecode, double[] runBandwidth) {}
+
+    /**
+     * Read-bandwidth probes between timed runs, so that each run is set against the limit of its
+     * own minutes: on a virtual machine the bandwidth drifts by a third within minutes, and one
+     * probe for a whole benchmark made a run in a slow spell read as a low fraction of the limit.
+     * A probe is only ever slowed by other work, so a run takes the higher of its two.
+     */
+    private static final class Probes {
+        private final int threads;
+        private double last;
+
+        Probes(int threads) {
+            this.threads = threads;
+            this.last = probe(threads);
+        }
+
+        /** Call after each timed run: the bandwidth to set that run against. */
+        double afterRun() {
+            double next = probe(threads);
+            double paired = Math.max(last, next);
+            last = next;
+            return paired;
+        }
+
+        private static double probe(int threads) {
+            double b = GptFastNative.measureReadBandwidth(threads);
+            System.err.printf("  %d thread(s): read %.1f GB/s%n", threads, b / 1e9);
+            return b;
+        }
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -123,7 +159,6 @@ final class BenchCommand implements Callable<Integer> {
                     "mem roof", "of it", "accept", "tok/ver", "speedup", "overhead");
         }
         for (int t : threads) {
-            double before = limits(t).bandwidth();
             Medians plain;
             int promptLength;
             ModelConfig config;
@@ -135,21 +170,19 @@ final class BenchCommand implements Callable<Integer> {
                 weightBytes = engine.weightBytes();
                 plain = measure(engine, ids, t, "plain");
             }
-            // Measured again after the runs, the higher one kept: a probe is only ever slowed by other
-            // work (in a fresh JVM, the JIT compiler threads take cores while the first probe runs).
-            double bandwidth = Math.max(before, limits(t).bandwidth());
-            row(config, t, promptLength, 0, plain, 1.0, weightBytes, bandwidth);
+            row(config, t, promptLength, 0, plain, 1.0, weightBytes);
             if (!speculative) continue;
             for (int k : kValues) {
                 try (Engine engine = load(t, k, 1)) {
                     Medians m = measure(engine, promptIds(engine), t, "k=" + k);
-                    row(config, t, promptLength, k, m, m.decode / plain.decode, weightBytes, bandwidth);
+                    row(config, t, promptLength, k, m, m.decode / plain.decode, weightBytes);
                 }
             }
         }
         if (!json) {
             System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %s, %d cores visible; memory roofline"
-                    + " = read bandwidth measured in this run / bytes of Linear weights per token; overhead = decode time"
+                    + " = read bandwidth / bytes of Linear weights per token, the bandwidth probed before and after each"
+                    + " run (the higher; median shown) and each run set against its own; overhead = decode time"
                     + " outside the model's forward passes (sampling, JNI, Java, listener: %s)%s)%n", runs, warmup,
                     temperature, CpuInfo.name(), Runtime.getRuntime().availableProcessors(), listener,
                     speculative ? "; draft: " + draftLabel() : "");
@@ -158,14 +191,11 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Memory bandwidth and at::mm FLOP rate measured now with t threads (so every row has its own limit). */
-    private record Limits(double bandwidth, double flops) {}
-
-    private Limits limits(int t) {
+    /** The at::mm FLOP rate measured now with t threads (the FLOP roofline of the batch rows). */
+    private double matmulFlops(int t) {
         try (GptFastNative.MachineLimits limits = GptFastNative.measureMachineLimits(t)) {
-            System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s, read %.1f GB/s%n", t,
-                    limits.matmul_flops_per_second() / 1e9, limits.read_bytes_per_second() / 1e9);
-            return new Limits(limits.read_bytes_per_second(), limits.matmul_flops_per_second());
+            System.err.printf("  %d thread(s): at::mm %.1f GFLOP/s%n", t, limits.matmul_flops_per_second() / 1e9);
+            return limits.matmul_flops_per_second();
         }
     }
 
@@ -185,10 +215,9 @@ final class BenchCommand implements Callable<Integer> {
                     "batch", "new/seq", "total tok/s", "per-seq tok/s", "FLOP roof", "of it", "memory roof", "of it");
         }
         for (int t : threads) {
-            Limits limits = limits(t);
-            double flops = limits.flops(), bandwidth = limits.bandwidth();
+            double flops = matmulFlops(t);
             for (int b : batchSizes) {
-                List<Double> rates = new ArrayList<>();
+                double[] rates = new double[runs], bandwidths = new double[runs], fractions = new double[runs];
                 ModelConfig c;
                 long weightBytes;
                 int promptLength;
@@ -196,7 +225,9 @@ final class BenchCommand implements Callable<Integer> {
                     c = engine.config();
                     weightBytes = engine.weightBytes();
                     promptLength = batchPrompt(engine, 0).length;
+                    Probes probes = null;
                     for (int run = 0; run < warmup + runs; run++) {
+                        if (run == warmup) probes = new Probes(t);
                         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).seed(run)
                                 .maxNewTokens(newTokens).stopTokens(-1).cachePrompt(false).build();
                         List<Engine.Sequence> seqs = new ArrayList<>();
@@ -210,32 +241,38 @@ final class BenchCommand implements Callable<Integer> {
                         int decoded = 0;
                         for (Engine.Sequence s : seqs) decoded += s.result().generatedTokens().length - 1;
                         System.err.printf("  batch %d run %d/%d: %.1f tok/s%n", b, run + 1, warmup + runs, decoded / seconds);
-                        if (run >= warmup) rates.add(decoded / seconds);
+                        if (run >= warmup) {
+                            int i = run - warmup;
+                            rates[i] = decoded / seconds;
+                            bandwidths[i] = probes.afterRun();
+                            fractions[i] = rates[i] / (bandwidths[i] / weightBytes * b);
+                        }
                     }
                 }
-                double med = median(rates.stream().mapToDouble(Double::doubleValue).toArray());
+                double med = median(rates), bandwidth = median(bandwidths);
                 long matmulWeights = c.parameterCount() - (long) c.vocabSize() * c.dim();  // embeddings are a lookup
                 double flopRoof = flops / (2.0 * matmulWeights);
                 double memoryRoof = bandwidth / weightBytes * b;
                 if (json) {
-                    jsonRow(c, t, b, promptLength, 0, Double.NaN, med, weightBytes, bandwidth,
-                            med / memoryRoof, flops, null);
+                    jsonRow(c, t, b, promptLength, 0, Double.NaN, med, weightBytes, bandwidth, median(fractions), flops,
+                            null, rates, bandwidths);
                 } else {
                     System.out.printf("%-24s %7s %7d %6d %12d %14.1f %16.1f %14.1f %6.0f%% %14.1f %6.0f%%%n", label(),
                             weightsLabel(), t, b, newTokens, med, med / b, flopRoof, 100 * med / flopRoof, memoryRoof,
-                            100 * med / memoryRoof);
+                            100 * median(fractions));
                 }
             }
         }
         if (!json) {
             System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
-                    + "read bandwidth measured in this run; %s)%n", runs, CpuInfo.name());
+                    + "read bandwidth measured in this run, the bandwidth probed around each run as above; %s)%n", runs, CpuInfo.name());
         }
     }
 
     /** One configuration as one line of JSON (--json). */
     private void jsonRow(ModelConfig c, int t, int batch, int promptLength, int k, double prefill, double decode,
-                         long weightBytes, double bandwidth, double fraction, double flops, Medians m) {
+                         long weightBytes, double bandwidth, double fraction, double flops, Medians m,
+                         double[] runDecode, double[] runBandwidth) {
         var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
         var o = mapper.createObjectNode();
         o.put("checkpoint", randomName != null ? "random:" + randomName : model.checkpoint.toString());
@@ -262,6 +299,10 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("tokens_per_verify", m.perVerify);
             }
         }
+        var decodes = o.putArray("run_decode_tokens_per_second");
+        for (double d : runDecode) decodes.add(d);
+        var bandwidths = o.putArray("run_bandwidth_bytes_per_second");
+        for (double b : runBandwidth) bandwidths.add(b);
         if (m != null) {
             o.put("all_reduces_per_token", m.allReduces);
             o.put("all_reduce_us_per_token", m.allReduceMicros);
@@ -305,17 +346,16 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** One single-sequence row (plain, or speculative with k > 0). */
-    private void row(ModelConfig config, int t, int promptLength, int k, Medians m, double speedup, long weightBytes,
-                     double bandwidth) {
-        double roof = bandwidth / weightBytes;
+    private void row(ModelConfig config, int t, int promptLength, int k, Medians m, double speedup, long weightBytes) {
+        double roof = m.bandwidth / weightBytes;
         if (json) {
-            jsonRow(config, t, 1, promptLength, k, m.prefill, m.decode, weightBytes, bandwidth, m.decode / roof,
-                    Double.NaN, m);
+            jsonRow(config, t, 1, promptLength, k, m.prefill, m.decode, weightBytes, m.bandwidth, m.fraction,
+                    Double.NaN, m, m.runDecode, m.runBandwidth);
             return;
         }
         System.out.printf("%-24s %8s %7s %7d %6d %5d %4s %13.1f %9.2f %12.1f %9.2f %10.1f %5.0f%% %8s %8s %7.2fx %8.1f%%%n",
                 label(), millions(config), weightsLabel(), t, promptLength, newTokens, k == 0 ? "-" : Integer.toString(k), m.prefill,
-                m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.decode / roof,
+                m.ttft, m.decode, weightBytes / 1e6, roof, 100 * m.fraction,
                 k == 0 ? "-" : String.format("%.0f%%", 100 * m.acceptance),
                 k == 0 ? "-" : String.format("%.2f", m.perVerify), speedup, 100 * m.overhead);
         if (m.allReduces > 0) {
@@ -332,8 +372,11 @@ final class BenchCommand implements Callable<Integer> {
         GenerationParams params = GenerationParams.builder().temperature(temperature).topK(0).maxNewTokens(newTokens)
                 .stopTokens(-1).cachePrompt(false).build();
         List<GenerationStats> stats = new ArrayList<>();
+        double[] runBandwidth = new double[runs];
         long reduces = 0, reduceNanos = 0, tokens = 0;
+        Probes probes = null;
         for (int i = 0; i < warmup + runs; i++) {
+            if (i == warmup) probes = new Probes(threadCount);
             long reducesBefore = engine.allReduces(), nanosBefore = engine.allReduceNanos();
             GenerationParams seeded = params.withSeed(i);
             GenerationResult r = engine.generate(ids, temperature == 0 ? params : seeded,
@@ -341,17 +384,22 @@ final class BenchCommand implements Callable<Integer> {
             System.err.printf("  %s run %d/%d (threads %d): decode %.1f tok/s, %.1f %% outside the forward passes%n", what,
                     i + 1, warmup + runs, threadCount, r.stats().decodeTokensPerSecond(), 100 * r.stats().overheadFraction());
             if (i >= warmup) {
+                runBandwidth[i - warmup] = probes.afterRun();
                 stats.add(r.stats());
                 reduces += engine.allReduces() - reducesBefore;
                 reduceNanos += engine.allReduceNanos() - nanosBefore;
                 tokens += r.generatedTokens().length;
             }
         }
+        double[] runDecode = stats.stream().mapToDouble(GenerationStats::decodeTokensPerSecond).toArray();
+        double[] fractions = new double[runs];
+        for (int i = 0; i < runs; i++) fractions[i] = runDecode[i] * engine.weightBytes() / runBandwidth[i];
         return new Medians(median(stats, GenerationStats::prefillTokensPerSecond),
-                median(stats, GenerationStats::timeToFirstTokenMillis), median(stats, GenerationStats::decodeTokensPerSecond),
+                median(stats, GenerationStats::timeToFirstTokenMillis), median(runDecode),
                 median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify),
                 tokens == 0 ? 0 : (double) reduces / tokens, tokens == 0 ? 0 : reduceNanos / 1e3 / tokens,
-                median(stats, GenerationStats::overheadFraction));
+                median(stats, GenerationStats::overheadFraction), median(runBandwidth), median(fractions), runDecode,
+                runBandwidth);
     }
 
     /** An engine with batch slots; k > 0 adds the draft (--draft-checkpoint or --draft-layers). */

@@ -183,6 +183,10 @@ public final class GptFastNative {
     @Name("gptfast::measure_machine_limits")
     public static native @ByVal MachineLimits measureMachineLimits(int threads);
 
+    /** The read bandwidth of measureMachineLimits alone (about a quarter of a second), for pairing with timed runs. */
+    @Name("gptfast::measure_read_bandwidth")
+    public static native double measureReadBandwidth(int threads);
+
     /** Bytes of checkpoint read by loads on the watching thread (see engine_api.h). */
     @Namespace("gptfast")
     public static class LoadProgress extends Pointer {
