@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "matvec.h"
 
@@ -110,6 +111,12 @@ FusedDecodeStep::FusedDecodeStep(Transformer& model, int64_t max_tokens, int thr
 }
 
 void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n) {
+  if (model_.cache().dtype() == at::kBFloat16) attention_over<uint16_t>(layer, slots, positions, n);
+  else attention_over<float>(layer, slots, positions, n);
+}
+
+template <class W>
+void FusedDecodeStep::attention_over(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n) {
   const int64_t hd = spec_.head_dim, n_head = spec_.n_head, n_kv = spec_.n_local_heads;
   const int64_t group = n_head / n_kv, q_dim = n_head * hd, kv_dim = n_kv * hd;
   const int64_t qkv_width = q_dim + 2 * kv_dim, max_seq = model_.max_seq_len();
@@ -119,11 +126,18 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
   for (int64_t t = 0; t < n; ++t) {
     const float* k_new = qkv_.data + t * qkv_width + q_dim;
     const float* v_new = k_new + kv_dim;
-    float* keys = step_keys_[t] = cache.key_data(layer, slots[t]);
-    float* values = step_values_[t] = cache.value_data(layer, slots[t]);
+    W* keys = static_cast<W*>(step_keys_[t] = cache.key_data(layer, slots[t]));
+    W* values = static_cast<W*>(step_values_[t] = cache.value_data(layer, slots[t]));
     for (int64_t h = 0; h < n_kv; ++h) {  // slot layout [n_kv, max_seq, hd]
-      std::copy_n(k_new + h * hd, hd, keys + (h * max_seq + positions[t]) * hd);
-      std::copy_n(v_new + h * hd, hd, values + (h * max_seq + positions[t]) * hd);
+      W* k_at = keys + (h * max_seq + positions[t]) * hd;
+      W* v_at = values + (h * max_seq + positions[t]) * hd;
+      if constexpr (std::is_same_v<W, float>) {
+        std::copy_n(k_new + h * hd, hd, k_at);
+        std::copy_n(v_new + h * hd, hd, v_at);
+      } else {
+        for (int64_t i = 0; i < hd; ++i) k_at[i] = float_to_bf16(k_new[h * hd + i]);
+        for (int64_t i = 0; i < hd; ++i) v_at[i] = float_to_bf16(v_new[h * hd + i]);
+      }
     }
     longest = std::max(longest, positions[t] + 1);
   }
@@ -136,8 +150,8 @@ void FusedDecodeStep::attention(int64_t layer, const int32_t* slots, const int64
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t = task / n_head, h = task % n_head;  // causal: keys 0..positions[t]
       const int64_t kv_offset = (h / group) * max_seq * hd;  // query head h reads KV head h / group
-      attend(q_all + t * qkv_width + h * hd, step_keys_[t] + kv_offset, step_values_[t] + kv_offset, hd, positions[t],
-             scale, out + t * q_dim + h * hd);
+      attend(q_all + t * qkv_width + h * hd, static_cast<const W*>(step_keys_[t]) + kv_offset,
+             static_cast<const W*>(step_values_[t]) + kv_offset, hd, positions[t], scale, out + t * q_dim + h * hd);
     }
   });
 }

@@ -37,6 +37,8 @@ class FusedDecodeStep {
 
  private:
   void attention(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);
+  template <class W>  // the cache's element: float, or uint16_t for bf16
+  void attention_over(int64_t layer, const int32_t* slots, const int64_t* positions, int64_t n);
   void all_reduce_rows(int64_t n);  // sums proj_'s first n rows over the TP ranks
 
   // An fp32 tensor and its storage, taken once: data_ptr() checks type and storage on every call,
@@ -56,7 +58,7 @@ class FusedDecodeStep {
   std::vector<Buffer> attention_norms_, ffn_norms_;  // fp32 copies (weights may be bf16)
   Buffer final_norm_;
   // Token t's cache rows in the layer being run (slot base pointers, [max_tokens] each).
-  std::vector<float*> step_keys_, step_values_;
+  std::vector<void*> step_keys_, step_values_;  // each token's slot in the layer's cache
   ThreadTeam team_;
 };
 

@@ -1,7 +1,7 @@
-// Static KV cache: per layer [slots, n_kv_heads, max_seq_len, head_dim], allocated once. Each
-// slot holds one sequence of the session's batch. New keys/values are written in place at their
-// positions; attention reads the prefix [0, context_len). Positions past the current one may hold
-// stale data but are never read.
+// Static KV cache, in the model's dtype: per layer [slots, n_kv_heads, max_seq_len, head_dim],
+// allocated once. Each slot holds one sequence of the session's batch. New keys/values are written
+// in place at their positions; attention reads the prefix [0, context_len). Positions past the
+// current one may hold stale data but are never read.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -48,14 +48,23 @@ class KVCache {
   at::Tensor values(int64_t layer, int64_t slot, int64_t context_len) const {
     return values_[layer].narrow(0, slot, 1).narrow(2, 0, context_len);
   }
-  // Raw fp32 storage of one slot of one layer, [n_kv_heads, max_seq_len, head_dim], for the fused step.
-  float* key_data(int64_t layer, int64_t slot) { return keys_[layer].data_ptr<float>() + slot * slot_stride(); }
-  float* value_data(int64_t layer, int64_t slot) { return values_[layer].data_ptr<float>() + slot * slot_stride(); }
+  // Raw storage of one slot of one layer, [n_kv_heads, max_seq_len, head_dim] elements of dtype()
+  // (fp32, or bf16 bits), for the fused step.
+  void* key_data(int64_t layer, int64_t slot) { return slot_data(keys_[layer], slot); }
+  void* value_data(int64_t layer, int64_t slot) { return slot_data(values_[layer], slot); }
   int64_t max_seq_len() const { return keys_.empty() ? 0 : keys_[0].size(2); }
   at::ScalarType dtype() const { return keys_[0].scalar_type(); }
+  int64_t bytes() const {
+    int64_t n = 0;
+    for (size_t i = 0; i < keys_.size(); ++i) n += int64_t(keys_[i].nbytes() + values_[i].nbytes());
+    return n;
+  }
 
  private:
   int64_t slot_stride() const { return keys_[0].size(1) * keys_[0].size(2) * keys_[0].size(3); }
+  void* slot_data(const at::Tensor& t, int64_t slot) const {
+    return static_cast<char*>(t.data_ptr()) + slot * slot_stride() * int64_t(t.element_size());
+  }
   std::vector<at::Tensor> keys_, values_;
 };
 

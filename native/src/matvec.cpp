@@ -265,6 +265,11 @@ void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t 
   GPTFAST_ON_ISA(kernel, attend(q, k, v, hd, last, scale, out))
 }
 
+void attend(const float* q, const uint16_t* k, const uint16_t* v, int64_t hd, int64_t last, float scale, float* out) {
+  const MatvecKernel kernel = best_kernel();
+  GPTFAST_ON_ISA(kernel, attend(q, k, v, hd, last, scale, out))
+}
+
 float sum_floats(const float* p, int64_t n) {
   const MatvecKernel kernel = best_kernel();
   GPTFAST_ON_ISA(kernel, sum_floats(p, n))

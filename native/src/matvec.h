@@ -89,6 +89,8 @@ void matmul_rows(MatvecKernel kernel, const Int4Rows& w, const float* x, float* 
 void exp_shifted(float* v, int64_t n, float shift);
 // out[hd] = softmax over keys 0..last of (q . k[j]) * scale, weighting v[j] (k, v: rows of hd);
 void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out);
+// the same over a bf16 cache (k, v: bf16 bits), each key and value widened to fp32 as it is read;
+void attend(const float* q, const uint16_t* k, const uint16_t* v, int64_t hd, int64_t last, float scale, float* out);
 // and the sum of n floats with independent accumulators (memory-bound: the read-bandwidth probe).
 float sum_floats(const float* p, int64_t n);
 
@@ -97,6 +99,15 @@ inline float bf16_to_float(uint16_t bits) {
   float f;
   __builtin_memcpy(&f, &wide, sizeof(f));
   return f;
+}
+
+// fp32 -> bf16 bits, rounded to nearest even, NaN kept a (quiet) NaN: what at::BFloat16's
+// conversion gives, so keys the fused step stores equal those the ATen path stores.
+inline uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &f, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+  return uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
 }  // namespace gptfast

@@ -54,6 +54,8 @@ struct Int4Vectors {
   void single(const Int8Rows& w, const float* x, float* y, int64_t b, int64_t e, int64_t cols);             \
   void exp_shifted(float* v, int64_t n, float shift);                                                          \
   void attend(const float* q, const float* k, const float* v, int64_t hd, int64_t last, float scale, float* out); \
+  void attend(const float* q, const uint16_t* k, const uint16_t* v, int64_t hd, int64_t last, float scale,     \
+              float* out);                                                                                     \
   float sum_floats(const float* p, int64_t n);                                                                 \
   }
 

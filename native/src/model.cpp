@@ -537,6 +537,8 @@ std::string Model::describe() const {
   for (size_t r = 0; tp() > 1 && devices_[0].is_cuda() && r < devices_.size(); ++r) {
     on_gpus += (r == 0 ? " rank_devices=" : ",") + devices_[r].str();
   }
+  int64_t kv_bytes = 0;  // every rank's shard of the heads
+  for (const auto& r : ranks_) kv_bytes += r->transformer->cache().bytes();
   std::ostringstream out;
   out << "dim=" << s.dim << " n_layer=" << s.n_layer << " n_head=" << s.n_head << " n_local_heads=" << s.n_local_heads
       << " head_dim=" << s.head_dim << " intermediate_size=" << s.intermediate_size << " vocab_size=" << s.vocab_size
@@ -546,6 +548,7 @@ std::string Model::describe() const {
       << (rank0().quant_matmul().empty() ? "" : " quant_matmul=" + rank0().quant_matmul())
       << " tp=" << tp() << (cluster_ ? " nnodes=" + std::to_string(cluster_->spec().nnodes) : "")
       << " linear_weight_mib=" << std::fixed << std::setprecision(2) << double(weight_bytes()) / (1 << 20)
+      << " kv_cache_mib=" << double(kv_bytes) / (1 << 20)
       << " decode=" << (fused() ? "fused" : ranks_[0]->device ? "device:" + ranks_[0]->device->mode() : "aten");
   if (ranks_[0]->device) out << " sampling=" << ranks_[0]->device->sampling_mode();
   return out.str();

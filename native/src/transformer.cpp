@@ -56,10 +56,10 @@ Transformer::Transformer(const ModelSpec& spec, StateDict w, at::TensorOptions o
       spec_(shard_spec(spec, comm ? comm->size() : 1)),
       comm_(comm),
       options_(options),
-      // On CPU the cache is fp32 whatever the weights: the fused decode step reads it directly
-      // and keeps activations in fp32 (bf16 weights are widened on the fly).
-      cache_(spec.n_layer, slots, spec_.n_local_heads, max_seq_len, spec.head_dim,
-             options.device().is_cpu() ? options.dtype(at::kFloat) : options) {
+      // The cache holds keys and values in the model's dtype, as GPT-Fast's does: bf16 halves its
+      // memory and the bytes attention reads per token. (On the CPU the activations stay fp32:
+      // keys and values are rounded to bf16 as they are stored and widened as they are read.)
+      cache_(spec.n_layer, slots, spec_.n_local_heads, max_seq_len, spec.head_dim, options) {
 #if GPTFAST_WITH_CUDA
   if (options.device().is_cuda()) quant_matmul_ = quant_matmul_name(quant_matmul_from_env());
 #endif

@@ -73,6 +73,7 @@ class Transformer {
   int64_t weight_bytes() const;
   const at::Tensor& rope() const { return rope_; }
   KVCache& cache() { return cache_; }
+  const KVCache& cache() const { return cache_; }
   int64_t max_seq_len() const { return cache_.max_seq_len(); }
   at::TensorOptions options() const { return options_; }
 

@@ -5,6 +5,7 @@
 // of fp32 summation, (cols + 2) * 2^-24 * sum |w||x|: any correct fp32 accumulation meets it, a
 // dropped or doubled term, a wrong index or lower-precision arithmetic does not.
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -231,12 +232,15 @@ TEST(VectorLoops, ExpShiftedMatchesFloat64Exp) {
 // float64 softmax, for head sizes with and without the 8-key transposing path, with values
 // read 64 columns at a time (64, 128) or 8 (8, 72), and context lengths around the block edges,
 // with scores large enough that the running maximum changes between blocks (the rescale path).
+// Keys and values fp32, and bf16 (a bf16 model's cache: the reference reads the values c10's
+// conversion rounds them to).
 TEST(VectorLoops, AttendMatchesFloat64Softmax) {
   std::mt19937 rng(12);
   std::normal_distribution<float> g(0.0f, 1.0f);
-  for (int64_t hd : {8, 6, 64, 72, 128}) {
+  for (bool bf16 : {false, true}) for (int64_t hd : {8, 6, 64, 72, 128}) {
     for (int64_t last : {0, 6, 7, 8, 63, 64, 65, 130, 200}) {
       std::vector<float> q(hd), k((last + 1) * hd), v((last + 1) * hd), out(hd);
+      std::vector<uint16_t> kb(k.size()), vb(v.size());
       for (auto& e : q) e = g(rng);
       for (int64_t j = 0; j <= last; ++j) {
         const float grow = 0.02f * float(j);  // later keys score higher: the maximum moves
@@ -245,8 +249,18 @@ TEST(VectorLoops, AttendMatchesFloat64Softmax) {
           v[j * hd + i] = g(rng);
         }
       }
+      if (bf16) {
+        for (size_t e = 0; e < k.size(); ++e) {
+          const c10::BFloat16 kr(k[e]), vr(v[e]);
+          kb[e] = kr.x;
+          vb[e] = vr.x;
+          k[e] = float(kr);
+          v[e] = float(vr);
+        }
+      }
       const float scale = 1.0f / std::sqrt(float(hd));
-      gptfast::attend(q.data(), k.data(), v.data(), hd, last, scale, out.data());
+      if (bf16) gptfast::attend(q.data(), kb.data(), vb.data(), hd, last, scale, out.data());
+      else gptfast::attend(q.data(), k.data(), v.data(), hd, last, scale, out.data());
       std::vector<double> s(last + 1);
       double top = -1e300, total = 0;
       for (int64_t j = 0; j <= last; ++j) {
@@ -262,8 +276,24 @@ TEST(VectorLoops, AttendMatchesFloat64Softmax) {
           want += s[j] / total * v[j * hd + i];
           magnitude += s[j] / total * std::abs(v[j * hd + i]);
         }
-        EXPECT_NEAR(out[i], want, 1e-5 * (magnitude + 1e-3)) << "hd " << hd << " last " << last << " i " << i;
+        EXPECT_NEAR(out[i], want, 1e-5 * (magnitude + 1e-3))
+            << (bf16 ? "bf16" : "fp32") << " hd " << hd << " last " << last << " i " << i;
       }
     }
+  }
+}
+
+// The fused step's fp32 -> bf16 rounding of keys and values is c10's (what the ATen path stores):
+// ties to even, carries into the exponent, infinities, NaN.
+TEST(VectorLoops, FloatToBf16RoundsAsC10Does) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<uint32_t> cases = {0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu,
+                                 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0x00008000u, 0x00018000u};
+  for (int i = 0; i < 100000; ++i) cases.push_back(bits(rng));
+  for (uint32_t b : cases) {
+    float f;
+    std::memcpy(&f, &b, sizeof(f));
+    EXPECT_EQ(gptfast::float_to_bf16(f), c10::BFloat16(f).x) << std::hex << b;
   }
 }

@@ -127,6 +127,14 @@ class Float64ReferenceTest {
      * (x[i], x[i + head_dim/2]) instead of the adjacent pairs (x[2i], x[2i+1]) (deliberately wrong).
      */
     static double[][] forward(Llama2cWeights w, int[] ids, boolean ropeOnHalves) {
+        return forward(w, ids, ropeOnHalves, false);
+    }
+
+    /**
+     * The same; bf16Cache = true stores every key and value as a bf16 cache holds it: the
+     * float64 result rounded to fp32, then to bf16 (nearest even).
+     */
+    static double[][] forward(Llama2cWeights w, int[] ids, boolean ropeOnHalves, boolean bf16Cache) {
         int n = ids.length, dim = w.dim, hd = w.headDim, kvDim = w.kvDim, hidden = w.hiddenDim;
         int group = w.nHeads / w.nKvHeads;
         double[][][] keys = new double[w.nLayers][n][];
@@ -142,6 +150,12 @@ class Float64ReferenceTest {
                 double[] v = matVec(w.wv[l], h, kvDim, dim);
                 rope(q, pos, hd, ropeOnHalves);
                 rope(k, pos, hd, ropeOnHalves);
+                if (bf16Cache) {
+                    for (int i = 0; i < kvDim; i++) {
+                        k[i] = Llama2cWeights.roundToBf16((float) k[i]);
+                        v[i] = Llama2cWeights.roundToBf16((float) v[i]);
+                    }
+                }
                 keys[l][pos] = k;
                 values[l][pos] = v;
                 double[] att = new double[dim];

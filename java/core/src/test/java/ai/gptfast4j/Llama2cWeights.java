@@ -68,12 +68,14 @@ final class Llama2cWeights {
     /** The same checkpoint with every weight rounded to bfloat16 (round to nearest even), as fp32. */
     static Llama2cWeights readRoundedToBf16(Path file) throws IOException {
         ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
-        for (int at = 28; at + 4 <= b.capacity(); at += 4) {
-            int bits = Float.floatToRawIntBits(b.getFloat(at));
-            bits = (bits + 0x7FFF + ((bits >>> 16) & 1)) & 0xFFFF0000;
-            b.putFloat(at, Float.intBitsToFloat(bits));
-        }
+        for (int at = 28; at + 4 <= b.capacity(); at += 4) b.putFloat(at, roundToBf16(b.getFloat(at)));
         return new Llama2cWeights(b.rewind());
+    }
+
+    /** f rounded to bfloat16 (round to nearest even; finite inputs), as a float. */
+    static float roundToBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        return Float.intBitsToFloat((bits + 0x7FFF + ((bits >>> 16) & 1)) & 0xFFFF0000);
     }
 
     private float[][] perLayer(FloatBuffer f, int n) {
