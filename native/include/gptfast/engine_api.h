@@ -151,8 +151,9 @@ class Session {
  public:
   // format: "pth" (GPT-Fast torch.save state dict), "safetensors" (a file or an index.json),
   // "llama2c" (llama2.c .bin, legacy or v1), "random" (seeded random weights, for benchmarks;
-  // checkpoint_path is then the seed). dtype: "fp32" or "bf16". device: "cpu", "cuda[:N]"
-  // with a CUDA libtorch, or "auto" (CUDA where usable, else the CPU, said on stderr).
+  // checkpoint_path is then the seed). dtype: "fp32" or "bf16", of the weights and the KV cache
+  // (arithmetic on the CPU is fp32 either way). device: "cpu", "cuda[:N]" with a CUDA libtorch,
+  // or "auto" (CUDA where usable, else the CPU, said on stderr).
   // threads: 0 = default_threads(). max_seq_len: KV cache length per slot, 0 means the model's
   // block_size. slots: sequences decoded together, 1..256.
   // prefill_chunk: most prompt tokens a slot feeds per step (0 = the whole prompt at once), so a

@@ -13,7 +13,7 @@ import java.nio.file.Path;
  * @param tokenizer a tokenizer file or directory (see {@link Tokenizers}); null means tokenizer.model,
  *                  else tokenizer.json, beside the checkpoint
  * @param config explicit config file; null means resolve (see {@link ConfigResolver})
- * @param dtype "fp32" or "bf16"
+ * @param dtype "fp32" or "bf16": the weights' and the KV cache's (CPU arithmetic stays fp32)
  * @param device "cpu", "cuda[:N]" with a CUDA build, or "auto" (CUDA where usable, else the CPU, said on stderr)
  * @param threads intra-op threads; 0 = the native measured default (engine_api.h default_threads: every core unless they read memory slower than one); at most 4 per core (checked natively)
  * @param maxSeqLen KV cache length per sequence; 0 means the model's block_size

@@ -42,7 +42,7 @@ final class ModelOptionsMixin {
             + "GPT-Fast's name table, or the llama2.c header)")
     Path config;
 
-    @Option(names = "--dtype", defaultValue = Defaults.DTYPE, description = "fp32 or bf16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", defaultValue = Defaults.DTYPE, description = "fp32 or bf16, for the weights and the KV cache (default: ${DEFAULT-VALUE})")
     String dtype;
 
     @Option(names = "--device", defaultValue = Defaults.DEVICE, description = "cpu (default), cuda[:N] with a CUDA build, or auto (CUDA where usable, else the CPU, said on stderr)")
