@@ -91,7 +91,7 @@ final class BenchCommand implements Callable<Integer> {
      * without --tp). overhead: the fraction of decode time outside the model's forward passes.
      */
     /**
-     * Medians over the timed runs. bandwidth: each run's read bandwidth, the higher of the probes
+     * Medians over the timed runs. bandwidth: each run's read bandwidth, the mean of the probes
      * taken just before and just after it ({@link Probes}); fraction: each run's decode rate over
      * its own memory roofline. runDecode/runBandwidth: the per-run values these come from.
      */
@@ -103,7 +103,9 @@ final class BenchCommand implements Callable<Integer> {
      * Read-bandwidth probes between timed runs, so that each run is set against the limit of its
      * own minutes: on a virtual machine the bandwidth drifts by a third within minutes, and one
      * probe for a whole benchmark made a run in a slow spell read as a low fraction of the limit.
-     * A probe is only ever slowed by other work, so a run takes the higher of its two.
+     * A probe lasts a fraction of a second and the bandwidth swings both ways between seconds (25 to
+     * 39 GB/s between consecutive probes while the runs between them held steady), so a run takes
+     * the mean of its two: the higher one made a momentary peak the limit of two runs.
      */
     private static final class Probes {
         private final int threads;
@@ -117,7 +119,7 @@ final class BenchCommand implements Callable<Integer> {
         /** Call after each timed run: the bandwidth to set that run against. */
         double afterRun() {
             double next = probe(threads);
-            double paired = Math.max(last, next);
+            double paired = (last + next) / 2;
             last = next;
             return paired;
         }
@@ -182,7 +184,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!json) {
             System.out.printf("(medians of %d runs after %d warm-up; temperature %s; %s, %d cores visible; memory roofline"
                     + " = read bandwidth / bytes of Linear weights per token, the bandwidth probed before and after each"
-                    + " run (the higher; median shown) and each run set against its own; overhead = decode time"
+                    + " run (their mean; median shown) and each run set against its own; overhead = decode time"
                     + " outside the model's forward passes (sampling, JNI, Java, listener: %s)%s)%n", runs, warmup,
                     temperature, CpuInfo.name(), Runtime.getRuntime().availableProcessors(), listener,
                     speculative ? "; draft: " + draftLabel() : "");
