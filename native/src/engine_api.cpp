@@ -14,24 +14,13 @@
 
 namespace gptfast {
 
-namespace {
-
-// libtorch's intra-op thread count is process-wide; set it under a lock.
-void set_threads(int threads) {
-  static std::mutex mutex;
-  std::lock_guard<std::mutex> lock(mutex);
-  at::set_num_threads(threads);
-}
-
-}  // namespace
-
 Session::Session(const std::string& checkpoint_path, const std::string& format, const ModelSpec& model,
                  const std::string& dtype, const std::string& device, int threads, int max_seq_len, int slots,
                  int prefill_chunk, const std::string& quantize, int tp) {
   guarded("loading model", [&] {
     check_options(dtype, device, threads, max_seq_len, slots, prefill_chunk, 1, quantize, tp);
     if (threads == 0) threads = measured_default_threads();
-    set_threads(threads);
+    set_intra_op_threads(threads);  // process-wide: the last session created sets it
     RuntimeSpec runtime{dtype, device, threads, max_seq_len, quantize};
     runtime.tp = tp;
     state_ = std::make_unique<SessionState>(checkpoint_path, format, model, runtime, slots, prefill_chunk);

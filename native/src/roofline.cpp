@@ -25,14 +25,15 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Sets the intra-op thread count for a scope and restores the previous one.
+// Sets the intra-op thread count (libtorch's and OpenBLAS's: at::mm runs on OpenBLAS's) for a
+// scope and restores the previous one.
 class ThreadScope {
  public:
   explicit ThreadScope(int threads) : previous_(at::get_num_threads()) {
     if (threads < 1) throw std::runtime_error("threads must be at least 1, got " + std::to_string(threads));
-    at::set_num_threads(threads);
+    set_intra_op_threads(threads);
   }
-  ~ThreadScope() { at::set_num_threads(previous_); }
+  ~ThreadScope() { set_intra_op_threads(previous_); }
   ThreadScope(const ThreadScope&) = delete;
   ThreadScope& operator=(const ThreadScope&) = delete;
 

@@ -1,5 +1,7 @@
 #include "thread_team.h"
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <immintrin.h>
 #include <sched.h>
 
@@ -43,6 +45,26 @@ double ReadProbe::rate(ThreadTeam& team, int passes) const {
   volatile float keep = sink[0];  // the sums must not be optimized away
   (void)keep;
   return best;
+}
+
+namespace {
+// OpenBLAS's own setters, looked up in the process (no link-time dependency on OpenBLAS).
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+SetThreads openblas_set() { static const auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); return f; }
+GetThreads openblas_get() { static const auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); return f; }
+}  // namespace
+
+void set_intra_op_threads(int threads) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  at::set_num_threads(threads);
+  if (const SetThreads set = openblas_set()) set(threads);
+}
+
+int blas_threads() {
+  const GetThreads get = openblas_get();
+  return get ? get() : -1;
 }
 
 int measured_default_threads() {

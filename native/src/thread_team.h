@@ -102,4 +102,12 @@ class ReadProbe {
 // as far as they read faster; prefill is compute-bound and gains from every core.
 int measured_default_threads();
 
+// Sets libtorch's intra-op thread count, process-wide, under a lock, and the OpenBLAS thread count
+// to match: the OpenBLAS bundled with the libtorch runtime keeps its own pool (every core), which
+// at::set_num_threads leaves alone, so an fp32 GEMM (a long prefill chunk, the bench's FLOP probe)
+// ran on every core whatever --threads said. With another BLAS, only libtorch's count is set.
+void set_intra_op_threads(int threads);
+// OpenBLAS's thread count, or -1 where the loaded BLAS is not OpenBLAS.
+int blas_threads();
+
 }  // namespace gptfast

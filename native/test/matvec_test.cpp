@@ -5,6 +5,7 @@
 // of fp32 summation, (cols + 2) * 2^-24 * sum |w||x|: any correct fp32 accumulation meets it, a
 // dropped or doubled term, a wrong index or lower-precision arithmetic does not.
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <c10/util/BFloat16.h>
 #include <gtest/gtest.h>
 
@@ -17,8 +18,11 @@
 #include <vector>
 
 #include "gptfast/bench_api.h"
+#include "gptfast/engine_api.h"
 #include "kernel_test_support.h"
 #include "matvec.h"
+#include "test_models.h"
+#include "thread_team.h"
 
 namespace {
 
@@ -146,6 +150,20 @@ TEST(BenchApi, MachineLimitsArePositiveAndRestoreThreads) {
   EXPECT_GT(gptfast::measure_read_bandwidth(1), 1e8);
   EXPECT_EQ(at::get_num_threads(), before);
   EXPECT_THROW(gptfast::measure_read_bandwidth(0), std::runtime_error);
+}
+
+// A session's thread count reaches OpenBLAS too (at::mm's fp32 GEMMs run there): at::set_num_threads
+// alone left OpenBLAS's pool on every core, so --threads 1 prefilled long fp32 prompts on all of them.
+TEST(IntraOpThreads, ASessionSetsOpenBlasThreadsToo) {
+  const auto openblas_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (openblas_threads == nullptr) GTEST_SKIP() << "the loaded BLAS is not OpenBLAS";
+  const int before = at::get_num_threads();
+  for (int threads : {1, 2}) {
+    gptfast::Session session("5", "random", gptfast::test::small_llama(), "fp32", "cpu", threads, 0, 1, 0, "", 1);
+    EXPECT_EQ(at::get_num_threads(), threads);
+    EXPECT_EQ(openblas_threads(), threads);
+  }
+  gptfast::set_intra_op_threads(before);
 }
 
 TEST(BenchApi, MatmulRowsFlops) {

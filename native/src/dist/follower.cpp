@@ -9,6 +9,8 @@
 #include <memory>
 #include <vector>
 
+#include "thread_team.h"
+
 namespace gptfast {
 
 namespace {
@@ -114,7 +116,7 @@ void follow(const ClusterSpec& spec) {
       runtime.tp_timeout = std::chrono::milliseconds(request.at("tp_timeout_ms").get<int64_t>());
       try {
         // Intra-op threads are process-wide; node 0 chose them for its model, so this node follows.
-        if (runtime.threads > 0) at::set_num_threads(runtime.threads);
+        if (runtime.threads > 0) set_intra_op_threads(runtime.threads);
         models[id].model = std::make_unique<Model>(request.at("path"), request.at("format"), spec_of(request.at("spec")),
                                                    runtime, request.at("slots"), id);
       } catch (const std::exception& e) {
