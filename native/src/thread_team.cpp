@@ -48,11 +48,30 @@ double ReadProbe::rate(ThreadTeam& team, int passes) const {
 }
 
 namespace {
-// OpenBLAS's own setters, looked up in the process (no link-time dependency on OpenBLAS).
+// OpenBLAS's own setters, looked up in the process (no link-time dependency on OpenBLAS): in the
+// global scope, else in an already loaded libopenblas (a JVM loads libtorch and its dependencies
+// without RTLD_GLOBAL).
+void* openblas_symbol(const char* name) {
+  if (void* f = dlsym(RTLD_DEFAULT, name)) return f;
+  for (const char* library : {"libopenblas.so.0", "libopenblas.so"}) {
+    if (void* handle = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) {
+      void* f = dlsym(handle, name);
+      dlclose(handle);  // NOLOAD took a reference; the library stays loaded by its users
+      if (f) return f;
+    }
+  }
+  return nullptr;
+}
 using SetThreads = void (*)(int);
 using GetThreads = int (*)();
-SetThreads openblas_set() { static const auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); return f; }
-GetThreads openblas_get() { static const auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); return f; }
+SetThreads openblas_set() {
+  static const auto f = reinterpret_cast<SetThreads>(openblas_symbol("openblas_set_num_threads"));
+  return f;
+}
+GetThreads openblas_get() {
+  static const auto f = reinterpret_cast<GetThreads>(openblas_symbol("openblas_get_num_threads"));
+  return f;
+}
 }  // namespace
 
 void set_intra_op_threads(int threads) {

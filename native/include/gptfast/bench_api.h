@@ -26,6 +26,10 @@ MachineLimits measure_machine_limits(int threads);
 // fraction of the limit reached. Throws std::runtime_error for threads < 1.
 double measure_read_bandwidth(int threads);
 
+// The thread count of the OpenBLAS that libtorch's CPU GEMMs run on (a session sets it to its own
+// thread count, process-wide), or -1 where the loaded BLAS is not OpenBLAS.
+int blas_thread_count();
+
 // FLOP rate (2 * n_vectors * rows * cols per call, median of several calls) of the engine's own
 // weights x vectors kernel (matmul_rows) on random fp32 data with `threads` threads, to compare it
 // with at::mm and the machine limits. Throws std::runtime_error on invalid sizes.

@@ -187,6 +187,10 @@ public final class GptFastNative {
     @Name("gptfast::measure_read_bandwidth")
     public static native double measureReadBandwidth(int threads);
 
+    /** The OpenBLAS thread count libtorch's CPU GEMMs run with (a session sets it), or -1 without OpenBLAS. */
+    @Name("gptfast::blas_thread_count")
+    public static native int blasThreadCount();
+
     /** Bytes of checkpoint read by loads on the watching thread (see engine_api.h). */
     @Namespace("gptfast")
     public static class LoadProgress extends Pointer {
