@@ -2,10 +2,6 @@
 // one-line messages.
 #include "gptfast/engine_api.h"
 
-#include <ATen/Parallel.h>
-
-#include <mutex>
-
 #include "dist/cluster.h"
 #include "dist/follower.h"
 #include "guarded.h"

@@ -66,8 +66,6 @@ double measure_read_bandwidth(int threads) {
   return ReadProbe(int64_t(512) << 20).rate(team, 4);
 }
 
-int blas_thread_count() { return blas_threads(); }
-
 MachineLimits measure_machine_limits(int threads) {
   MachineLimits limits;
   limits.threads = threads;

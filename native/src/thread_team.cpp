@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 
+#include "gptfast/bench_api.h"
 #include "matvec.h"
 
 namespace gptfast {
@@ -81,7 +82,7 @@ void set_intra_op_threads(int threads) {
   if (const SetThreads set = openblas_set()) set(threads);
 }
 
-int blas_threads() {
+int blas_thread_count() {
   const GetThreads get = openblas_get();
   return get ? get() : -1;
 }

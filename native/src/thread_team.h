@@ -106,8 +106,7 @@ int measured_default_threads();
 // to match: the OpenBLAS bundled with the libtorch runtime keeps its own pool (every core), which
 // at::set_num_threads leaves alone, so an fp32 GEMM (a long prefill chunk, the bench's FLOP probe)
 // ran on every core whatever --threads said. With another BLAS, only libtorch's count is set.
+// (bench_api.h's blas_thread_count reads OpenBLAS's count back.)
 void set_intra_op_threads(int threads);
-// OpenBLAS's thread count, or -1 where the loaded BLAS is not OpenBLAS.
-int blas_threads();
 
 }  // namespace gptfast

@@ -1,6 +1,5 @@
 #include "dist/follower.h"
 
-#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 

@@ -87,13 +87,11 @@ final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     /**
-     * allReduces/allReduceMicros: per generated token over the measured runs (prefill included; 0
-     * without --tp). overhead: the fraction of decode time outside the model's forward passes.
-     */
-    /**
-     * Medians over the timed runs. bandwidth: each run's read bandwidth, the mean of the probes
-     * taken just before and just after it ({@link Probes}); fraction: each run's decode rate over
-     * its own memory roofline. runDecode/runBandwidth: the per-run values these come from.
+     * Medians over the timed runs. allReduces/allReduceMicros: per generated token over the
+     * measured runs (prefill included; 0 without --tp). overhead: the fraction of decode time
+     * outside the model's forward passes. bandwidth: each run's read bandwidth, the mean of the
+     * probes taken just before and just after it ({@link Probes}); fraction: each run's decode rate
+     * over its own memory roofline. runDecode/runBandwidth: the per-run values these come from.
      */
     private record Medians(double prefill, double ttft, double decode, double acceptance, double perVerify,
                            double allReduces, double allReduceMicros, double overhead, double bandwidth,
@@ -247,14 +245,14 @@ final class BenchCommand implements Callable<Integer> {
                             int i = run - warmup;
                             rates[i] = decoded / seconds;
                             bandwidths[i] = probes.afterRun();
-                            fractions[i] = rates[i] / (bandwidths[i] / weightBytes * b);
+                            fractions[i] = rates[i] / memoryRoof(bandwidths[i], weightBytes, b);
                         }
                     }
                 }
                 double med = median(rates), bandwidth = median(bandwidths);
                 long matmulWeights = c.parameterCount() - (long) c.vocabSize() * c.dim();  // embeddings are a lookup
                 double flopRoof = flops / (2.0 * matmulWeights);
-                double memoryRoof = bandwidth / weightBytes * b;
+                double memoryRoof = memoryRoof(bandwidth, weightBytes, b);
                 if (json) {
                     jsonRow(c, t, b, promptLength, 0, Double.NaN, med, weightBytes, bandwidth, median(fractions), flops,
                             null, rates, bandwidths);
@@ -269,6 +267,11 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf("(continuous-batching decode after prefill, medians of %d runs; rooflines from at::mm and "
                     + "read bandwidth measured in this run, the bandwidth probed around each run as above; %s)%n", runs, CpuInfo.name());
         }
+    }
+
+    /** Tokens per second the memory allows: every weight byte read once per step, for all `batch` sequences. */
+    private static double memoryRoof(double bandwidth, long weightBytes, int batch) {
+        return bandwidth / weightBytes * batch;
     }
 
     /** One configuration as one line of JSON (--json). */
@@ -291,7 +294,7 @@ final class BenchCommand implements Callable<Integer> {
         o.put("decode_tokens_per_second", decode);
         o.put("weight_bytes", weightBytes);
         o.put("bandwidth_bytes_per_second", bandwidth);
-        o.put("roofline_tokens_per_second", bandwidth / weightBytes * batch);
+        o.put("roofline_tokens_per_second", memoryRoof(bandwidth, weightBytes, batch));
         o.put("roofline_fraction", fraction);
         if (!Double.isNaN(flops)) o.put("matmul_flops_per_second", flops);
         if (m != null) {
@@ -349,7 +352,7 @@ final class BenchCommand implements Callable<Integer> {
 
     /** One single-sequence row (plain, or speculative with k > 0). */
     private void row(ModelConfig config, int t, int promptLength, int k, Medians m, double speedup, long weightBytes) {
-        double roof = m.bandwidth / weightBytes;
+        double roof = memoryRoof(m.bandwidth, weightBytes, 1);
         if (json) {
             jsonRow(config, t, 1, promptLength, k, m.prefill, m.decode, weightBytes, m.bandwidth, m.fraction,
                     Double.NaN, m, m.runDecode, m.runBandwidth);
@@ -395,7 +398,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         double[] runDecode = stats.stream().mapToDouble(GenerationStats::decodeTokensPerSecond).toArray();
         double[] fractions = new double[runs];
-        for (int i = 0; i < runs; i++) fractions[i] = runDecode[i] * engine.weightBytes() / runBandwidth[i];
+        for (int i = 0; i < runs; i++) fractions[i] = runDecode[i] / memoryRoof(runBandwidth[i], engine.weightBytes(), 1);
         return new Medians(median(stats, GenerationStats::prefillTokensPerSecond),
                 median(stats, GenerationStats::timeToFirstTokenMillis), median(runDecode),
                 median(stats, GenerationStats::acceptanceRate), median(stats, GenerationStats::tokensPerVerify),
