@@ -5,6 +5,7 @@
 // (over 256 MB in all), so the weights come from memory, not from cache, as in a real decode step.
 // Prints GFLOP/s and the weight bytes streamed per second, after the machine limits (bench_api.h).
 //   gptfast_matvec_bench [fp32|bf16|int8|int4[:G]] [vector counts, e.g. 1,2 (default 1,2,4,8,16,64)]
+// GPTFAST_BENCH_MIB=N streams N MiB per pass instead of 256 (1: each matrix once, from cache).
 // GPTFAST_INT4_LANES=converted|subnormal picks how the int4 decode kernel reads nibbles (matvec.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -19,6 +20,7 @@
 
 #include "gptfast/bench_api.h"
 #include "linear_weight.h"
+#include "mapped_file.h"
 #include "matvec.h"
 
 namespace {
@@ -65,6 +67,9 @@ int main(int argc, char** argv) {
                 limits.read_bytes_per_second / 1e9, limits.matmul_flops_per_second / 1e9);
   }
   at::set_num_threads(1);
+  // GPTFAST_BENCH_MIB=1: one copy of each matrix, read from cache (the kernel's compute rate).
+  const char* mib = std::getenv("GPTFAST_BENCH_MIB");
+  const int64_t stream_mib = mib ? std::max(1, std::atoi(mib)) : 256;
   const std::pair<int64_t, int64_t> shapes[] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
   std::vector<std::vector<gptfast::LinearWeight>> weights;
   for (auto [rows, cols] : shapes) {
@@ -77,11 +82,12 @@ int main(int argc, char** argv) {
       w.out = rows;
       w.in = cols;
     }
-    const int64_t copies = std::max<int64_t>(1, (int64_t(256) << 20) / w.bytes());
+    const int64_t copies = std::max<int64_t>(1, (stream_mib << 20) / w.bytes());
     std::vector<gptfast::LinearWeight> set;
     for (int64_t c = 0; c < copies; ++c) {
       gptfast::LinearWeight copy = w;
-      copy.weight = w.weight.clone();
+      // in 2 MiB pages where the kernel gives them, as the engine's weights are (mapped_file.h)
+      copy.weight = gptfast::new_weights(w.weight.sizes(), w.weight.options(), true).copy_(w.weight);
       if (w.scales.defined()) copy.scales = w.scales.clone();
       set.push_back(copy);
     }
@@ -98,7 +104,7 @@ int main(int argc, char** argv) {
     std::printf("n=%2d", n);
     for (const auto& set : weights) {
       double best = 1e30;
-      for (int rep = 0; rep < 5; ++rep) {
+      for (int rep = 0; rep < (stream_mib < 64 ? 500 : 5); ++rep) {
         const double start = cpu_seconds();
         for (const auto& w : set) run(w, x.data_ptr<float>(), y.data_ptr<float>(), n);
         best = std::min(best, cpu_seconds() - start);
