@@ -197,9 +197,9 @@ TEST(MatmulRows, RangesAtRowBlocksMatchTheWholeProductExactly) {
 }
 
 // From two vectors on, a vector's result does not depend on how many others share the call: the
-// blocked kernel sums each (row, vector) in the same order whatever the vector block, and bf16's
-// widened tiles (more vectors than one block) multiply the same products in the same order. So a
-// batch or a prompt chunk gives each sequence the bits it would get in a call of two.
+// blocked kernel sums each (row, vector) in the same order whatever the vector block (bf16 and
+// int8 widen each weight the same way in every block). So a batch or a prompt chunk gives each
+// sequence the bits it would get in a call of two.
 TEST(MatmulRows, EachVectorsResultIsTheSameWhateverTheVectorCount) {
   std::mt19937 rng(11);
   for (auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{67, 257, 13}, {40, 2100, 8}, {16, 64, 33}}) {
