@@ -79,7 +79,7 @@ final class DoctorCommand implements Callable<Integer> {
             out.println("cpu: /proc/cpuinfo unreadable (" + e.getMessage() + ")");
             return;
         }
-        out.println("cpu: " + (cpu.model() == null ? "unknown" : cpu.model()));
+        out.println("cpu: " + cpu.label());
         StringBuilder features = new StringBuilder();
         for (String f : CPU_FLAGS) features.append(' ').append(f).append(cpu.flags().contains(f) ? "+" : "-");
         out.println("cpu features:" + features);
