@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include "matvec_kernels.h"
+#include "matvec_vnni.h"
 
 #include <algorithm>
 #include <atomic>
@@ -27,12 +28,15 @@ bool cpu_has(MatvecKernel kernel) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MatvecKernel::avx512_vnni:
+      return cpu_has(MatvecKernel::avx512) && __builtin_cpu_supports("avx512vnni");
   }
   return false;
 }
 
 MatvecKernel best_kernel() {
-  static const MatvecKernel best = cpu_has(MatvecKernel::avx512) ? MatvecKernel::avx512
+  static const MatvecKernel best = cpu_has(MatvecKernel::avx512_vnni) ? MatvecKernel::avx512_vnni
+                                   : cpu_has(MatvecKernel::avx512)    ? MatvecKernel::avx512
                                    : cpu_has(MatvecKernel::avx2) ? MatvecKernel::avx2
                                                                  : MatvecKernel::baseline;
   return best;
@@ -58,7 +62,8 @@ bool int4_subnormal_lanes() {
 // Calls `call` in the namespace of `kernel`'s build (matvec_kernels.h); kernel is resolved (not automatic).
 #define GPTFAST_ON_ISA(kernel, call)                                      \
   switch (kernel) {                                                       \
-    case MatvecKernel::avx512: return kernels_avx512::call;               \
+    case MatvecKernel::avx512:                                            \
+    case MatvecKernel::avx512_vnni: return kernels_avx512::call;          \
     case MatvecKernel::avx2: return kernels_avx2::call;                   \
     case MatvecKernel::avx512_shape_on_avx2: return kernels_avx512_shape::call; \
     default: return kernels_baseline::call;                               \
@@ -176,6 +181,14 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
           n_vectors);
   } else if constexpr (!dense) {
     if (n_vectors == 1) {  // int8, one vector: a row at a time, like dense weights
+      if (kernel == MatvecKernel::avx512_vnni && vnni::worth_it(rows, cols)) {
+        // x in fixed-point digits (matvec_vnni.h), in a buffer of the calling thread that only grows
+        thread_local std::vector<int8_t> buffer;
+        const int64_t ld = (cols + 63) / 64 * 64;
+        if (buffer.size() < size_t(vnni::kDigits * ld)) buffer.resize(size_t(vnni::kDigits * ld));
+        vnni::Int8Digits digits;
+        if (vnni::to_digits(x, cols, buffer.data(), ld, digits)) return vnni::single(w, digits, y, begin, end, cols);
+      }
       GPTFAST_ON_ISA(kernel, single(w, x, y, begin, end, cols))
     }
     multi(kernel, w, x, y, begin, end, rows, cols, n_vectors);
@@ -306,6 +319,7 @@ void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, 
 
 const char* automatic_kernel_name() {
   switch (best_kernel()) {
+    case MatvecKernel::avx512_vnni: return "avx512 (int8: vnni)";
     case MatvecKernel::avx512: return "avx512";
     case MatvecKernel::avx2: return "avx2";
     default: return "baseline";

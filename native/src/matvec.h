@@ -65,6 +65,7 @@ enum class MatvecKernel {
   avx2,                  // AVX2 + FMA, 8 lanes
   avx512,                // AVX-512, 16 lanes
   avx512_shape_on_avx2,  // the AVX-512 instantiation (16 lanes, its blocking) compiled for AVX2
+  avx512_vnni,           // avx512, with int8 x one vector on VNNI (matvec_vnni.h)
 };
 bool matvec_kernel_supported(MatvecKernel kernel);
 // How the int4 decode kernel turns a nibble into a float: converted (one int -> float conversion
@@ -73,7 +74,7 @@ bool matvec_kernel_supported(MatvecKernel kernel);
 // process-wide, takes effect at the next call.
 enum class Int4Lanes { automatic, converted, subnormal };
 void set_int4_lanes(Int4Lanes mode);
-// The kernel `automatic` runs on this CPU, by name ("avx512", "avx2", "baseline").
+// The kernel `automatic` runs on this CPU, by name ("avx512 (int8: vnni)", "avx512", "avx2", "baseline").
 const char* automatic_kernel_name();
 void matmul_rows(MatvecKernel kernel, const float* w, const float* x, float* y, int64_t rows, int64_t cols,
                  int64_t n_vectors);

@@ -24,7 +24,7 @@ inline uint16_t to_bf16(float f) {  // round to nearest even
 inline std::vector<MatvecKernel> kernels() {
   std::vector<MatvecKernel> out;
   for (MatvecKernel k : {MatvecKernel::automatic, MatvecKernel::baseline, MatvecKernel::avx2,
-                         MatvecKernel::avx512_shape_on_avx2, MatvecKernel::avx512}) {
+                         MatvecKernel::avx512_shape_on_avx2, MatvecKernel::avx512, MatvecKernel::avx512_vnni}) {
     if (gptfast::matvec_kernel_supported(k)) out.push_back(k);
   }
   return out;
@@ -37,6 +37,7 @@ inline const char* name(MatvecKernel k) {
     case MatvecKernel::avx2: return "avx2";
     case MatvecKernel::avx512: return "avx512";
     case MatvecKernel::avx512_shape_on_avx2: return "avx512_shape_on_avx2";
+    case MatvecKernel::avx512_vnni: return "avx512_vnni";
   }
   return "?";
 }

@@ -152,6 +152,62 @@ TEST(QuantizedMatvec, Int8MatchesFloat64Reference) {
   EXPECT_EQ(bad, 0);
 }
 
+// The VNNI int8 kernel (matvec_vnni.h) against its own bound, far tighter than fp32 summation:
+// |y - ref| <= 2^-30 max |x| sum |q scale| (x's fixed point) + 2^-23 |ref| (the final rounding).
+// Shapes it takes (columns not a multiple of 64, rows not of 4) and ones it leaves to the fp32
+// kernel (rows too long for its int32 sums), x over 1e-30..1e30, x of tiny values only (past
+// fp32's exponent range for its scale: fp32 kernel), zeros, and an infinity or a NaN, which must
+// give non-finite outputs as the fp32 kernel does (not a rounded garbage integer).
+TEST(QuantizedMatvec, Int8VnniKernelIsWithinItsFixedPointBound) {
+  if (!gptfast::matvec_kernel_supported(MatvecKernel::avx512_vnni)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> exponent(-30.0f, 30.0f);
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 256}, {131, 1000}, {70, 4099}, {64, 40000}}) {
+    Int8Case c = int8_case(rows, cols, 1, rng);
+    const gptfast::Int8Rows w{c.q.data(), c.scales.data()};
+    for (const char* kind : {"normal", "wide", "tiny", "zero", "inf", "nan"}) {
+      const std::string what = std::string("vnni ") + kind + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      std::vector<float> x = c.x;
+      for (int64_t k = 0; k < cols; ++k) {
+        if (kind == std::string("wide")) x[size_t(k)] = (k % 3 ? 1.0f : -1.0f) * std::pow(10.0f, exponent(rng));
+        if (kind == std::string("tiny")) x[size_t(k)] = (k % 2 ? 3e-33f : -7e-34f) * float(1 + k % 5);
+        if (kind == std::string("zero")) x[size_t(k)] = 0.0f;
+      }
+      if (kind == std::string("inf")) x[size_t(cols / 2)] = INFINITY;
+      if (kind == std::string("nan")) x[size_t(cols / 3)] = NAN;
+      std::vector<float> y(size_t(rows), 0.5f);
+      gptfast::matmul_rows(MatvecKernel::avx512_vnni, w, x.data(), y.data(), rows, cols, 1);
+      double max_x = 0;
+      bool finite = true;
+      for (float v : x) {
+        max_x = std::fmax(max_x, std::fabs(double(v)));
+        finite = finite && std::isfinite(v);
+      }
+      int64_t bad = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0, mag = 0, qsum = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double wk = double(c.q[size_t(r * cols + k)]) * double(c.scales[size_t(r)]);
+          ref += wk * double(x[size_t(k)]);
+          mag += std::fabs(wk * double(x[size_t(k)]));
+          qsum += std::fabs(wk);
+        }
+        bool ok;
+        if (!finite) {
+          ok = !std::isfinite(y[size_t(r)]) || c.q[size_t(r * cols + (kind == std::string("inf") ? cols / 2 : cols / 3))] == 0;
+        } else {
+          const double err = std::fabs(double(y[size_t(r)]) - ref);
+          const double tight = std::ldexp(max_x, -30) * qsum + std::ldexp(std::fabs(ref), -23) + 1e-38;
+          // rows past the kernel's column limit take the fp32 kernel: its bound
+          ok = cols <= 32768 && kind != std::string("tiny") ? err <= tight : err <= 1e-5 * mag + 1e-30;
+        }
+        if (!ok && ++bad <= 3) ADD_FAILURE() << what << " row " << r << " = " << y[size_t(r)] << ", reference " << ref;
+      }
+      EXPECT_EQ(bad, 0) << what;
+    }
+  }
+}
+
 // Both ways of reading nibbles in the decode kernel, whatever this CPU would choose.
 struct Int4LanesScope {
   explicit Int4LanesScope(gptfast::Int4Lanes mode) { gptfast::set_int4_lanes(mode); }

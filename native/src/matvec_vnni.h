@@ -1,0 +1,46 @@
+// int8 weights x one fp32 vector on AVX-512 VNNI (vpdpbusd: bytes x bytes summed into int32),
+// without rounding the activations to int8. x is written in fixed point, fixed = x * 2^-exponent
+// rounded to an integer of kFixedBits bits (exponent set by max |x|), and fixed in kDigits signed
+// base-256 digits; sum q * fixed is then exact integer arithmetic, one vpdpbusd per digit per 64
+// weights, where widening each weight to fp32 took three ops per 8 (the int8 decode ceiling, ~25
+// GB/s a core on Zen 4). The one approximation is x's fixed point: each x off by at most
+// 2^(exponent - 1) <= 2^-kFixedBits max |x|, so |error| <= 2^-30 max |x| sum |q| |scale| plus
+// the final rounding to fp32: finer than fp32 accumulation (the kernel tests' 1e-5 bound).
+// Internal to matvec.cpp.
+#pragma once
+
+#include <cstdint>
+
+#include "matvec.h"
+
+namespace gptfast {
+namespace vnni {
+
+constexpr int kDigits = 4;
+constexpr int kFixedBits = 30;
+// Longest row: the int32 lane sums hold 255 * 128 * cols / 16 * 4 and a row's total
+// 255 * 128 * cols without overflow.
+constexpr int64_t kMaxCols = int64_t(1) << 15;
+
+// Whether a rows x cols matrix takes this kernel: short rows spend more on each row's final sum
+// and on x's digits than they save (stories260K's 64- and 172-column rows decoded 20 % slower).
+// Decided per matrix, not per range of rows, so a row's result does not depend on the split.
+inline bool worth_it(int64_t rows, int64_t cols) { return cols >= 256 && cols <= kMaxCols && rows >= 64; }
+
+struct Int8Digits {
+  const int8_t* digits;  // kDigits rows of ld bytes, least significant first; zero past cols
+  int64_t ld;            // cols rounded up to 64
+  int64_t digit_sums[kDigits];
+  int64_t offset;  // sum_k 256^k * 128 * digit_sums[k]: what the weights' + 128 adds to a row's sum
+  int exponent;  // x = fixed * 2^exponent
+  double unit;   // 2^exponent
+};
+
+// x [cols] -> digits (kDigits * ld bytes, ld >= cols, a multiple of 64). False when x holds an
+// infinity or NaN (the fp32 kernel then gives the IEEE result).
+bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Digits& out);
+// y[r] = scales[r] * sum_c q[r][c] x[c] for rows [begin, end); cols <= kMaxCols.
+void single(const Int8Rows& w, const Int8Digits& x, float* y, int64_t begin, int64_t end, int64_t cols);
+
+}  // namespace vnni
+}  // namespace gptfast
