@@ -170,6 +170,12 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
                      lane_unscale, subnormal};
 }
 
+// Whether one vector times quantized weights takes the VNNI kernels (matvec_vnni.h); decided per
+// matrix, so that a row's result does not depend on how the rows are split.
+bool vnni_single(MatvecKernel kernel, int64_t rows, int64_t cols, int64_t n_vectors) {
+  return n_vectors == 1 && kernel == MatvecKernel::avx512_vnni && vnni::worth_it(rows, cols);
+}
+
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
 // calling thread; kernel already resolved (not automatic). multi_path: the blocked kernel.
 template <class W>
@@ -177,11 +183,23 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
                 int64_t cols, int64_t n_vectors, int64_t begin, int64_t end) {
   constexpr bool dense = std::is_pointer_v<W>;
   if constexpr (std::is_same_v<W, Int4Rows>) {
+    if (vnni_single(kernel, rows, cols, n_vectors)) {
+      // x in fixed-point digits (matvec_vnni.h), in buffers of the calling thread that only grow
+      thread_local std::vector<int8_t> digits;
+      thread_local std::vector<float> group_x;
+      const int64_t ld = vnni::int4_digits_ld(cols, w.group);
+      if (digits.size() < size_t(2 * vnni::kDigits * ld)) digits.resize(size_t(2 * vnni::kDigits * ld));
+      if (group_x.size() < size_t(2 * ld / w.group)) group_x.resize(size_t(2 * ld / w.group));
+      vnni::Int4Digits view;
+      if (vnni::to_digits(x, cols, w.group, digits.data(), group_x.data(), view)) {
+        return vnni::single(w, view, y, begin, end, cols);
+      }
+    }
     multi(kernel, w, prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel)), y, begin, end, rows,
           n_vectors);
   } else if constexpr (!dense) {
     if (n_vectors == 1) {  // int8, one vector: a row at a time, like dense weights
-      if (kernel == MatvecKernel::avx512_vnni && vnni::worth_it(rows, cols)) {
+      if (vnni_single(kernel, rows, cols, n_vectors)) {
         // x in fixed-point digits (matvec_vnni.h), in a buffer of the calling thread that only grows
         thread_local std::vector<int8_t> buffer;
         const int64_t ld = (cols + 63) / 64 * 64;
@@ -225,17 +243,19 @@ void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t r
   const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
   const int64_t grain = matvec_grain_blocks(cols, n_vectors);
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel));  // once, shared
-    at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-      multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,
-            n_vectors);
-    });
-  } else {
-    at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
-      rows_range(kernel, multi_path, w, x, y, rows, cols, n_vectors, block_begin * kMatvecRowBlock,
-                 std::min(rows, block_end * kMatvecRowBlock));
-    });
+    if (!vnni_single(kernel, rows, cols, n_vectors)) {
+      const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel));  // once, shared
+      at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+        multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,
+              n_vectors);
+      });
+      return;
+    }
   }
+  at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
+    rows_range(kernel, multi_path, w, x, y, rows, cols, n_vectors, block_begin * kMatvecRowBlock,
+               std::min(rows, block_end * kMatvecRowBlock));
+  });
 }
 
 template <class W>

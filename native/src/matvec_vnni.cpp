@@ -2,6 +2,10 @@
 // only where the CPU has them). See matvec_vnni.h for the arithmetic.
 #include "matvec_vnni.h"
 
+// GCC 12's AVX-512 intrinsics (reductions, masked loads, casts) read _mm*_undefined_*() values,
+// which -W(maybe-)uninitialized reports at each inlined use (fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,7 +14,11 @@
 namespace gptfast {
 namespace vnni {
 
-bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Digits& out) {
+namespace {
+// The fixed point's exponent: max |x| < 2^(exponent + kFixedBits). False when x holds an
+// infinity or a NaN, or only values under ~1e-29 (2^-exponent past fp32's range); the fp32
+// kernels take those.
+bool fixed_exponent(const float* x, int64_t cols, int& exponent) {
   // max |x|, and x * 0 summed, which is NaN exactly when some x is an infinity or a NaN
   __m512 max = _mm512_setzero_ps(), poison = _mm512_setzero_ps();
   for (int64_t c = 0; c < cols; c += 16) {
@@ -19,36 +27,73 @@ bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Dig
     poison = _mm512_fmadd_ps(v, _mm512_setzero_ps(), poison);
   }
   if (std::isnan(_mm512_reduce_add_ps(poison))) return false;
-  int exponent = 0;
-  std::frexp(_mm512_reduce_max_ps(max), &exponent);  // max < 2^exponent
-  out.exponent = exponent - kFixedBits;
-  // 2^-exponent as an fp32 (all but x under ~1e-29 everywhere; those take the fp32 kernel)
-  if (-out.exponent > 127) return false;
+  int e = 0;
+  std::frexp(_mm512_reduce_max_ps(max), &e);  // max < 2^e
+  exponent = e - kFixedBits;
+  return -exponent <= 127;
+}
+
+// fixed (16 lanes) -> its kDigits digits at out + k * ld (16 bytes each), summed into sums.
+__attribute__((always_inline)) inline void write_digits(__m512i fixed, int8_t* out, int64_t ld, __m512i* sums) {
+  // Each digit is the low byte of what is left, read as signed (-128..127), and (fixed -
+  // digit) / 256 is exact, so the top digit stays within -128..127 too.
+#pragma GCC unroll 4
+  for (int k = 0; k < kDigits; ++k) {
+    const __m512i d = _mm512_srai_epi32(_mm512_slli_epi32(fixed, 24), 24);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k * ld), _mm512_cvtepi32_epi8(d));
+    if (sums) sums[k] = _mm512_add_epi32(sums[k], d);
+    fixed = _mm512_srai_epi32(_mm512_sub_epi32(fixed, d), 8);
+  }
+}
+
+// 16 of x from p (n of them, zeros after) in fixed point: x * 2^-exponent (exact) rounded to
+// nearest, |fixed| <= 2^kFixedBits.
+__attribute__((always_inline)) inline __m512i fixed16(const float* p, int64_t n, __m512 scale) {
+  const __m512 v = _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xffff : (1u << std::max<int64_t>(n, 0)) - 1), p);
+  return _mm512_cvtps_epi32(_mm512_mul_ps(v, scale));
+}
+}  // namespace
+
+bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Digits& out) {
+  if (!fixed_exponent(x, cols, out.exponent)) return false;
   out.digits = digits;
   out.ld = ld;
   out.unit = std::ldexp(1.0, out.exponent);
-  // 16 columns a step: fixed = x * 2^-exponent (exact) rounded to nearest, |fixed| <= 2^kFixedBits.
-  // Each digit is the low byte of what is left, read as signed (-128..127), and (fixed - digit)
-  // / 256 is exact, so the top digit stays within -128..127 too.
   const __m512 scale = _mm512_set1_ps(std::ldexp(1.0f, -out.exponent));
   __m512i sums[kDigits];
   for (auto& v : sums) v = _mm512_setzero_si512();
-  for (int64_t c = 0; c < ld; c += 16) {
-    const int64_t n = std::min<int64_t>(16, std::max<int64_t>(0, cols - c));
-    const __m512 xs = _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), x + c);
-    __m512i fixed = _mm512_cvtps_epi32(_mm512_mul_ps(xs, scale));
-#pragma GCC unroll 4
-    for (int k = 0; k < kDigits; ++k) {
-      const __m512i d = _mm512_srai_epi32(_mm512_slli_epi32(fixed, 24), 24);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(digits + k * ld + c), _mm512_cvtepi32_epi8(d));
-      sums[k] = _mm512_add_epi32(sums[k], d);
-      fixed = _mm512_srai_epi32(_mm512_sub_epi32(fixed, d), 8);
-    }
-  }
+  for (int64_t c = 0; c < ld; c += 16) write_digits(fixed16(x + c, cols - c, scale), digits + c, ld, sums);
   out.offset = 0;  // sum (q + 128) * fixed - sum q * fixed
   for (int k = kDigits - 1; k >= 0; --k) {
     out.digit_sums[k] = _mm512_reduce_add_epi32(sums[k]);  // |sum| <= 128 * kMaxCols
     out.offset = out.offset * 256 + 128 * out.digit_sums[k];
+  }
+  return true;
+}
+
+bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, float* group_x, Int4Digits& out) {
+  int exponent = 0;
+  if (!fixed_exponent(x, cols, exponent)) return false;
+  const int64_t ld = int4_digits_ld(cols, group);
+  out.even = digits;
+  out.odd = digits + kDigits * ld;
+  out.ld = ld;
+  out.group_x = group_x;
+  out.unit = std::ldexp(1.0, exponent);
+  const __m512 scale = _mm512_set1_ps(std::ldexp(1.0f, -exponent));
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t j = 0; j < ld; j += 16) {  // column pairs j..j+15: columns 2j..2j+31
+    const __m512i a = fixed16(x + 2 * j, cols - 2 * j, scale), b = fixed16(x + 2 * j + 16, cols - 2 * j - 16, scale);
+    write_digits(_mm512_permutex2var_epi32(a, even, b), digits + j, ld, nullptr);
+    write_digits(_mm512_permutex2var_epi32(a, odd, b), digits + kDigits * ld + j, ld, nullptr);
+  }
+  // each group's sum of x (zero past cols), for the zero points: sum_g (zero - 8 scale) * sum
+  const int64_t groups = 2 * ld / group;
+  for (int64_t g = 0; g < groups; ++g) {
+    double sum = 0;
+    for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) sum += double(x[c]);
+    group_x[g] = float(sum);
   }
   return true;
 }
@@ -121,6 +166,93 @@ void single(const Int8Rows& w, const Int8Digits& x, float* y, int64_t begin, int
   int64_t r = begin;
   for (; r + kRows <= end; r += kRows) rows<kRows>(w, x, y, r, cols);
   for (; r < end; ++r) rows<1>(w, x, y, r, cols);
+}
+
+namespace {
+// Rows r0 .. r0 + R - 1 of the int4 product. Per 64-byte step, each digit's nibbles x digits in
+// int32 lanes (two vpdpbusd: 8 products of <= 15 * 128 a lane), the top two digits and the
+// bottom two joined exactly in int32 (the lower's sums accumulate onto the higher's times 256),
+// the pair joined in fp32 (one rounding, as fp32 accumulation has) and multiplied by the lane's
+// group scale. The multiply pipes are the bound (vpdpbusd, FMA): every op kept off them counts.
+// The zero points, sum_g (zero - 8 scale) sum_g x, once per row over its groups.
+template <int R>
+__attribute__((always_inline)) inline void rows4(const Int4Rows& w, const Int4Digits& x, float* y, int64_t r0,
+                                                 int64_t cols) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i top = _mm512_set1_epi32(int32_t(0xffff0000u));
+  const int64_t ld = x.ld, steps = ld / 64, groups = (cols + w.group - 1) / w.group;
+  // lane l (columns 8 l .. 8 l + 7 of the step) takes pair l / (group / 8) of the step's groups
+  const int64_t lanes_per_group = std::min<int64_t>(16, w.group / 8);
+  alignas(64) int32_t idx[16];
+  for (int l = 0; l < 16; ++l) idx[l] = int32_t(l / lanes_per_group);
+  const __m512i pick = _mm512_load_si512(idx);
+  const int64_t pairs_per_step = std::max<int64_t>(1, 128 / w.group);
+  const int group_shift = __builtin_ctzll(uint64_t(w.group));  // a power of two (GPT-Fast's 32..256)
+  __m512 facc[R];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) facc[i] = _mm512_setzero_ps();
+  const uint8_t* row = w.q + r0 * w.ld;
+  const int64_t row_bytes = std::min(w.ld, ld);
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t c = 64 * s;
+    const bool partial = c + 64 > row_bytes;
+    const __mmask64 mask = partial ? ~uint64_t(0) >> (64 - (row_bytes - c)) : 0;
+    __m512i de[kDigits], dd[kDigits];
+#pragma GCC unroll 4
+    for (int k = 0; k < kDigits; ++k) {
+      de[k] = _mm512_loadu_si512(x.even + k * ld + c);
+      dd[k] = _mm512_loadu_si512(x.odd + k * ld + c);
+    }
+    const int64_t g0 = (128 * s) >> group_shift;  // (a division here cost ~15 %)
+    // the row's pairs only (past its last group: the next row's, or the end of the tensor)
+    const bool last_pairs = g0 + pairs_per_step > groups;
+    const __mmask8 pairs = __mmask8((1u << std::min(pairs_per_step, groups - g0)) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* p = row + i * w.ld + c;
+      _mm_prefetch(reinterpret_cast<const char*>(row) + (w.ld + c) * R + 64 * i, _MM_HINT_T0);
+      const __m512i b = partial ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4), lo = _mm512_and_si512(b, low4);
+      const auto dot = [&](__m512i acc, int k) {
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, hi, de[k]), lo, dd[k]);
+      };
+      const __m512i high = dot(_mm512_slli_epi32(dot(_mm512_setzero_si512(), 3), 8), 2);  // |.| < 2^22
+      const __m512i low = dot(_mm512_slli_epi32(dot(_mm512_setzero_si512(), 1), 8), 0);
+      const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high), _mm512_set1_ps(65536.0f), _mm512_cvtepi32_ps(low));
+      // the step's scales (the low halves of its (scale, zero) words) to their lanes
+      const uint16_t* sz = w.scale_zero + (r0 + i) * w.sz_ld + 2 * g0;
+      __m128i raw;  // plain loads but for the last step (masked loads cost ~10 % here)
+      if (!last_pairs) {
+        raw = pairs_per_step == 4   ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(sz))
+              : pairs_per_step == 2 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sz))
+                                    : _mm_loadu_si32(sz);
+      } else {
+        raw = _mm_maskz_loadu_epi32(pairs, sz);
+      }
+      const __m512i words = _mm512_permutexvar_epi32(pick, _mm512_castsi128_si512(raw));
+      facc[i] = _mm512_fmadd_ps(t, _mm512_castsi512_ps(_mm512_slli_epi32(words, 16)), facc[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+    const uint16_t* sz = w.scale_zero + (r0 + i) * w.sz_ld;
+    __m512 macc = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; g += 16) {
+      const __mmask16 m = __mmask16(groups - g >= 16 ? 0xffff : (1u << (groups - g)) - 1);
+      const __m512i words = _mm512_maskz_loadu_epi32(m, sz + 2 * g);
+      const __m512 sc = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+      const __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(words, top));
+      macc = _mm512_fmadd_ps(_mm512_fmadd_ps(sc, _mm512_set1_ps(-8.0f), zero), _mm512_maskz_loadu_ps(m, x.group_x + g), macc);
+    }
+    y[r0 + i] = float(double(_mm512_reduce_add_ps(facc[i])) * x.unit + double(_mm512_reduce_add_ps(macc)));
+  }
+}
+}  // namespace
+
+void single(const Int4Rows& w, const Int4Digits& x, float* y, int64_t begin, int64_t end, int64_t cols) {
+  int64_t r = begin;
+  for (; r + kRows <= end; r += kRows) rows4<kRows>(w, x, y, r, cols);
+  for (; r < end; ++r) rows4<1>(w, x, y, r, cols);
 }
 
 }  // namespace vnni

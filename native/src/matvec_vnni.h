@@ -36,6 +36,25 @@ struct Int8Digits {
   double unit;   // 2^exponent
 };
 
+// int4 (w = (nibble - 8) * scale + zero per group, Int4Rows): the nibbles are unsigned bytes
+// already, so each 64 bytes of a row (128 columns) are two vpdpbusd per digit, the high nibbles
+// (even columns) against the even columns' digits and the low against the odd; each step's 16
+// lanes (8 columns each, within one group) are converted to fp32 and multiplied by their group's
+// scale; (zero - 8 scale) * the group's sum of x is added once per row and group.
+struct Int4Digits {
+  const int8_t* even;    // kDigits rows of ld bytes: digits of x[0], x[2], ...
+  const int8_t* odd;     // and of x[1], x[3], ... (zero past cols)
+  int64_t ld;            // bytes per row (half the padded columns), rounded up to 64
+  const float* group_x;  // each group's sum of x
+  double unit;           // 2^exponent
+};
+// Buffers: digits 2 * kDigits * ld bytes, group_x 2 * ld / group floats, ld = int4_digits_ld(cols, group).
+inline int64_t int4_digits_ld(int64_t cols, int64_t group) {
+  return ((cols + group - 1) / group * group / 2 + 63) / 64 * 64;
+}
+bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, float* group_x, Int4Digits& out);
+void single(const Int4Rows& w, const Int4Digits& x, float* y, int64_t begin, int64_t end, int64_t cols);
+
 // x [cols] -> digits (kDigits * ld bytes, ld >= cols, a multiple of 64). False when x holds an
 // infinity or NaN (the fp32 kernel then gives the IEEE result).
 bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Digits& out);

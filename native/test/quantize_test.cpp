@@ -285,6 +285,43 @@ TEST(QuantizedMatvec, Int4SubnormalReadingIgnoresDenormalsAreZero) {
   EXPECT_EQ(compare(y, c.ref, c.mag, "int4 under DAZ"), 0);
 }
 
+// The VNNI int4 kernel (matvec_vnni.h) on the shapes it takes (rows >= 64, cols >= 256; columns
+// not a multiple of its 128-column step or of the group) for every group size, with x over
+// 1e-30..1e30, tiny x only (the fp32 kernel's case), zeros, and an infinity or a NaN (non-finite
+// outputs, not a rounded garbage integer).
+TEST(QuantizedMatvec, Int4VnniKernelMatchesReferenceOnWideAndNonFiniteInputs) {
+  if (!gptfast::matvec_kernel_supported(MatvecKernel::avx512_vnni)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(22);
+  std::uniform_real_distribution<float> exponent(-30.0f, 30.0f);
+  for (int64_t group : {32, 64, 128, 256}) {
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 256}, {67, 300}, {130, 1100}}) {
+      Int4Case c = int4_case(rows, cols, 1, group, rng);
+      for (const char* kind : {"normal", "wide", "tiny", "zero", "inf", "nan"}) {
+        const std::string what = std::string("vnni int4 g") + std::to_string(group) + " " + kind + " " +
+                                 std::to_string(rows) + "x" + std::to_string(cols);
+        for (int64_t k = 0; k < cols; ++k) {
+          if (kind == std::string("wide")) c.x[size_t(k)] = (k % 3 ? 1.0f : -1.0f) * std::pow(10.0f, exponent(rng));
+          if (kind == std::string("tiny")) c.x[size_t(k)] = (k % 2 ? 3e-33f : -7e-34f) * float(1 + k % 5);
+          if (kind == std::string("zero")) c.x[size_t(k)] = 0.0f;
+        }
+        if (kind == std::string("inf")) c.x[size_t(cols / 2)] = INFINITY;
+        if (kind == std::string("nan")) c.x[size_t(cols / 3)] = NAN;
+        int4_reference(c);
+        std::vector<float> y(size_t(rows), 0.5f);
+        gptfast::matmul_rows(MatvecKernel::avx512_vnni, gptfast::Int4Rows{c.q.data(), c.ld, c.sz.data(), c.sz_ld, group},
+                             c.x.data(), y.data(), rows, cols, 1);
+        if (kind == std::string("inf") || kind == std::string("nan")) {
+          int64_t finite = 0;
+          for (float v : y) finite += std::isfinite(v) ? 1 : 0;
+          EXPECT_EQ(finite, 0) << what;  // the fp32 kernel multiplies x by scale and zero apart
+        } else {
+          EXPECT_EQ(compare(y, c.ref, c.mag, what), 0);
+        }
+      }
+    }
+  }
+}
+
 // The comparison above can fail: a kernel that ignored the zero points would be caught.
 TEST(QuantizedMatvec, ReferenceComparisonDetectsAWrongZeroPoint) {
   std::mt19937 rng(9);
