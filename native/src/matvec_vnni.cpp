@@ -1,5 +1,5 @@
-// int8 weights x one fp32 vector with AVX-512 VNNI (compiled with its flags; matvec.cpp calls it
-// only where the CPU has them). See matvec_vnni.h for the arithmetic.
+// int8 and int4 weights x one fp32 vector with AVX-512 VNNI (compiled with its flags; matvec.cpp
+// calls it only where the CPU has them). See matvec_vnni.h for the arithmetic.
 #include "matvec_vnni.h"
 
 // GCC 12's AVX-512 intrinsics (reductions, masked loads, casts) read _mm*_undefined_*() values,

@@ -1,12 +1,12 @@
-// int8 weights x one fp32 vector on AVX-512 VNNI (vpdpbusd: bytes x bytes summed into int32),
-// without rounding the activations to int8. x is written in fixed point, fixed = x * 2^-exponent
-// rounded to an integer of kFixedBits bits (exponent set by max |x|), and fixed in kDigits signed
-// base-256 digits; sum q * fixed is then exact integer arithmetic, one vpdpbusd per digit per 64
-// weights, where widening each weight to fp32 took three ops per 8 (the int8 decode ceiling, ~25
-// GB/s a core on Zen 4). The one approximation is x's fixed point: each x off by at most
-// 2^(exponent - 1) <= 2^-kFixedBits max |x|, so |error| <= 2^-30 max |x| sum |q| |scale| plus
-// the final rounding to fp32: finer than fp32 accumulation (the kernel tests' 1e-5 bound).
-// Internal to matvec.cpp.
+// int8 and int4 weights x one fp32 vector on AVX-512 VNNI (vpdpbusd: bytes x bytes summed into
+// int32), without rounding the activations to int8. x is written in fixed point, fixed = x *
+// 2^-exponent rounded to an integer of kFixedBits bits (exponent set by max |x|), and fixed in
+// kDigits signed base-256 digits; sum q * fixed is then exact integer arithmetic, one vpdpbusd
+// per digit per 64 int8 weights, where widening each weight to fp32 took three ops per 8 (the
+// int8 decode ceiling, ~25 GB/s a core on Zen 4). The one approximation is x's fixed point: each
+// x off by at most 2^(exponent - 1) <= 2^-kFixedBits max |x|, so |error| <= 2^-30 max |x| sum
+// |q| |scale| plus the final rounding to fp32 (int4: plus one fp32 rounding per 8 columns):
+// finer than fp32 accumulation (the kernel tests' 1e-5 bound). Internal to matvec.cpp.
 #pragma once
 
 #include <cstdint>
