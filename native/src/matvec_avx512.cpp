@@ -8,4 +8,5 @@
 #define GPTFAST_AHEAD_F32 0
 #define GPTFAST_AHEAD_BF16 0
 #define GPTFAST_AHEAD_INT8 1024
+#define GPTFAST_BF16_ROWS 4  // bf16 single-vector rows at a time (matvec_kernels.inc)
 #include "matvec_kernels.inc"

@@ -108,9 +108,12 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
 // prefetcher does not follow (4 rows without software prefetch: 7 GB/s from memory), so the next
 // block of kRows rows is requested in address order, kRows lines per step (two blocks ahead: no
 // better).
+// From kLongRow columns on, no request: the digits (4 bytes a column) no longer stay in L1 beside
+// the rows' streams, and the hardware prefetcher alone did better there (8,192 and 11,008
+// columns: 13-15 -> 15-18 GB/s), as for bf16 (matvec_kernels.inc).
 namespace {
 constexpr int kRows = 4;
-constexpr int64_t kAheadBlocks = 1;
+constexpr int64_t kAheadBlocks = 1, kLongRow = 4096;
 
 template <int R>
 __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Digits& x, float* y, int64_t r0,
@@ -135,7 +138,9 @@ __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Dig
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int8_t* p = row + i * cols + c;
-      _mm_prefetch(reinterpret_cast<const char*>(row) + (kAheadBlocks * cols + c) * R + 64 * i, _MM_HINT_T0);
+      if (cols < kLongRow) {
+        _mm_prefetch(reinterpret_cast<const char*>(row) + (kAheadBlocks * cols + c) * R + 64 * i, _MM_HINT_T0);
+      }
       const __m512i u = _mm512_xor_si512(partial ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p), flip);
 #pragma GCC unroll 4
       for (int k = 0; k < kDigits; ++k) acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], u, digit[k]);

@@ -124,7 +124,8 @@ TEST(MatmulRows, LargeShapesWithTwoThreads) {
   std::mt19937 rng(99);
   ThreadCount scope(2);
   for (auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{768, 2048, 8}, {2048, 768, 5},
-                               {1000, 1500, 17}, {515, 3001, 2}, {320, 768, 1}}) {
+                               {1000, 1500, 17}, {515, 3001, 2}, {320, 768, 1}, {67, 4130, 1},
+                               {32, 8192, 1}}) {
     const Case c = make_case(rows, cols, n, rng);
     for (MatvecKernel k : kernels()) {
       EXPECT_EQ(check(c, c.w32, c.ref32, c.mag32, k, 2, "fp32"), 0);
@@ -218,6 +219,30 @@ TEST(MatmulRows, EachVectorsResultIsTheSameWhateverTheVectorCount) {
           << "fp32 kernel=" << name(k) << " rows=" << rows << " cols=" << cols << " n=" << n;
       EXPECT_EQ(0, std::memcmp(all16.data(), pair16.data(), all16.size() * sizeof(float)))
           << "bf16 kernel=" << name(k) << " rows=" << rows << " cols=" << cols << " n=" << n;
+    }
+  }
+}
+
+// One vector: every ISA's build with FMA sums each row in the same order (8-lane accumulators,
+// however many rows it takes at a time and whatever the row length), so its bits are the same on
+// every such CPU (matvec_kernels.inc). (The SSE2 baseline has no FMA: it rounds each product.)
+TEST(MatmulRows, OneVectorGivesTheSameBitsOnEveryFmaIsa) {
+  if (!gptfast::matvec_kernel_supported(MatvecKernel::avx2)) GTEST_SKIP() << "this CPU has no AVX2+FMA";
+  std::mt19937 rng(5);
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{67, 257}, {64, 2048}, {37, 4130}, {16, 8192}}) {
+    const Case c = make_case(rows, cols, 1, rng);
+    const size_t n = static_cast<size_t>(rows);
+    std::vector<float> base32(n), base16(n), y32(n), y16(n);
+    gptfast::matmul_rows(MatvecKernel::avx2, c.w32.data(), c.x.data(), base32.data(), rows, cols, 1);
+    gptfast::matmul_rows(MatvecKernel::avx2, c.w16.data(), c.x.data(), base16.data(), rows, cols, 1);
+    for (MatvecKernel k : kernels()) {
+      if (k == MatvecKernel::baseline || k == MatvecKernel::avx2) continue;
+      gptfast::matmul_rows(k, c.w32.data(), c.x.data(), y32.data(), rows, cols, 1);
+      gptfast::matmul_rows(k, c.w16.data(), c.x.data(), y16.data(), rows, cols, 1);
+      EXPECT_EQ(0, std::memcmp(y32.data(), base32.data(), y32.size() * sizeof(float)))
+          << "fp32 kernel=" << name(k) << " rows=" << rows << " cols=" << cols;
+      EXPECT_EQ(0, std::memcmp(y16.data(), base16.data(), y16.size() * sizeof(float)))
+          << "bf16 kernel=" << name(k) << " rows=" << rows << " cols=" << cols;
     }
   }
 }
