@@ -184,7 +184,9 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
   constexpr bool dense = std::is_pointer_v<W>;
   if constexpr (std::is_same_v<W, Int4Rows>) {
     if (vnni_single(kernel, rows, cols, n_vectors)) {
-      // x in fixed-point digits (matvec_vnni.h), in buffers of the calling thread that only grow
+      // x in fixed-point digits (matvec_vnni.h), in buffers of the calling thread that only grow.
+      // (Here, not in matvec_vnni.cpp: std::vector code instantiated there is AVX-512 code, and
+      // the linker may pick that copy for every translation unit.)
       thread_local std::vector<int8_t> digits;
       thread_local std::vector<float> group_x;
       const int64_t ld = vnni::int4_digits_ld(cols, w.group);

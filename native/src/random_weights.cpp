@@ -29,11 +29,8 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const
     gen.set_current_seed(seed);
   }
   const at::TensorOptions drawn = on_device ? options : at::TensorOptions().dtype(at::kFloat);
-  const bool narrow = !on_device && options.has_dtype() && at::isFloatingType(options.dtype().toScalarType()) &&
-                      options.dtype().toScalarType() != at::kFloat && options.dtype().toScalarType() != at::kDouble;
   auto normal = [&](std::vector<int64_t> shape) {
-    at::Tensor t = at::empty(shape, drawn).normal_(0.0, 0.02, gen);
-    return narrow ? t.to(options.dtype()) : t;
+    return at::empty(shape, drawn).normal_(0.0, 0.02, gen).to(options.dtype());  // no copy when already fp32
   };
   const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;
   const int64_t qkv = (int64_t(s.n_head) + 2 * s.n_local_heads) * hd;
