@@ -73,7 +73,9 @@ const at::Tensor& check_tensor(const StateDict& w, const std::string& name, std:
 
 at::Tensor take_tensor(StateDict& w, const std::string& name, std::vector<int64_t> shape,
                        const at::TensorOptions& options) {
-  return copy_weights({check_tensor(w, name, shape)}, shape, options, /*huge_pages=*/false);
+  at::Tensor t = copy_weights({check_tensor(w, name, shape)}, shape, options, /*huge_pages=*/false);
+  w.erase(name);
+  return t;
 }
 
 int64_t LinearWeight::bytes() const {
@@ -364,10 +366,8 @@ LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64
   return lw;
 }
 
-}  // namespace
-
-LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
-                         const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard) {
+LinearWeight take_linear_from(StateDict& w, const std::string& name, int64_t out, int64_t in,
+                              const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard) {
   const auto ranges = row_ranges(shard, out, in, name);
   LinearWeight lw;
   if (w.count(name + ".scales_and_zeros")) {
@@ -412,6 +412,22 @@ LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int
     if (dense_options.device().is_cpu()) lw.weight = copy_weights({lw.weight}, lw.weight.sizes(), lw.weight.options(), true);
   }
   return lw.to(dense_options.device());
+}
+
+}  // namespace
+
+LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int64_t in,
+                         const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard) {
+  LinearWeight lw = take_linear_from(w, name, out, in, dense_options, quant, shard);
+  // Dropped as taken: where the dict owns the tensors (random weights) this frees them one by one,
+  // so loading peaks at the model's size plus one tensor, not twice the model.
+  for (const char* suffix : {".weight", ".scales", ".scales_and_zeros"}) w.erase(name + suffix);
+  const std::string prefix = name.size() > 5 && name.compare(name.size() - 5, 5, ".wqkv") == 0
+                                 ? name.substr(0, name.size() - 3) : "";
+  if (!prefix.empty()) {
+    for (const char* part : {"q.weight", "k.weight", "v.weight"}) w.erase(prefix + part);
+  }
+  return lw;
 }
 
 void merge_qkv(StateDict& weights, const ModelSpec& spec) {

@@ -68,7 +68,8 @@ struct LinearWeight {
 };
 
 // Checks a dense tensor of a loaded checkpoint: present, floating, of `shape` (naming the tensor
-// and both shapes). take_tensor: a copy of it in `options` that owns its memory.
+// and both shapes). take_tensor: a copy of it in `options` that owns its memory; the entry is
+// erased from `weights` (take_linear erases what it took too).
 const at::Tensor& check_tensor(const StateDict& weights, const std::string& name, std::vector<int64_t> shape);
 at::Tensor take_tensor(StateDict& weights, const std::string& name, std::vector<int64_t> shape,
                        const at::TensorOptions& options);
@@ -96,6 +97,8 @@ struct Shard {
 // the result owns its memory. Quantizing gives the values of quantizing the whole weight and
 // cutting after, as GPT-Fast does: rows are quantized on their own, int4 groups too, and an int8
 // column shard takes the scales of its whole rows (read, in row blocks, from the whole weight).
+// The layer's entries are erased from `weights` (a tensor-parallel rank takes from its own
+// shallow copy of the dict).
 LinearWeight take_linear(StateDict& weights, const std::string& name, int64_t out, int64_t in,
                          const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard = {});
 

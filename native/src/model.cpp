@@ -2,6 +2,7 @@
 
 #include "dist/follower.h"
 #include "env_switch.h"
+#include "host_memory.h"
 #include "load_progress.h"
 #include "mapped_file.h"
 
@@ -290,16 +291,39 @@ void Model::build(const std::string& path, const std::string& format, const Mode
   struct Settle {
     ~Settle() { load_progress_settle(); }
   } settle;
+  const QuantSpec quant = parse_quantize(runtime_.quantize);
+  // Before anything is drawn or copied on the host, the sizes are checked against the memory
+  // there: a load that cannot fit fails naming them instead of being OOM-killed half-way.
+  auto check_memory = [&](const StateDict& w, bool random) {
+    const int64_t element = int64_t(c10::elementSize(c10::typeMetaToScalarType(options_.dtype())));
+    const HostWeights plan = plan_host_weights(w, quant, c10::typeMetaToScalarType(options_.dtype()));
+    const int64_t per_rank = (plan.resident - plan.replicated) / tp + plan.replicated;  // layers are split
+    const int64_t cache = 2 * int64_t(spec.n_layer) * slots * (spec.n_local_heads / tp) * cache_length_ *
+                          spec.head_dim * element;
+    // Random weights are drawn whole (in fp32, one tensor at a time, then rounded); the last rank
+    // frees each as it takes it, so it adds no copy of its own.
+    const int64_t kept = random ? plan.source + (local - 1) * per_rank : local * per_rank;
+    const int64_t transient = random ? std::max(plan.transient, plan.largest * int64_t(sizeof(float)) * 2)
+                                     : plan.transient;
+    check_host_memory(kept + local * cache + transient,
+                      "the weights (" + gib(local * per_rank) +
+                          (!random ? std::string() : plan.source == local * per_rank ? ", drawn at random first"
+                                                                    : ", drawn at random first as " + gib(plan.source)) + ") and KV cache (" +
+                          gib(local * cache) + " for " + std::to_string(slots) + " x " +
+                          std::to_string(cache_length_) + " positions)");
+  };
+  const bool on_host = options_.device().is_cpu();
   StateDict weights;
   try {
+    if (on_host && format == "random") check_memory(random_weights(spec, path, options_.device(at::kMeta)), true);
     weights = load_checkpoint(path, format, spec, options_);
+    if (on_host && format != "random") check_memory(weights, false);
   } catch (const std::exception& e) {
     if (cluster_ && !cluster_->leader()) cluster_->loaded(cluster_model_, e.what());
     throw;
   }
   // Node 0 waits for every node to have loaded: joining the group first would time out on a slow load.
   if (cluster_) cluster_->loaded(cluster_model_);
-  const QuantSpec quant = parse_quantize(runtime_.quantize);
   for (int r = 0; r < local; ++r) ranks_.push_back(std::make_unique<Rank>());
   if (tp > 1) {
     team_.emplace(local, first_rank_);

@@ -17,10 +17,12 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const
   // On the CPU: fp32 from a CPU generator, each tensor rounded to the model's dtype as soon as it
   // is drawn (the values the loader's conversion would give), so the drawn weights take the
   // model's size, not fp32's: the Llama-3.2-1B shape in bf16 peaked at 9.6 GB resident, now 6.4
-  // (the loader still copies each tensor: a bf16 7B still needs ~27 GB and is killed on 24 GiB).
+  // (the loader frees each tensor as it copies it: a bf16 7B peaks at its own size plus one tensor).
   // On a GPU: drawn there, in the model's dtype, by a seeded copy of the device's generator (a
   // 7B model in milliseconds instead of a minute of single-threaded CPU sampling). The two differ.
-  const bool on_device = !options.device().is_cpu();
+  // On the meta device: the shapes only, nothing drawn (for the memory check before drawing).
+  const bool plan_only = options.device().is_meta();
+  const bool on_device = !options.device().is_cpu() && !plan_only;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   if (on_device) {
     at::Generator device_default = at::globalContext().defaultGenerator(options.device());
@@ -28,8 +30,9 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const
     gen = device_default.clone();
     gen.set_current_seed(seed);
   }
-  const at::TensorOptions drawn = on_device ? options : at::TensorOptions().dtype(at::kFloat);
+  const at::TensorOptions drawn = on_device || plan_only ? options : at::TensorOptions().dtype(at::kFloat);
   auto normal = [&](std::vector<int64_t> shape) {
+    if (plan_only) return at::empty(shape, options);
     return at::empty(shape, drawn).normal_(0.0, 0.02, gen).to(options.dtype());  // no copy when already fp32
   };
   const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;

@@ -29,7 +29,8 @@ constexpr int32_t kLlama2cMagic = 0x616b3432;
 StateDict load_llama2c(const std::string& path, const ModelSpec& spec);
 // Random weights of the right shapes (normal, std 0.02; norms 1), seeded by the decimal `seed`:
 // for benchmarking architectures whose checkpoints are not at hand. fp32 on the CPU; for another
-// device, drawn on it in options' dtype (other numbers than the CPU's for the same seed).
+// device, drawn on it in options' dtype (other numbers than the CPU's for the same seed); on the
+// meta device, only the shapes in options' dtype (nothing drawn: for planning memory).
 StateDict random_weights(const ModelSpec& spec, const std::string& seed, const at::TensorOptions& options = {});
 
 // Reads a checkpoint of `format` ("pth", "safetensors", "llama2c" or "random") under GPT-Fast's

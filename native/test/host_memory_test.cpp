@@ -1,0 +1,126 @@
+// Loading on the host: each weight is dropped from the checkpoint's dict as it is taken (so
+// random weights are freed one by one instead of doubling the peak), the memory plan equals what
+// a built model holds, and a model that cannot fit fails before anything is drawn, naming sizes.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "gptfast/engine_api.h"
+#include "host_memory.h"
+#include "linear_weight.h"
+#include "model.h"
+#include "state_dict.h"
+#include "test_models.h"
+#include "transformer.h"
+
+namespace {
+
+using gptfast::StateDict;
+using gptfast::test::small_llama;
+
+int64_t bytes_of(const gptfast::LinearWeight& w) {
+  return int64_t(w.weight.nbytes()) + (w.scales.defined() ? int64_t(w.scales.nbytes()) : 0);
+}
+
+// Every byte a built Transformer keeps for its weights, from its tensors.
+int64_t held_by(const gptfast::Transformer& m) {
+  int64_t bytes = int64_t(m.tok_embeddings().nbytes() + m.norm().nbytes()) + bytes_of(m.output());
+  for (int i = 0; i < m.spec().n_layer; ++i) {
+    const gptfast::LayerWeights& l = m.layer(i);
+    bytes += int64_t(l.attention_norm.nbytes() + l.ffn_norm.nbytes());
+    for (const auto* w : {&l.wqkv, &l.wo, &l.w1, &l.w2, &l.w3}) bytes += bytes_of(*w);
+  }
+  return bytes;
+}
+
+TEST(HostMemory, TakingAWeightDropsItFromTheDict) {
+  const gptfast::ModelSpec spec = small_llama();
+  StateDict w = gptfast::random_weights(spec, "3");
+  const at::TensorOptions fp32 = at::TensorOptions().dtype(at::kFloat);
+  // Held here too, so the storage outlives the dict: its use count says whether the dict let go.
+  const at::Tensor w1 = w.at("layers.0.feed_forward.w1.weight"), norm = w.at("norm.weight");
+  gptfast::take_linear(w, "layers.0.feed_forward.w1", spec.intermediate_size, spec.dim, fp32,
+                       gptfast::parse_quantize("int4:32"));
+  gptfast::take_tensor(w, "norm.weight", {spec.dim}, fp32);
+  EXPECT_EQ(w.count("layers.0.feed_forward.w1.weight"), 0u);
+  EXPECT_EQ(w1.storage().use_count(), 1);
+  EXPECT_EQ(w.count("norm.weight"), 0u);
+  EXPECT_EQ(w.count("layers.0.feed_forward.w3.weight"), 1u);  // only what was taken
+
+  // A file's int8 layer (weight and scales), and a wqkv kept as wq/wk/wv.
+  const gptfast::LinearWeight q = gptfast::quantize(w.at("layers.0.attention.wo.weight"), gptfast::parse_quantize("int8"));
+  gptfast::put_linear(w, "layers.0.attention.wo", q);
+  const at::Tensor wqkv = w.at("layers.1.attention.wqkv.weight");
+  const int64_t q_rows = int64_t(spec.n_head) * spec.head_dim, kv_rows = int64_t(spec.n_local_heads) * spec.head_dim;
+  w.erase("layers.1.attention.wqkv.weight");
+  w["layers.1.attention.wq.weight"] = wqkv.narrow(0, 0, q_rows).clone();
+  w["layers.1.attention.wk.weight"] = wqkv.narrow(0, q_rows, kv_rows).clone();
+  w["layers.1.attention.wv.weight"] = wqkv.narrow(0, q_rows + kv_rows, kv_rows).clone();
+  gptfast::take_linear(w, "layers.0.attention.wo", spec.dim, q_rows, fp32, {});
+  const gptfast::LinearWeight merged =
+      gptfast::take_linear(w, "layers.1.attention.wqkv", q_rows + 2 * kv_rows, spec.dim, fp32, {});
+  for (const char* name : {"layers.0.attention.wo.weight", "layers.0.attention.wo.scales", "layers.1.attention.wq.weight",
+                           "layers.1.attention.wk.weight", "layers.1.attention.wv.weight"}) {
+    EXPECT_EQ(w.count(name), 0u) << name;
+  }
+  EXPECT_TRUE(at::equal(merged.weight, wqkv));
+}
+
+// The plan made from names, shapes and dtypes alone equals the bytes the built model holds, for
+// dense weights in both dtypes, quantization at load, and a quantized file.
+TEST(HostMemory, ThePlanIsWhatTheModelHolds) {
+  const gptfast::ModelSpec spec = small_llama();
+  struct Case {
+    at::ScalarType dtype;
+    std::string quantize;
+    bool from_file;
+  };
+  for (const Case& c : {Case{at::kFloat, "", false}, Case{at::kBFloat16, "", false}, Case{at::kFloat, "int8", false},
+                        Case{at::kBFloat16, "int4:32", false}, Case{at::kFloat, "int4:128", false},
+                        Case{at::kFloat, "int8", true}, Case{at::kBFloat16, "int4:64", true}}) {
+    SCOPED_TRACE(std::string(c10::toString(c.dtype)) + " " + c.quantize + (c.from_file ? " file" : ""));
+    StateDict w = gptfast::random_weights(spec, "5");
+    gptfast::QuantSpec at_load = gptfast::parse_quantize(c.quantize);
+    if (c.from_file) {  // every Linear layer stored quantized, as ./gptfast quantize writes them
+      StateDict file;
+      for (const auto& [name, t] : w) {
+        const bool linear = t.dim() == 2 && name != "tok_embeddings.weight";
+        if (linear) gptfast::put_linear(file, name.substr(0, name.size() - 7), gptfast::quantize(t, at_load));
+        else file[name] = t;
+      }
+      w = file;
+      at_load = {};
+    }
+    const gptfast::HostWeights plan = gptfast::plan_host_weights(w, at_load, c.dtype);
+    const gptfast::Transformer model(spec, w, at::TensorOptions().dtype(c.dtype), at_load, 16, 1);
+    EXPECT_EQ(plan.resident, held_by(model));
+    const int64_t element = int64_t(c10::elementSize(c.dtype));
+    EXPECT_EQ(plan.replicated, int64_t(model.tok_embeddings().numel() + model.norm().numel() +
+                                       2 * spec.n_layer * spec.dim) * element + bytes_of(model.output()));
+  }
+}
+
+// Tens of terabytes of random weights: refused before any is drawn, with the sizes named (without
+// the check, drawing them fails inside the allocator or the kernel kills the process).
+TEST(HostMemory, AModelThatCannotFitIsRefusedBeforeLoading) {
+  gptfast::ModelSpec spec = small_llama();
+  spec.dim = 32768;
+  spec.n_layer = 400;
+  spec.n_head = 256;
+  spec.n_local_heads = 256;
+  spec.head_dim = 128;
+  spec.intermediate_size = 131072;
+  spec.vocab_size = 32000;
+  std::string error = "(no error)";
+  try {
+    gptfast::Model model("1", "random", spec, gptfast::RuntimeSpec{"fp32", "cpu", 1, 0, ""}, 1);
+  } catch (const gptfast::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("not enough memory"), std::string::npos) << error;
+  EXPECT_NE(error.find("the weights (25"), std::string::npos) << error;  // 6.9e12 fp32 weights: 25,600 GiB
+  EXPECT_NE(error.find("drawn at random"), std::string::npos) << error;
+  EXPECT_NE(error.find("GiB is available"), std::string::npos) << error;
+}
+
+}  // namespace
