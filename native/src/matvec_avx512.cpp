@@ -8,5 +8,5 @@
 #define GPTFAST_AHEAD_F32 0
 #define GPTFAST_AHEAD_BF16 0
 #define GPTFAST_AHEAD_INT8 1024
-#define GPTFAST_BF16_ROWS 4  // bf16 single-vector rows at a time (matvec_kernels.inc)
+#define GPTFAST_X_ROWS 4  // one-vector rows sharing x (matvec_kernels.inc): fp32 long rows, bf16
 #include "matvec_kernels.inc"
