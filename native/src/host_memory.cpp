@@ -112,14 +112,13 @@ int64_t host_memory_available(std::string* from) {
   return room;
 }
 
-void check_host_memory(int64_t need, const std::string& what) {
+void check_host_memory(int64_t need, const std::string& what, const std::string& advice) {
   if (!switched_on("GPTFAST_MEMORY_CHECK")) return;
   std::string from;
   const int64_t room = host_memory_available(&from);
   if (room < 0 || need <= room) return;
   throw Error("not enough memory: " + what + " need about " + gib(need) + ", but " + gib(room) +
-              " is available (" + from + "); quantize (--quantize int8 or int4), use bf16, lower --max-seq-len or "
-              "--batch-size, or free memory (GPTFAST_MEMORY_CHECK=0 loads anyway)");
+              " is available (" + from + "); " + advice + " (GPTFAST_MEMORY_CHECK=0 goes ahead anyway)");
 }
 
 }  // namespace gptfast

@@ -27,9 +27,10 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
 // limit; -1 where neither /proc/meminfo nor a cgroup says. `from` names the source for messages.
 int64_t host_memory_available(std::string* from = nullptr);
 
-// Throws, naming `what` and its parts, when `need` bytes exceed host_memory_available().
-// GPTFAST_MEMORY_CHECK=0 skips the check (e.g. where overcommitted memory is known to be there).
-void check_host_memory(int64_t need, const std::string& what);
+// Throws, naming `what` and its parts and suggesting `advice`, when `need` bytes exceed
+// host_memory_available(). GPTFAST_MEMORY_CHECK=0 skips the check (e.g. where overcommitted
+// memory is known to be there).
+void check_host_memory(int64_t need, const std::string& what, const std::string& advice);
 
 std::string gib(int64_t bytes);  // "13.5 GiB"
 

@@ -310,7 +310,8 @@ void Model::build(const std::string& path, const std::string& format, const Mode
                           (!random ? std::string() : plan.source == local * per_rank ? ", drawn at random first"
                                                                     : ", drawn at random first as " + gib(plan.source)) + ") and KV cache (" +
                           gib(local * cache) + " for " + std::to_string(slots) + " x " +
-                          std::to_string(cache_length_) + " positions)");
+                          std::to_string(cache_length_) + " positions)",
+                      "quantize (--quantize int8 or int4), use bf16, lower --max-seq-len or --batch-size, or free memory");
   };
   const bool on_host = options_.device().is_cpu();
   StateDict weights;

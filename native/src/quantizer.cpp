@@ -1,12 +1,15 @@
 // The Quantizer API: reads a checkpoint, quantizes its Linear layers one by one (linear_weight.h
 // owns the formats and the math) and writes a torch.save zip.
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <cstdio>
 #include <fstream>
 
 #include "gptfast/engine_api.h"
 #include "guarded.h"
+#include "host_memory.h"
 #include "linear_weight.h"
 #include "load_progress.h"
 #include "mapped_file.h"
@@ -43,8 +46,12 @@ class QuantizerState {
       layers_.push_back({p + "feed_forward.w3", ffn, dim});
     }
     layers_.push_back({"output", spec.vocab_size, dim});
-    // Check every shape before the long part starts.
+    // Check every shape, and the memory, before the long part starts.
     for (const LayerShape& l : layers_) check_tensor(weights_, l.name + ".weight", {l.out, l.in});
+    const HostWeights plan = plan_host_weights(weights_, quant_, weights_.at("tok_embeddings.weight").scalar_type());
+    check_host_memory(plan.resident + plan.transient, "quantizing: the quantized weights (" + gib(plan.resident) +
+                                                          ") and one layer's fp32 copies (" + gib(plan.transient) + ")",
+                      "free memory, or quantize on a machine with more");
   }
 
   int layers() const { return int(layers_.size()); }
@@ -65,17 +72,34 @@ class QuantizerState {
     if (done_ != layers()) throw Error("quantize: " + std::to_string(layers() - done_) + " layers are not done yet");
     c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
     for (const auto& [name, tensor] : weights_) dict.insert(name, owned(tensor).contiguous());
-    const std::vector<char> bytes = torch::jit::pickle_save(dict);
+    // torch.save's zip, as torch::jit::pickle_save makes it, but streamed to the file: pickle_save
+    // builds the whole file in memory first, which doubled the peak (a 70B int4 is ~35 GB).
+    std::vector<char> pickled;  // the dict without its tensors' bytes: small
+    torch::jit::Pickler pickler([&](const char* bytes, size_t n) { pickled.insert(pickled.end(), bytes, bytes + n); });
+    pickler.protocol();
+    pickler.pushIValue(dict);
+    pickler.stop();
     const std::string tmp = out_path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw Error("cannot write '" + tmp + "'");
-      out.write(bytes.data(), std::streamsize(bytes.size()));
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot write '" + tmp + "'");
+    try {
+      // The callback never reports a failed write: the writer would raise it from its destructor
+      // too (std::terminate). The stream's state is checked once at the end instead.
+      caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) -> size_t {
+        if (out) out.write(static_cast<const char*>(bytes), std::streamsize(n));
+        return n;
+      });
+      torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), writer);
+      writer.writeEndOfFile();
       out.close();
-      if (!out) {
-        std::remove(tmp.c_str());
-        throw Error("writing '" + tmp + "' failed (disk full?)");
-      }
+    } catch (const std::exception& e) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw Error("writing '" + tmp + "' failed: " + first_line(e.what()));
+    }
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw Error("writing '" + tmp + "' failed (disk full?)");
     }
     if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
       std::remove(tmp.c_str());
