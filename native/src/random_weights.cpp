@@ -3,6 +3,7 @@
 
 #include <mutex>
 
+#include "load_progress.h"
 #include "state_dict.h"
 
 namespace gptfast {
@@ -31,9 +32,21 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const
     gen.set_current_seed(seed);
   }
   const at::TensorOptions drawn = on_device || plan_only ? options : at::TensorOptions().dtype(at::kFloat);
+  if (!plan_only) {  // a 7B takes a minute to draw on one core: the load's progress counts it
+    int64_t total = 0;
+    for (const auto& [name, t] : random_weights(s, seed_text, options.device(at::kMeta))) total += int64_t(t.nbytes());
+    load_progress_expect(total);
+  }
   auto normal = [&](std::vector<int64_t> shape) {
     if (plan_only) return at::empty(shape, options);
-    return at::empty(shape, drawn).normal_(0.0, 0.02, gen).to(options.dtype());  // no copy when already fp32
+    at::Tensor t = at::empty(shape, drawn).normal_(0.0, 0.02, gen).to(options.dtype());  // no copy when already fp32
+    load_progress_read(int64_t(t.nbytes()));
+    return t;
+  };
+  auto ones = [&](int64_t n) {
+    at::Tensor t = at::ones({n}, options);  // exact in any dtype
+    if (!plan_only) load_progress_read(int64_t(t.nbytes()));
+    return t;
   };
   const int64_t dim = s.dim, hd = s.head_dim, ffn = s.intermediate_size;
   const int64_t qkv = (int64_t(s.n_head) + 2 * s.n_local_heads) * hd;
@@ -44,15 +57,15 @@ StateDict random_weights(const ModelSpec& s, const std::string& seed_text, const
   w["output.weight"] = normal({s.vocab_size, dim});
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    w[p + "attention_norm.weight"] = at::ones({dim}, drawn);
-    w[p + "ffn_norm.weight"] = at::ones({dim}, drawn);
+    w[p + "attention_norm.weight"] = ones(dim);
+    w[p + "ffn_norm.weight"] = ones(dim);
     w[p + "attention.wqkv.weight"] = normal({qkv, dim});
     w[p + "attention.wo.weight"] = normal({dim, int64_t(s.n_head) * hd});
     w[p + "feed_forward.w1.weight"] = normal({ffn, dim});
     w[p + "feed_forward.w2.weight"] = normal({dim, ffn});
     w[p + "feed_forward.w3.weight"] = normal({ffn, dim});
   }
-  w["norm.weight"] = at::ones({dim}, drawn);
+  w["norm.weight"] = ones(dim);
   return w;
 }
 

@@ -167,6 +167,22 @@ public final class Engine implements AutoCloseable {
      */
     public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
                                 int draftLayers) {
+        return random(config, seed, tokenizer, options, draftLayers, null);
+    }
+
+    /**
+     * As {@link #random(ModelConfig, long, Tokenizer, EngineOptions, int)}, telling the listener (if not null)
+     * how many bytes of weights have been drawn (a 7B model takes about a minute on one CPU core).
+     */
+    public static Engine random(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
+                                int draftLayers, LoadListener listener) {
+        try (LoadWatch watch = LoadWatch.start(listener)) {
+            return randomWatched(config, seed, tokenizer, options, draftLayers);
+        }
+    }
+
+    private static Engine randomWatched(ModelConfig config, long seed, Tokenizer tokenizer, EngineOptions options,
+                                        int draftLayers) {
         checkVocab(tokenizer, config);
         CacheLength cache = CacheLength.of(options.maxSeqLen(), config.blockSize(), 0);
         ChatTemplate template = ChatTemplate.forModel(null, tokenizer);

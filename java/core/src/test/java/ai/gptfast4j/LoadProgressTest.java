@@ -41,6 +41,33 @@ class LoadProgressTest {
         }
     }
 
+    /**
+     * Random weights: what is drawn counts, in the model's dtype, and ends at the weights' size computed here from
+     * the shapes (embeddings and head, per layer wqkv, wo, w1, w2, w3 and two norms, the final norm).
+     */
+    @Test
+    void randomWeightsCountTheBytesDrawn() {
+        ModelConfig config = new ModelConfig(64, 3, 8, 4, 8, 172, 512, 128, 10000f, 1e-5f, 0f, 0f, 0f, 0);
+        long perLayer = (8 + 2 * 4) * 8L * 64 + 64L * 8 * 8 + 3L * 172 * 64 + 2 * 64;
+        long elements = 2L * 512 * 64 + 3 * perLayer + 64;
+        for (String dtype : List.of("fp32", "bf16")) {
+            List<long[]> calls = new ArrayList<>();
+            try (Tokenizer tokenizer = Tokenizers.open(SharedData.storiesTokenizer());
+                 Engine engine = Engine.random(config, 3, tokenizer,
+                         new EngineOptions(Path.of("random"), null, null, dtype, "cpu", 1, 0), 0, (done, total) -> {
+                             synchronized (calls) {
+                                 calls.add(new long[] {done, total});
+                             }
+                         })) {
+                assertTrue(engine.contextLength() > 0);
+            }
+            long[] last = calls.get(calls.size() - 1);
+            assertEquals(elements * (dtype.equals("fp32") ? 4 : 2), last[1], dtype);
+            assertEquals(last[1], last[0], "all drawn: " + dtype);
+            for (int i = 1; i < calls.size(); i++) assertTrue(calls.get(i)[0] >= calls.get(i - 1)[0], "never goes back");
+        }
+    }
+
     /** Counts are per loading thread: a load on another thread, even while this one watches, adds nothing. */
     @Test
     void anotherThreadsLoadDoesNotCount() throws Exception {

@@ -416,8 +416,13 @@ final class BenchCommand implements Callable<Integer> {
                     : base.withDraft(model.draftCheckpoint, model.draftConfig, k));
         } else {
             ModelConfig config = randomConfig();
-            engine = withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config, threadCount,
-                    Math.max(k, 1), batch), k == 0 ? 0 : draftLayers));
+            // A bar (on a terminal) while the weights are drawn: a 7B takes about a minute.
+            try (ProgressBar bar = new ProgressBar("drawing weights", "MiB", 1 << 20, spec.commandLine().getErr(),
+                    false)) {
+                engine = withTokenizer(tokenizer -> Engine.random(config, 1234, tokenizer, randomOptions(config,
+                        threadCount, Math.max(k, 1), batch), k == 0 ? 0 : draftLayers,
+                        (done, total) -> bar.update(done, total, null)));
+            }
         }
         System.err.printf("  loaded: %s%n", engine.describe());
         return engine;
