@@ -77,8 +77,8 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
       kept = numel * element;
       held = kept;
     } else {
-      // A Linear weight quantized at load: the rows' fp32 copy and quantize()'s fp32 temporaries
-      // (at most three alive at once), then the result.
+      // A Linear weight quantized at load: its copy in the file's dtype, quantize()'s fp32
+      // temporaries for one block of rows (at most three alive at once), and the result.
       const int64_t out = t.size(0), in = t.size(1);
       if (quant.kind == WeightKind::int8) {
         kept = out * in + out * int64_t(sizeof(float));  // int8 weights, fp32 scales
@@ -86,7 +86,7 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
         const int64_t padded = int4_padded_in(in, quant.group);
         kept = out * (padded / 2) + out * (padded / quant.group) * 2 * int64_t(sizeof(at::BFloat16));
       }
-      held = 3 * numel * int64_t(sizeof(float)) + kept;
+      held = numel * int64_t(t.element_size()) + 3 * std::min(out, kQuantizeRows) * in * int64_t(sizeof(float)) + kept;
     }
     if (name == "output.weight" || name == "output.scales" || name == "output.scales_and_zeros") plan.replicated += kept;
     plan.resident += kept;

@@ -17,7 +17,7 @@ namespace gptfast {
 struct HostWeights {
   int64_t resident = 0;    // everything a single rank keeps
   int64_t replicated = 0;  // of which every tensor-parallel rank keeps a copy (embeddings, head, norms)
-  int64_t transient = 0;   // the most held at once while one tensor is taken (fp32 copies when quantizing)
+  int64_t transient = 0;   // the most held at once while one tensor is taken (copies when quantizing)
   int64_t source = 0;      // the tensors themselves, in their own dtypes
   int64_t largest = 0;     // elements of the largest tensor
 };

@@ -144,36 +144,49 @@ at::Tensor int8_scales_of(const at::Tensor& weight) {
 }
 
 LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec, const at::Tensor& int8_scales) {
-  const at::Tensor w = weight.to(at::kFloat).contiguous();
   LinearWeight out;
   out.kind = spec.kind;
-  out.out = w.size(0);
-  out.in = w.size(1);
+  out.out = weight.size(0);
+  out.in = weight.size(1);
   if (spec.kind == WeightKind::dense) {
     out.weight = weight;
     return out;
   }
+  // Rows are quantized on their own, so a block of rows at a time gives the same values: the fp32
+  // temporaries are a block's, not the whole weight's (an 8B's output head is 2 GB in fp32).
+  constexpr int64_t kBlock = kQuantizeRows;
+  const int64_t rows = out.out, group = spec.group;
+  const int64_t padded = spec.kind == WeightKind::int4 ? int4_padded_in(out.in, group) : out.in;
   if (spec.kind == WeightKind::int8) {
-    // Rows are rounded with the stored scale, so that q * scale is the nearest representable value to w.
-    const at::Tensor scales = int8_scales.defined() ? int8_scales : int8_scales_of(w);
-    out.weight = (w / scales.unsqueeze(1)).round().clamp(-128, 127).to(at::kChar).contiguous();
-    out.scales = scales.contiguous();
-    return out;
+    out.weight = at::empty({rows, out.in}, at::kChar);
+    out.scales = int8_scales.defined() ? int8_scales.to(at::kFloat).contiguous() : at::empty({rows}, at::kFloat);
+  } else {
+    out.weight = at::empty({rows, padded / 2}, at::kByte);
+    out.scales = at::empty({rows, padded / group, 2}, at::kBFloat16);  // [out, groups, 2]
+    out.group = group;
   }
-  // int4, GPT-Fast's get_group_qparams + group_quantize_tensor_from_qparams, in fp32 with the
-  // stored bf16 scale and zero: scale = (max - min) / 15 (at least 1e-6), zero = min + 8 * scale,
-  // q = round((w - (zero - 8 * scale)) / scale) clamped to [0, 15].
-  const int64_t group = spec.group;
-  const int64_t padded = int4_padded_in(out.in, group);
-  const at::Tensor wp = at::constant_pad_nd(w, {0, padded - out.in}).view({out.out, padded / group, group});
-  const at::Tensor max = std::get<0>(wp.max(2)), min = std::get<0>(wp.min(2));
-  const at::Tensor scale = ((max - min).clamp_min(1e-6) / 15).to(at::kBFloat16).to(at::kFloat);
-  const at::Tensor zero = (min + scale * 8).to(at::kBFloat16).to(at::kFloat);
-  const at::Tensor low = (zero - scale * 8).unsqueeze(2);
-  const at::Tensor q = ((wp - low) / scale.unsqueeze(2)).round().clamp(0, 15).to(at::kByte).view({out.out, padded / 2, 2});
-  out.weight = at::bitwise_or(at::bitwise_left_shift(q.select(2, 0), 4), q.select(2, 1)).contiguous();
-  out.scales = at::stack({scale, zero}, 2).to(at::kBFloat16).contiguous();  // [out, groups, 2]
-  out.group = group;
+  for (int64_t r = 0; r < rows; r += kBlock) {
+    const int64_t n = std::min(kBlock, rows - r);
+    const at::Tensor w = weight.narrow(0, r, n).to(at::kFloat).contiguous();
+    if (spec.kind == WeightKind::int8) {
+      // Rows are rounded with the stored scale, so that q * scale is the nearest representable value to w.
+      const at::Tensor scales = int8_scales.defined() ? out.scales.narrow(0, r, n) : int8_scales_of(w);
+      out.weight.narrow(0, r, n).copy_((w / scales.unsqueeze(1)).round().clamp(-128, 127).to(at::kChar));
+      if (!int8_scales.defined()) out.scales.narrow(0, r, n).copy_(scales);
+      continue;
+    }
+    // int4, GPT-Fast's get_group_qparams + group_quantize_tensor_from_qparams, in fp32 with the
+    // stored bf16 scale and zero: scale = (max - min) / 15 (at least 1e-6), zero = min + 8 * scale,
+    // q = round((w - (zero - 8 * scale)) / scale) clamped to [0, 15].
+    const at::Tensor wp = at::constant_pad_nd(w, {0, padded - out.in}).view({n, padded / group, group});
+    const at::Tensor max = std::get<0>(wp.max(2)), min = std::get<0>(wp.min(2));
+    const at::Tensor scale = ((max - min).clamp_min(1e-6) / 15).to(at::kBFloat16).to(at::kFloat);
+    const at::Tensor zero = (min + scale * 8).to(at::kBFloat16).to(at::kFloat);
+    const at::Tensor low = (zero - scale * 8).unsqueeze(2);
+    const at::Tensor q = ((wp - low) / scale.unsqueeze(2)).round().clamp(0, 15).to(at::kByte).view({n, padded / 2, 2});
+    out.weight.narrow(0, r, n).copy_(at::bitwise_or(at::bitwise_left_shift(q.select(2, 0), 4), q.select(2, 1)));
+    out.scales.narrow(0, r, n).copy_(at::stack({scale, zero}, 2));
+  }
   return out;
 }
 
@@ -408,7 +421,9 @@ LinearWeight take_linear_from(StateDict& w, const std::string& name, int64_t out
     const at::Tensor scales = quant.kind == WeightKind::int8 && shard.column_count
                                   ? int8_scales_of(sources.at(0).tensor)
                                   : at::Tensor();
-    lw = quantize(copy_weights(parts, {rows, cols}, at::TensorOptions().dtype(at::kFloat), false), quant, scales);
+    // Joined in the file's dtype (quantize() widens a block of rows at a time to fp32).
+    lw = quantize(copy_weights(parts, {rows, cols}, at::TensorOptions().dtype(parts.at(0).scalar_type()), false), quant,
+                  scales);
     if (dense_options.device().is_cpu()) lw.weight = copy_weights({lw.weight}, lw.weight.sizes(), lw.weight.options(), true);
   }
   return lw.to(dense_options.device());

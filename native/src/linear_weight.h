@@ -74,8 +74,10 @@ const at::Tensor& check_tensor(const StateDict& weights, const std::string& name
 at::Tensor take_tensor(StateDict& weights, const std::string& name, std::vector<int64_t> shape,
                        const at::TensorOptions& options);
 
-// Quantizes a dense [out, in] weight (any floating dtype; computed in fp32). int8_scales: use
-// these fp32 [out] scales (int8_scales_of() the whole rows, for a column shard) instead.
+// Quantizes a dense [out, in] weight (any floating dtype; computed in fp32, kQuantizeRows rows at
+// a time). int8_scales: use these fp32 [out] scales (int8_scales_of() the whole rows, for a column
+// shard) instead.
+constexpr int64_t kQuantizeRows = 256;
 LinearWeight quantize(const at::Tensor& weight, const QuantSpec& spec, const at::Tensor& int8_scales = {});
 at::Tensor int8_scales_of(const at::Tensor& weight);
 

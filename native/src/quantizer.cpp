@@ -50,7 +50,7 @@ class QuantizerState {
     for (const LayerShape& l : layers_) check_tensor(weights_, l.name + ".weight", {l.out, l.in});
     const HostWeights plan = plan_host_weights(weights_, quant_, weights_.at("tok_embeddings.weight").scalar_type());
     check_host_memory(plan.resident + plan.transient, "quantizing: the quantized weights (" + gib(plan.resident) +
-                                                          ") and one layer's fp32 copies (" + gib(plan.transient) + ")",
+                                                          ") and one layer's copies (" + gib(plan.transient) + ")",
                       "free memory, or quantize on a machine with more");
   }
 

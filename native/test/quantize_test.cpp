@@ -338,7 +338,7 @@ at::Tensor random_weight(int64_t out, int64_t in, uint64_t seed) {
 }
 
 TEST(Quantize, Int8ErrorIsAtMostHalfAStepPlusScaleRounding) {
-  const at::Tensor w = random_weight(48, 200, 1);
+  const at::Tensor w = random_weight(600, 200, 1);  // rows in three blocks of kQuantizeRows and a part
   const gptfast::LinearWeight q = gptfast::quantize(w, gptfast::parse_quantize("int8"));
   ASSERT_EQ(q.weight.scalar_type(), at::kChar);
   const at::Tensor scale = q.scales.unsqueeze(1);
@@ -355,11 +355,12 @@ TEST(Quantize, Int8ErrorIsAtMostHalfAStepPlusScaleRounding) {
 TEST(Quantize, Int4ErrorIsAtMostHalfAStepAndPaddingFollowsGptFast) {
   for (int64_t in : {256, 172, 1100}) {
     for (int group : {32, 64, 128, 256}) {
-      const at::Tensor w = random_weight(16, in, uint64_t(in * group));
+      const int64_t rows = 300;  // a block of kQuantizeRows and a part
+      const at::Tensor w = random_weight(rows, in, uint64_t(in * group));
       const gptfast::LinearWeight q = gptfast::quantize(w, gptfast::parse_quantize("int4:" + std::to_string(group)));
       const int64_t padded = (in % group == 0 && in % 128 == 0) ? in : (in + 1023) / 1024 * 1024;
-      ASSERT_EQ(q.weight.sizes(), at::IntArrayRef({16, padded / 2})) << "in " << in << " g " << group;
-      ASSERT_EQ(q.scales.sizes(), at::IntArrayRef({16, padded / group, 2}));
+      ASSERT_EQ(q.weight.sizes(), at::IntArrayRef({rows, padded / 2})) << "in " << in << " g " << group;
+      ASSERT_EQ(q.scales.sizes(), at::IntArrayRef({rows, padded / group, 2}));
       const at::Tensor scale = q.scales.select(2, 0).to(at::kFloat).repeat_interleave(group, 1).narrow(1, 0, in);
       const at::Tensor zero = q.scales.select(2, 1).to(at::kFloat).repeat_interleave(group, 1).narrow(1, 0, in);
       const at::Tensor err = (q.dequantize(at::kFloat) - w).abs();
