@@ -305,12 +305,12 @@ void Model::build(const std::string& path, const std::string& format, const Mode
     const int64_t kept = random ? plan.source + (local - 1) * per_rank : local * per_rank;
     const int64_t transient = random ? std::max(plan.transient, plan.largest * int64_t(sizeof(float)) * 2)
                                      : plan.transient;
+    const std::string drawn = !random                             ? ""
+                              : plan.source == local * per_rank ? ", drawn at random first"
+                                                                : ", drawn at random first as " + gib(plan.source);
     check_host_memory(kept + local * cache + transient,
-                      "the weights (" + gib(local * per_rank) +
-                          (!random ? std::string() : plan.source == local * per_rank ? ", drawn at random first"
-                                                                    : ", drawn at random first as " + gib(plan.source)) + ") and KV cache (" +
-                          gib(local * cache) + " for " + std::to_string(slots) + " x " +
-                          std::to_string(cache_length_) + " positions)",
+                      "the weights (" + gib(local * per_rank) + drawn + ") and KV cache (" + gib(local * cache) +
+                          " for " + std::to_string(slots) + " x " + std::to_string(cache_length_) + " positions)",
                       "quantize (--quantize int8 or int4), use bf16, lower --max-seq-len or --batch-size, or free memory");
   };
   const bool on_host = options_.device().is_cpu();
