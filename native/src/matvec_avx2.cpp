@@ -4,8 +4,10 @@
 #define GPTFAST_V 3
 #define GPTFAST_V4 2
 #define GPTFAST_INT4_LANES 8  // lanes of the int4 nibble-lane kernel
-// One-vector rows sharing x (matvec_kernels.inc): fp32 long rows, bf16. Measured with this build
-// on Zen 4, one thread from memory: fp32 8,192 columns 14 -> 25 GB/s, bf16 12 -> 19-20, bf16
-// 2,048 columns 15-17 -> 29-30 (two rows: 31-32 there, but 14-15 on long rows).
+// One-vector rows sharing x (matvec_kernels.inc). Measured with this build on Zen 4, one thread
+// from memory: bf16 2,048 columns one row 15-17 GB/s, four 29-30 (two: 31-32, but 14-15 on long
+// rows); rows of 4,096 columns and more, one / four / eight rows: fp32 8,192 columns 14 / 25 /
+// 27-28, bf16 8,192 12 / 20 / 22-23, bf16 4,096 18 / 19 / 22-23.
 #define GPTFAST_X_ROWS 4
+#define GPTFAST_X_ROWS_LONG 8
 #include "matvec_kernels.inc"

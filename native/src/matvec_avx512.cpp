@@ -8,5 +8,9 @@
 #define GPTFAST_AHEAD_F32 0
 #define GPTFAST_AHEAD_BF16 0
 #define GPTFAST_AHEAD_INT8 1024
-#define GPTFAST_X_ROWS 4  // one-vector rows sharing x (matvec_kernels.inc): fp32 long rows, bf16
+// One-vector rows sharing x (matvec_kernels.inc): bf16 under 4,096 columns four at a time (eight:
+// 13-17 GB/s instead of 28-32 on Zen 4); longer fp32 and bf16 rows eight (bf16 4,096 columns
+// 17-20 -> 20-25 GB/s, 8,192 18-21 -> 18-24, fp32 level to +7 %).
+#define GPTFAST_X_ROWS 4
+#define GPTFAST_X_ROWS_LONG 8
 #include "matvec_kernels.inc"
