@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -35,16 +36,19 @@ std::string read_all(const char* path) {
   return s.str();
 }
 
-// limit - usage of a cgroup, -1 if there is no limit ("max", absurdly large or unreadable).
-int64_t cgroup_room(const char* limit_path, const char* usage_path) {
+}  // namespace
+
+int64_t cgroup_room(const char* limit_path, const char* usage_path, const char* stat_path, const char* inactive_key) {
   long long limit = -1, usage = -1;
   const std::string l = read_all(limit_path), u = read_all(usage_path);
   if (std::sscanf(l.c_str(), "%lld", &limit) != 1 || std::sscanf(u.c_str(), "%lld", &usage) != 1) return -1;
   if (limit <= 0 || limit >= (int64_t(1) << 60)) return -1;  // v1 writes "no limit" as ~2^63
-  return std::max<int64_t>(0, limit - usage);
+  const std::string stat = "\n" + read_all(stat_path);
+  const size_t at = stat.find("\n" + std::string(inactive_key) + " ");
+  long long inactive = 0;
+  if (at != std::string::npos) std::sscanf(stat.c_str() + at + 1 + std::strlen(inactive_key), " %lld", &inactive);
+  return std::max<int64_t>(0, limit - std::max<int64_t>(0, usage - inactive));
 }
-
-}  // namespace
 
 std::string gib(int64_t bytes) {
   char buf[32];
@@ -100,13 +104,18 @@ int64_t host_memory_available(std::string* from) {
   const int64_t available = meminfo(info, "MemAvailable"), swap = meminfo(info, "SwapFree");
   int64_t room = available < 0 ? -1 : available + std::max<int64_t>(0, swap);
   if (from) *from = swap > 0 ? "MemAvailable + SwapFree" : "MemAvailable";
-  for (const auto& [limit, usage] : {std::pair{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
-                                     std::pair{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                               "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
-    const int64_t cgroup = cgroup_room(limit, usage);
+  struct Cgroup {
+    const char *limit, *usage, *stat, *inactive;
+  };
+  for (const Cgroup& c : {Cgroup{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
+                                 "/sys/fs/cgroup/memory.stat", "inactive_file"},
+                          Cgroup{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                 "/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.stat",
+                                 "total_inactive_file"}}) {
+    const int64_t cgroup = cgroup_room(c.limit, c.usage, c.stat, c.inactive);
     if (cgroup >= 0 && (room < 0 || cgroup < room)) {
       room = cgroup;
-      if (from) *from = std::string("the cgroup limit ") + limit;
+      if (from) *from = std::string("the cgroup limit ") + c.limit;
     }
   }
   return room;

@@ -27,6 +27,12 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
 // limit; -1 where neither /proc/meminfo nor a cgroup says. `from` names the source for messages.
 int64_t host_memory_available(std::string* from = nullptr);
 
+// What a cgroup (v2 or v1) still lets this process take, from its files: the limit less the usage,
+// where the usage leaves out inactive file pages (`inactive_key` in the stat file: page cache the
+// kernel reclaims before it would OOM-kill, a build's or a checkpoint's cached bytes), as
+// MemAvailable does. -1 if there is no limit ("max", absurdly large, or a file unreadable).
+int64_t cgroup_room(const char* limit_path, const char* usage_path, const char* stat_path, const char* inactive_key);
+
 // Throws, naming `what` and its parts and suggesting `advice`, when `need` bytes exceed
 // host_memory_available(). GPTFAST_MEMORY_CHECK=0 skips the check (e.g. where overcommitted
 // memory is known to be there).

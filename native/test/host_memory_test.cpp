@@ -2,7 +2,11 @@
 // random weights are freed one by one instead of doubling the peak), the memory plan equals what
 // a built model holds, and a model that cannot fit fails before anything is drawn, naming sizes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gptfast/engine_api.h"
@@ -98,6 +102,29 @@ TEST(HostMemory, ThePlanIsWhatTheModelHolds) {
     EXPECT_EQ(plan.replicated, int64_t(model.tok_embeddings().numel() + model.norm().numel() +
                                        2 * spec.n_layer * spec.dim) * element + bytes_of(model.output()));
   }
+}
+
+// A cgroup's room: limit less usage, the usage without its inactive page cache (which the kernel
+// reclaims before it OOM-kills; counted, a machine that had just read a checkpoint would refuse
+// to load it), and no limit where the limit is v2's "max" or v1's ~2^63.
+TEST(HostMemory, CgroupRoomLeavesOutReclaimablePageCache) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("gptfast-cgroup-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string max = write("memory.max", "1000000\n"), current = write("memory.current", "900000\n");
+  const std::string stat = write("memory.stat", "anon 500000\nactive_file 100000\ninactive_anon 7\ninactive_file 300000\n");
+  EXPECT_EQ(gptfast::cgroup_room(max.c_str(), current.c_str(), stat.c_str(), "inactive_file"), 400000);
+  const std::string v1_stat = write("v1.stat", "inactive_file 5\ntotal_inactive_file 250000\n");
+  EXPECT_EQ(gptfast::cgroup_room(max.c_str(), current.c_str(), v1_stat.c_str(), "total_inactive_file"), 350000);
+  const std::string unlimited = write("unlimited", "max\n"), v1_unlimited = write("v1_unlimited", "9223372036854771712\n");
+  EXPECT_EQ(gptfast::cgroup_room(unlimited.c_str(), current.c_str(), stat.c_str(), "inactive_file"), -1);
+  EXPECT_EQ(gptfast::cgroup_room(v1_unlimited.c_str(), current.c_str(), stat.c_str(), "inactive_file"), -1);
+  const std::string over = write("over", "2000000\n");  // usage above the limit: no room, not negative
+  EXPECT_EQ(gptfast::cgroup_room(max.c_str(), over.c_str(), (dir / "missing").c_str(), "inactive_file"), 0);
+  std::filesystem::remove_all(dir);
 }
 
 // Tens of terabytes of random weights: refused before any is drawn, with the sizes named (without
