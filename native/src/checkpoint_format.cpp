@@ -7,14 +7,6 @@
 
 namespace gptfast {
 
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
-
 std::string checkpoint_format(const std::string& path) {
   std::string name = path.substr(path.find_last_of('/') + 1);
   for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));

@@ -12,10 +12,6 @@ namespace gptfast {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 bool is_norm_or_embedding(const std::string& name) {
   return name == "tok_embeddings.weight" || ends_with(name, "norm.weight");
 }

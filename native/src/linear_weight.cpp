@@ -224,10 +224,14 @@ struct RowSource {
   int64_t head_dim = 0;
 };
 
+// "...attention.w" for a "...attention.wqkv" (its parts are prefix + "q.weight", ...), else "".
+std::string qkv_parts_prefix(const std::string& name) {
+  return ends_with(name, ".wqkv") ? name.substr(0, name.size() - 3) : "";
+}
+
 std::vector<RowSource> dense_sources(const StateDict& w, const std::string& name, int64_t out, int64_t in) {
-  const std::string prefix = name.size() > 3 ? name.substr(0, name.size() - 3) : "";  // "...attention.w"
-  if (w.count(name + ".weight") || name.size() < 5 || name.compare(name.size() - 5, 5, ".wqkv") != 0 ||
-      !w.count(prefix + "q.weight")) {
+  const std::string prefix = qkv_parts_prefix(name);
+  if (w.count(name + ".weight") || prefix.empty() || !w.count(prefix + "q.weight")) {
     return {{check_tensor(w, name + ".weight", {out, in}), 0}};
   }
   auto flag = w.find(kRopeHalvesKey);
@@ -437,8 +441,7 @@ LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int
   // Dropped as taken: where the dict owns the tensors (random weights) this frees them one by one,
   // so loading peaks at the model's size plus one tensor, not twice the model.
   for (const char* suffix : {".weight", ".scales", ".scales_and_zeros"}) w.erase(name + suffix);
-  const std::string prefix = name.size() > 5 && name.compare(name.size() - 5, 5, ".wqkv") == 0
-                                 ? name.substr(0, name.size() - 3) : "";
+  const std::string prefix = qkv_parts_prefix(name);
   if (!prefix.empty()) {
     for (const char* part : {"q.weight", "k.weight", "v.weight"}) w.erase(prefix + part);
   }

@@ -146,7 +146,7 @@ StateDict from_hugging_face(StateDict hf, const ModelSpec& spec) {
 
 StateDict load_safetensors(const std::string& path, const ModelSpec& spec) {
   StateDict raw;
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
+  if (ends_with(path, ".json")) {
     std::ifstream in(path);
     if (!in) throw Error("cannot open safetensors index '" + path + "'");
     json index;

@@ -18,6 +18,11 @@ namespace gptfast {
 
 using StateDict = std::map<std::string, at::Tensor>;
 
+// Whether a tensor name or file path ends with `tail` (".wqkv", ".scales", ".safetensors", ...).
+inline bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 // GPT-Fast model.pth (torch.save zip of a flat state dict).
 StateDict load_pth(const std::string& path);
 // Hugging Face safetensors: one file, or a model.safetensors.index.json naming the shards.

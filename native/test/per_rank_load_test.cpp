@@ -29,6 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using gptfast::StateDict;
+using gptfast::ends_with;
 using gptfast::test::relative_error;
 using gptfast::test::small_llama_tp;
 
@@ -95,10 +96,6 @@ std::vector<std::pair<std::string, at::Tensor>> hugging_face_names(const StateDi
     out.push_back({h + "post_attention_layernorm.weight", w.at(g + "ffn_norm.weight")});
   }
   return out;
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 // What a rank of tp must copy, as tp.py shards: wqkv, w1 and w3 keep 1/tp of their output rows,
