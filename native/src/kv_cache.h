@@ -12,6 +12,12 @@ namespace gptfast {
 
 class KVCache {
  public:
+  // The bytes a cache of these sizes holds (keys and values of every layer), before making it.
+  static int64_t planned_bytes(int64_t n_layer, int64_t batch, int64_t n_kv_heads, int64_t max_seq_len,
+                               int64_t head_dim, at::ScalarType dtype) {
+    return 2 * n_layer * batch * n_kv_heads * max_seq_len * head_dim * int64_t(c10::elementSize(dtype));
+  }
+
   KVCache(int64_t n_layer, int64_t batch, int64_t n_kv_heads, int64_t max_seq_len, int64_t head_dim,
           at::TensorOptions options) {
     for (int64_t i = 0; i < n_layer; ++i) {

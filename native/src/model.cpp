@@ -295,11 +295,11 @@ void Model::build(const std::string& path, const std::string& format, const Mode
   // Before anything is drawn or copied on the host, the sizes are checked against the memory
   // there: a load that cannot fit fails naming them instead of being OOM-killed half-way.
   auto check_memory = [&](const StateDict& w, bool random) {
-    const int64_t element = int64_t(c10::elementSize(c10::typeMetaToScalarType(options_.dtype())));
-    const HostWeights plan = plan_host_weights(w, quant, c10::typeMetaToScalarType(options_.dtype()));
+    const at::ScalarType dtype = c10::typeMetaToScalarType(options_.dtype());
+    const HostWeights plan = plan_host_weights(w, quant, dtype);
     const int64_t per_rank = (plan.resident - plan.replicated) / tp + plan.replicated;  // layers are split
-    const int64_t cache = 2 * int64_t(spec.n_layer) * slots * (spec.n_local_heads / tp) * cache_length_ *
-                          spec.head_dim * element;
+    const int64_t cache =
+        KVCache::planned_bytes(spec.n_layer, slots, spec.n_local_heads / tp, cache_length_, spec.head_dim, dtype);
     // Random weights are drawn whole (in fp32, one tensor at a time, then rounded); the last rank
     // frees each as it takes it, so it adds no copy of its own.
     const int64_t kept = random ? plan.source + (local - 1) * per_rank : local * per_rank;

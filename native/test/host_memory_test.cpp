@@ -71,7 +71,8 @@ TEST(HostMemory, TakingAWeightDropsItFromTheDict) {
 }
 
 // The plan made from names, shapes and dtypes alone equals the bytes the built model holds, for
-// dense weights in both dtypes, quantization at load, and a quantized file.
+// dense weights in both dtypes, quantization at load, and a quantized file; so does the KV
+// cache's planned size.
 TEST(HostMemory, ThePlanIsWhatTheModelHolds) {
   const gptfast::ModelSpec spec = small_llama();
   struct Case {
@@ -98,6 +99,8 @@ TEST(HostMemory, ThePlanIsWhatTheModelHolds) {
     const gptfast::HostWeights plan = gptfast::plan_host_weights(w, at_load, c.dtype);
     const gptfast::Transformer model(spec, w, at::TensorOptions().dtype(c.dtype), at_load, 16, 1);
     EXPECT_EQ(plan.resident, held_by(model));
+    EXPECT_EQ(gptfast::KVCache::planned_bytes(spec.n_layer, 1, spec.n_local_heads, 16, spec.head_dim, c.dtype),
+              model.cache().bytes());
     const int64_t element = int64_t(c10::elementSize(c.dtype));
     EXPECT_EQ(plan.replicated, int64_t(model.tok_embeddings().numel() + model.norm().numel() +
                                        2 * spec.n_layer * spec.dim) * element + bytes_of(model.output()));
