@@ -175,6 +175,9 @@ Int4Vectors prepare_int4(const float* x, int64_t cols, int64_t n, int64_t group,
 bool vnni_single(MatvecKernel kernel, int64_t rows, int64_t cols, int64_t n_vectors) {
   return n_vectors == 1 && kernel == MatvecKernel::avx512_vnni && vnni::worth_it(rows, cols);
 }
+bool vnni_single(MatvecKernel kernel, const Int4Rows& w, int64_t rows, int64_t cols, int64_t n_vectors) {
+  return vnni_single(kernel, rows, cols, n_vectors) && vnni::int4_group(w.group);
+}
 
 // W: const float*, const uint16_t* (bf16), Int8Rows or Int4Rows. Rows [begin, end) on the
 // calling thread; kernel already resolved (not automatic). multi_path: the blocked kernel.
@@ -183,7 +186,7 @@ void rows_range(MatvecKernel kernel, bool multi_path, const W& w, const float* x
                 int64_t cols, int64_t n_vectors, int64_t begin, int64_t end) {
   constexpr bool dense = std::is_pointer_v<W>;
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    if (vnni_single(kernel, rows, cols, n_vectors)) {
+    if (vnni_single(kernel, w, rows, cols, n_vectors)) {
       // x in fixed-point digits (matvec_vnni.h), in buffers of the calling thread that only grow.
       // (Here, not in matvec_vnni.cpp: std::vector code instantiated there is AVX-512 code, and
       // the linker may pick that copy for every translation unit.)
@@ -245,7 +248,7 @@ void matmul(MatvecKernel kernel, const W& w, const float* x, float* y, int64_t r
   const int64_t blocks = (rows + kMatvecRowBlock - 1) / kMatvecRowBlock;
   const int64_t grain = matvec_grain_blocks(cols, n_vectors);
   if constexpr (std::is_same_v<W, Int4Rows>) {
-    if (!vnni_single(kernel, rows, cols, n_vectors)) {
+    if (!vnni_single(kernel, w, rows, cols, n_vectors)) {
       const Int4Vectors xv = prepare_int4(x, cols, n_vectors, w.group, int4_lane_width(kernel));  // once, shared
       at::parallel_for(0, blocks, grain, [&](int64_t block_begin, int64_t block_end) {
         multi(kernel, w, xv, y, block_begin * kMatvecRowBlock, std::min(rows, block_end * kMatvecRowBlock), rows,

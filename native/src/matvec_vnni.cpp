@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace gptfast {
 namespace vnni {
@@ -75,9 +76,8 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
   int exponent = 0;
   if (!fixed_exponent(x, cols, exponent)) return false;
   const int64_t ld = int4_digits_ld(cols, group);
-  out.even = digits;
-  out.odd = digits + kDigits * ld;
-  out.ld = ld;
+  out.digits = digits;
+  out.steps = ld / 64;
   out.group_x = group_x;
   out.unit = std::ldexp(1.0, exponent);
   const __m512 scale = _mm512_set1_ps(std::ldexp(1.0f, -exponent));
@@ -85,8 +85,9 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t j = 0; j < ld; j += 16) {  // column pairs j..j+15: columns 2j..2j+31
     const __m512i a = fixed16(x + 2 * j, cols - 2 * j, scale), b = fixed16(x + 2 * j + 16, cols - 2 * j - 16, scale);
-    write_digits(_mm512_permutex2var_epi32(a, even, b), digits + j, ld, nullptr);
-    write_digits(_mm512_permutex2var_epi32(a, odd, b), digits + kDigits * ld + j, ld, nullptr);
+    int8_t* step = digits + j / 64 * kInt4StepBytes + j % 64;
+    write_digits(_mm512_permutex2var_epi32(a, even, b), step, 128, nullptr);
+    write_digits(_mm512_permutex2var_epi32(a, odd, b), step + 64, 128, nullptr);
   }
   // each group's sum of x (zero past cols), for the zero points: sum_g (zero - 8 scale) * sum
   const int64_t groups = 2 * ld / group;
@@ -174,49 +175,65 @@ void single(const Int8Rows& w, const Int8Digits& x, float* y, int64_t begin, int
 }
 
 namespace {
-// Rows r0 .. r0 + R - 1 of the int4 product. Per 64-byte step, each digit's nibbles x digits in
-// int32 lanes (two vpdpbusd: 8 products of <= 15 * 128 a lane), the top two digits and the
-// bottom two joined exactly in int32 (the lower's sums accumulate onto the higher's times 256),
-// the pair joined in fp32 (one rounding, as fp32 accumulation has) and multiplied by the lane's
-// group scale. The multiply pipes are the bound (vpdpbusd, FMA): every op kept off them counts.
-// The zero points, sum_g (zero - 8 scale) sum_g x, once per row over its groups.
-template <int R>
+// Rows r0 .. r0 + R - 1 of the int4 product, groups of G columns. Per 64-byte step, each digit's
+// nibbles x digits in int32 lanes (two vpdpbusd: 8 products of <= 15 * 128 a lane), the top two
+// digits and the bottom two joined exactly in int32 (the lower's sums accumulate onto the
+// higher's times 256), the pair joined in fp32 (one rounding, as fp32 accumulation has) and
+// multiplied by the lane's group scale. The zero points, sum_g (zero - 8 scale) sum_g x, once
+// per row over its groups.
+// The steps inside the row and its groups take plain loads and no per-step tests; the scalar
+// work of the general step (group index, masks, per-row addresses) had cost a quarter of the
+// time on Zen 5 (its vector pipes are not the bound: two vpdpbusd a cycle). A tail step, where
+// the row's bytes or groups end within it, is read with masked loads (which cannot fault past
+// the matrix).
+template <int R, int G>
 __attribute__((always_inline)) inline void rows4(const Int4Rows& w, const Int4Digits& x, float* y, int64_t r0,
                                                  int64_t cols) {
+  static_assert(G == 32 || G == 64 || G == 128 || G == 256, "GPT-Fast's group sizes");
+  constexpr int kLanesPerGroup = G / 8 < 16 ? G / 8 : 16;  // lane l: columns 8 l .. 8 l + 7 of the step
+  constexpr int kPairsPerStep = G <= 128 ? 128 / G : 1;
+  constexpr int kGroupShift = __builtin_ctz(G);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   const __m512i top = _mm512_set1_epi32(int32_t(0xffff0000u));
-  const int64_t ld = x.ld, steps = ld / 64, groups = (cols + w.group - 1) / w.group;
-  // lane l (columns 8 l .. 8 l + 7 of the step) takes pair l / (group / 8) of the step's groups
-  const int64_t lanes_per_group = std::min<int64_t>(16, w.group / 8);
-  alignas(64) int32_t idx[16];
-  for (int l = 0; l < 16; ++l) idx[l] = int32_t(l / lanes_per_group);
-  const __m512i pick = _mm512_load_si512(idx);
-  const int64_t pairs_per_step = std::max<int64_t>(1, 128 / w.group);
-  const int group_shift = __builtin_ctzll(uint64_t(w.group));  // a power of two (GPT-Fast's 32..256)
+  const __m512i pick = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         __builtin_ctz(kLanesPerGroup));
+  const int64_t groups = (cols + G - 1) / G, steps = x.steps;
+  const int64_t row_bytes = std::min(w.ld, 64 * steps);
+  // steps whose 64 bytes and whose groups all lie within the row
+  const int64_t whole = std::min(row_bytes / 64, G <= 128 ? groups / kPairsPerStep : 2 * groups);
+  const uint8_t* q[R];
+  const uint16_t* sz[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    q[i] = w.q + (r0 + i) * w.ld;
+    sz[i] = w.scale_zero + (r0 + i) * w.sz_ld;
+  }
+  // the next block of R rows, requested in address order, R lines per step
+  const char* ahead = reinterpret_cast<const char*>(w.q + (r0 + R) * w.ld);
   __m512 facc[R];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < R; ++i) facc[i] = _mm512_setzero_ps();
-  const uint8_t* row = w.q + r0 * w.ld;
-  const int64_t row_bytes = std::min(w.ld, ld);
-  for (int64_t s = 0; s < steps; ++s) {
-    const int64_t c = 64 * s;
-    const bool partial = c + 64 > row_bytes;
-    const __mmask64 mask = partial ? ~uint64_t(0) >> (64 - (row_bytes - c)) : 0;
+  const auto step = [&](int64_t s, auto tail) {
+    constexpr bool kTail = decltype(tail)::value;
+    const int64_t c = 64 * s, g0 = (128 * s) >> kGroupShift;
+    const int8_t* d = x.digits + s * kInt4StepBytes;
     __m512i de[kDigits], dd[kDigits];
 #pragma GCC unroll 4
     for (int k = 0; k < kDigits; ++k) {
-      de[k] = _mm512_loadu_si512(x.even + k * ld + c);
-      dd[k] = _mm512_loadu_si512(x.odd + k * ld + c);
+      de[k] = _mm512_loadu_si512(d + 128 * k);
+      dd[k] = _mm512_loadu_si512(d + 128 * k + 64);
     }
-    const int64_t g0 = (128 * s) >> group_shift;  // (a division here cost ~15 %)
-    // the row's pairs only (past its last group: the next row's, or the end of the tensor)
-    const bool last_pairs = g0 + pairs_per_step > groups;
-    const __mmask8 pairs = __mmask8((1u << std::min(pairs_per_step, groups - g0)) - 1);
-#pragma GCC unroll 4
+    __mmask64 bytes = 0;
+    __mmask8 pairs = 0;
+    if constexpr (kTail) {
+      const int64_t left = row_bytes - c;
+      bytes = left >= 64 ? ~uint64_t(0) : left <= 0 ? 0 : ~uint64_t(0) >> (64 - left);
+      pairs = __mmask8((1u << std::max<int64_t>(0, std::min<int64_t>(kPairsPerStep, groups - g0))) - 1);
+    }
+#pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
-      const uint8_t* p = row + i * w.ld + c;
-      _mm_prefetch(reinterpret_cast<const char*>(row) + (w.ld + c) * R + 64 * i, _MM_HINT_T0);
-      const __m512i b = partial ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p);
+      _mm_prefetch(ahead + R * c + 64 * i, _MM_HINT_T0);
+      const __m512i b = kTail ? _mm512_maskz_loadu_epi8(bytes, q[i] + c) : _mm512_loadu_si512(q[i] + c);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4), lo = _mm512_and_si512(b, low4);
       const auto dot = [&](__m512i acc, int k) {
         return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, hi, de[k]), lo, dd[k]);
@@ -224,27 +241,32 @@ __attribute__((always_inline)) inline void rows4(const Int4Rows& w, const Int4Di
       const __m512i high = dot(_mm512_slli_epi32(dot(_mm512_setzero_si512(), 3), 8), 2);  // |.| < 2^22
       const __m512i low = dot(_mm512_slli_epi32(dot(_mm512_setzero_si512(), 1), 8), 0);
       const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high), _mm512_set1_ps(65536.0f), _mm512_cvtepi32_ps(low));
-      // the step's scales (the low halves of its (scale, zero) words) to their lanes
-      const uint16_t* sz = w.scale_zero + (r0 + i) * w.sz_ld + 2 * g0;
-      __m128i raw;  // plain loads but for the last step (masked loads cost ~10 % here)
-      if (!last_pairs) {
-        raw = pairs_per_step == 4   ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(sz))
-              : pairs_per_step == 2 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sz))
-                                    : _mm_loadu_si32(sz);
+      // the step's (scale, zero) words to their lanes; the scale is the low half
+      const uint16_t* z = sz[i] + 2 * g0;
+      __m512i words;
+      if constexpr (kTail) {
+        words = _mm512_permutexvar_epi32(pick, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(pairs, z)));
+      } else if constexpr (kPairsPerStep == 4) {
+        words = _mm512_permutexvar_epi32(pick, _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(z))));
+      } else if constexpr (kPairsPerStep == 2) {
+        words = _mm512_permutexvar_epi32(pick, _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z))));
       } else {
-        raw = _mm_maskz_loadu_epi32(pairs, sz);
+        int32_t word;
+        __builtin_memcpy(&word, z, sizeof(word));
+        words = _mm512_set1_epi32(word);
       }
-      const __m512i words = _mm512_permutexvar_epi32(pick, _mm512_castsi128_si512(raw));
       facc[i] = _mm512_fmadd_ps(t, _mm512_castsi512_ps(_mm512_slli_epi32(words, 16)), facc[i]);
     }
-  }
-#pragma GCC unroll 4
+  };
+  int64_t s = 0;
+  for (; s < whole; ++s) step(s, std::false_type{});
+  for (; s < steps; ++s) step(s, std::true_type{});
+#pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
-    const uint16_t* sz = w.scale_zero + (r0 + i) * w.sz_ld;
     __m512 macc = _mm512_setzero_ps();
     for (int64_t g = 0; g < groups; g += 16) {
       const __mmask16 m = __mmask16(groups - g >= 16 ? 0xffff : (1u << (groups - g)) - 1);
-      const __m512i words = _mm512_maskz_loadu_epi32(m, sz + 2 * g);
+      const __m512i words = _mm512_maskz_loadu_epi32(m, sz[i] + 2 * g);
       const __m512 sc = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
       const __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(words, top));
       macc = _mm512_fmadd_ps(_mm512_fmadd_ps(sc, _mm512_set1_ps(-8.0f), zero), _mm512_maskz_loadu_ps(m, x.group_x + g), macc);
@@ -252,12 +274,22 @@ __attribute__((always_inline)) inline void rows4(const Int4Rows& w, const Int4Di
     y[r0 + i] = float(double(_mm512_reduce_add_ps(facc[i])) * x.unit + double(_mm512_reduce_add_ps(macc)));
   }
 }
+
+template <int G>
+void single4(const Int4Rows& w, const Int4Digits& x, float* y, int64_t begin, int64_t end, int64_t cols) {
+  int64_t r = begin;
+  for (; r + kRows <= end; r += kRows) rows4<kRows, G>(w, x, y, r, cols);
+  for (; r < end; ++r) rows4<1, G>(w, x, y, r, cols);
+}
 }  // namespace
 
 void single(const Int4Rows& w, const Int4Digits& x, float* y, int64_t begin, int64_t end, int64_t cols) {
-  int64_t r = begin;
-  for (; r + kRows <= end; r += kRows) rows4<kRows>(w, x, y, r, cols);
-  for (; r < end; ++r) rows4<1>(w, x, y, r, cols);
+  switch (w.group) {  // the group sizes worth_it admits
+    case 32: return single4<32>(w, x, y, begin, end, cols);
+    case 64: return single4<64>(w, x, y, begin, end, cols);
+    case 128: return single4<128>(w, x, y, begin, end, cols);
+    default: return single4<256>(w, x, y, begin, end, cols);
+  }
 }
 
 }  // namespace vnni

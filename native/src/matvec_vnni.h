@@ -26,6 +26,8 @@ constexpr int64_t kMaxCols = int64_t(1) << 15;
 // and on x's digits than they save (stories260K's 64- and 172-column rows decoded 20 % slower).
 // Decided per matrix, not per range of rows, so a row's result does not depend on the split.
 inline bool worth_it(int64_t rows, int64_t cols) { return cols >= 256 && cols <= kMaxCols && rows >= 64; }
+// int4 takes it for GPT-Fast's group sizes (the kernel is compiled for each).
+inline bool int4_group(int64_t group) { return group == 32 || group == 64 || group == 128 || group == 256; }
 
 struct Int8Digits {
   const int8_t* digits;  // kDigits rows of ld bytes, least significant first; zero past cols
@@ -42,12 +44,15 @@ struct Int8Digits {
 // lanes (8 columns each, within one group) are converted to fp32 and multiplied by their group's
 // scale; (zero - 8 scale) * the group's sum of x is added once per row and group.
 struct Int4Digits {
-  const int8_t* even;    // kDigits rows of ld bytes: digits of x[0], x[2], ...
-  const int8_t* odd;     // and of x[1], x[3], ... (zero past cols)
-  int64_t ld;            // bytes per row (half the padded columns), rounded up to 64
+  // Per 64-byte step of a row (128 columns), 8 x 64 bytes in the order the kernel reads them:
+  // digit k of the even columns x[0], x[2], ... at (2k) * 64, of the odd ones at (2k + 1) * 64
+  // (zero past cols), so one pointer walks them.
+  const int8_t* digits;
+  int64_t steps;         // the padded row's bytes / 64 (int4_digits_ld / 64)
   const float* group_x;  // each group's sum of x
   double unit;           // 2^exponent
 };
+constexpr int64_t kInt4StepBytes = 2 * kDigits * 64;
 // Buffers: digits 2 * kDigits * ld bytes, group_x 2 * ld / group floats, ld = int4_digits_ld(cols, group).
 inline int64_t int4_digits_ld(int64_t cols, int64_t group) {
   return ((cols + group - 1) / group * group / 2 + 63) / 64 * 64;
