@@ -63,7 +63,9 @@ bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Dig
   const __m512 scale = _mm512_set1_ps(std::ldexp(1.0f, -out.exponent));
   __m512i sums[kDigits];
   for (auto& v : sums) v = _mm512_setzero_si512();
-  for (int64_t c = 0; c < ld; c += 16) write_digits(fixed16(x + c, cols - c, scale), digits + c, ld, sums);
+  for (int64_t c = 0; c < ld; c += 16) {
+    write_digits(fixed16(x + c, cols - c, scale), digits + c / 64 * (64 * kDigits) + c % 64, 64, sums);
+  }
   out.offset = 0;  // sum (q + 128) * fixed - sum q * fixed
   for (int k = kDigits - 1; k >= 0; --k) {
     out.digit_sums[k] = _mm512_reduce_add_epi32(sums[k]);  // |sum| <= 128 * kMaxCols
@@ -108,20 +110,19 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
 // 150-175 (the fp32-widening kernel: 128-165). Rows side by side are streams the hardware
 // prefetcher does not follow (4 rows without software prefetch: 7 GB/s from memory), so the next
 // block of kRows rows is requested in address order, kRows lines per step (two blocks ahead: no
-// better).
-// From kLongRow columns on, no request: the digits (4 bytes a column) no longer stay in L1 beside
-// the rows' streams, and the hardware prefetcher alone did better there (8,192 and 11,008
-// columns: 13-15 -> 15-18 GB/s), as for bf16 (matvec_kernels.inc).
+// better). Long rows too: on Zen 5, 4,096-16,384 columns without the request read 15-18 GB/s
+// from memory against 30-36 for rows under 4,096, and 25-36 with it. (On Zen 4, with the digits
+// then in rows of ld bytes, 4 KiB apart at 4,096 columns, long rows had done better without it:
+// 13-15 -> 15-18 GB/s; unmeasured there since.)
 namespace {
 constexpr int kRows = 4;
-constexpr int64_t kAheadBlocks = 1, kLongRow = 4096;
+constexpr int64_t kAheadBlocks = 1;
 
 template <int R>
 __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Digits& x, float* y, int64_t r0,
                                                 int64_t cols) {
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   const int8_t* d = x.digits;
-  const int64_t ld = x.ld;
   __m512i acc[R][kDigits];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
@@ -135,13 +136,11 @@ __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Dig
     const __mmask64 mask = partial ? ~uint64_t(0) >> (64 - cols % 64) : 0;
     __m512i digit[kDigits];
 #pragma GCC unroll 4
-    for (int k = 0; k < kDigits; ++k) digit[k] = _mm512_loadu_si512(d + k * ld + c);
+    for (int k = 0; k < kDigits; ++k) digit[k] = _mm512_loadu_si512(d + kDigits * c + 64 * k);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int8_t* p = row + i * cols + c;
-      if (cols < kLongRow) {
-        _mm_prefetch(reinterpret_cast<const char*>(row) + (kAheadBlocks * cols + c) * R + 64 * i, _MM_HINT_T0);
-      }
+      _mm_prefetch(reinterpret_cast<const char*>(row) + (kAheadBlocks * cols + c) * R + 64 * i, _MM_HINT_T0);
       const __m512i u = _mm512_xor_si512(partial ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p), flip);
 #pragma GCC unroll 4
       for (int k = 0; k < kDigits; ++k) acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], u, digit[k]);
