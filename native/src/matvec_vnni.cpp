@@ -109,14 +109,22 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
 // Measured on Zen 4 (134M int8 decode, 1 thread): 4 rows 160-170 tok/s, 2 rows 90-107, 1 row
 // 150-175 (the fp32-widening kernel: 128-165). Rows side by side are streams the hardware
 // prefetcher does not follow (4 rows without software prefetch: 7 GB/s from memory), so the next
-// block of kRows rows is requested in address order, kRows lines per step (two blocks ahead: no
-// better). Long rows too: on Zen 5, 4,096-16,384 columns without the request read 15-18 GB/s
-// from memory against 30-36 for rows under 4,096, and 25-36 with it. (On Zen 4, with the digits
+// block of kRows rows (or, for short rows, the block kAheadBytes on) is requested in address
+// order, kRows lines per step. Long rows too: on Zen 5, 4,096-16,384 columns without the request
+// read 15-18 GB/s from memory against 30-36 for rows under 4,096, and 25-36 with it. (On Zen 4, with the digits
 // then in rows of ld bytes, 4 KiB apart at 4,096 columns, long rows had done better without it:
 // 13-15 -> 15-18 GB/s; unmeasured there since.)
 namespace {
 constexpr int kRows = 4;
-constexpr int64_t kAheadBlocks = 1;
+// Requests go at least kAheadBytes ahead, in whole blocks of rows (block_bytes each). One block
+// of four 768-column int4 rows is 1.5 KiB, about 60 ns of the stream at 26 GB/s, less than a
+// memory latency: on Zen 5 the rows' loads then waited (a fifth of the kernel's samples), and
+// 3, 6 and 12 KiB ahead read 768-column rows from memory at 28-29, 30-32 and 31-33 GB/s against
+// 24-26 (int4), 29-30 -> 34-36 (int8); 134M int4:32 decode on one thread 279-286 -> 335 tok/s.
+constexpr int64_t kAheadBytes = 6144;
+inline int64_t blocks_ahead(int64_t block_bytes) {
+  return std::max<int64_t>(1, (kAheadBytes + block_bytes - 1) / std::max<int64_t>(block_bytes, 1));
+}
 
 template <int R>
 __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Digits& x, float* y, int64_t r0,
@@ -130,6 +138,7 @@ __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Dig
     for (int k = 0; k < kDigits; ++k) acc[i][k] = _mm512_setzero_si512();
   }
   const int8_t* row = w.q + r0 * cols;
+  const char* ahead = reinterpret_cast<const char*>(row) + blocks_ahead(R * cols) * R * cols;
   for (int64_t c = 0; c < cols; c += 64) {
     // whole steps load plainly (a masked byte load is slower); the last, partial one masked
     const bool partial = c + 64 > cols;
@@ -140,7 +149,7 @@ __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Dig
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int8_t* p = row + i * cols + c;
-      _mm_prefetch(reinterpret_cast<const char*>(row) + (kAheadBlocks * cols + c) * R + 64 * i, _MM_HINT_T0);
+      _mm_prefetch(ahead + R * c + 64 * i, _MM_HINT_T0);
       const __m512i u = _mm512_xor_si512(partial ? _mm512_maskz_loadu_epi8(mask, p) : _mm512_loadu_si512(p), flip);
 #pragma GCC unroll 4
       for (int k = 0; k < kDigits; ++k) acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], u, digit[k]);
@@ -208,7 +217,7 @@ __attribute__((always_inline)) inline void rows4(const Int4Rows& w, const Int4Di
     sz[i] = w.scale_zero + (r0 + i) * w.sz_ld;
   }
   // the next block of R rows, requested in address order, R lines per step
-  const char* ahead = reinterpret_cast<const char*>(w.q + (r0 + R) * w.ld);
+  const char* ahead = reinterpret_cast<const char*>(w.q + (r0 + blocks_ahead(R * w.ld) * R) * w.ld);
   __m512 facc[R];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) facc[i] = _mm512_setzero_ps();
