@@ -94,6 +94,39 @@ class QuantizedModelTest {
         }
     }
 
+    /**
+     * A Hugging Face directory keeps wq/wk/wv apart, with q/k rows in rotate-half order: the
+     * quantizer joins and reorders each layer's as a model does at load, so its file generates what
+     * the file quantized from the same model's GPT-Fast checkpoint generates, and what quantizing the
+     * directory at load generates (a wrong row order changes the tokens of this random model).
+     */
+    @Test
+    void huggingFaceDirectoryQuantizesAsItsGptFastCheckpoint() throws IOException {
+        Path hf = Files.createDirectory(dir.resolve("hf-llama3-tiny"));
+        Llama3Tiny.writeHfDirectory(hf, 4096);
+        Path pth = SharedData.llama3Tiny().resolve("model.pth");
+        GenerationParams params = GenerationParams.builder().greedy().maxNewTokens(24).build();
+        for (String mode : List.of("int8", "int4:32")) {
+            Path fromHf = Quantization.quantize(hf, null, mode, dir.resolve("hf-" + Quantization.fileName(mode)), null);
+            Path fromPth = Quantization.quantize(pth, null, mode, dir.resolve("pth-" + Quantization.fileName(mode)), null);
+            int[] hfFile, pthFile, atLoad;
+            try (Engine e = Engine.load(EngineOptions.of(fromHf).withConfig(hf.resolve("config.json"))
+                    .withTokenizer(SharedData.llama3TokenizerJson()))) {
+                hfFile = e.generate("Once upon a time", params, null).generatedTokens();
+            }
+            try (Engine e = Engine.load(EngineOptions.of(fromPth).withConfig(SharedData.llama3Tiny().resolve("config.json"))
+                    .withTokenizer(SharedData.llama3TokenizerJson()))) {
+                pthFile = e.generate("Once upon a time", params, null).generatedTokens();
+            }
+            try (Engine e = Engine.load(EngineOptions.of(hf).withQuantize(mode, ""))) {
+                atLoad = e.generate("Once upon a time", params, null).generatedTokens();
+            }
+            assertEquals(24, hfFile.length, mode);
+            assertArrayEquals(pthFile, hfFile, mode);
+            assertArrayEquals(atLoad, hfFile, mode);
+        }
+    }
+
     @Test
     void quantizedFilesAreSmallerByTheBytesPerWeight() {
         long dense, int8, int4;
