@@ -64,7 +64,7 @@ bool to_digits(const float* x, int64_t cols, int8_t* digits, int64_t ld, Int8Dig
   __m512i sums[kDigits];
   for (auto& v : sums) v = _mm512_setzero_si512();
   for (int64_t c = 0; c < ld; c += 16) {
-    write_digits(fixed16(x + c, cols - c, scale), digits + c / 64 * (64 * kDigits) + c % 64, 64, sums);
+    write_digits(fixed16(x + c, cols - c, scale), digits + c / 64 * kInt8StepBytes + c % 64, 64, sums);
   }
   out.offset = 0;  // sum (q + 128) * fixed - sum q * fixed
   for (int k = kDigits - 1; k >= 0; --k) {
@@ -111,9 +111,9 @@ bool to_digits(const float* x, int64_t cols, int64_t group, int8_t* digits, floa
 // prefetcher does not follow (4 rows without software prefetch: 7 GB/s from memory), so the next
 // block of kRows rows (or, for short rows, the block kAheadBytes on) is requested in address
 // order, kRows lines per step. Long rows too: on Zen 5, 4,096-16,384 columns without the request
-// read 15-18 GB/s from memory against 30-36 for rows under 4,096, and 25-36 with it. (On Zen 4, with the digits
-// then in rows of ld bytes, 4 KiB apart at 4,096 columns, long rows had done better without it:
-// 13-15 -> 15-18 GB/s; unmeasured there since.)
+// read 15-18 GB/s from memory against 30-36 for rows under 4,096, and 25-36 with it. (On Zen 4,
+// with the digits then in rows of ld bytes, long rows had done better without it: 13-15 -> 15-18
+// GB/s; unmeasured there since.)
 namespace {
 constexpr int kRows = 4;
 // Requests go at least kAheadBytes ahead, in whole blocks of rows (block_bytes each). One block
@@ -122,8 +122,8 @@ constexpr int kRows = 4;
 // 3, 6 and 12 KiB ahead read 768-column rows from memory at 28-29, 30-32 and 31-33 GB/s against
 // 24-26 (int4), 29-30 -> 34-36 (int8); 134M int4:32 decode on one thread 279-286 -> 335 tok/s.
 constexpr int64_t kAheadBytes = 6144;
-inline int64_t blocks_ahead(int64_t block_bytes) {
-  return std::max<int64_t>(1, (kAheadBytes + block_bytes - 1) / std::max<int64_t>(block_bytes, 1));
+inline int64_t blocks_ahead(int64_t block_bytes) {  // block_bytes > 0 (worth_it: cols >= 256)
+  return std::max<int64_t>(1, (kAheadBytes + block_bytes - 1) / block_bytes);
 }
 
 template <int R>
@@ -145,7 +145,7 @@ __attribute__((always_inline)) inline void rows(const Int8Rows& w, const Int8Dig
     const __mmask64 mask = partial ? ~uint64_t(0) >> (64 - cols % 64) : 0;
     __m512i digit[kDigits];
 #pragma GCC unroll 4
-    for (int k = 0; k < kDigits; ++k) digit[k] = _mm512_loadu_si512(d + kDigits * c + 64 * k);
+    for (int k = 0; k < kDigits; ++k) digit[k] = _mm512_loadu_si512(d + c / 64 * kInt8StepBytes + 64 * k);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const int8_t* p = row + i * cols + c;
