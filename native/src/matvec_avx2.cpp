@@ -7,7 +7,9 @@
 // One-vector rows sharing x (matvec_kernels.inc). Measured with this build on Zen 4, one thread
 // from memory: bf16 2,048 columns one row 15-17 GB/s, four 29-30 (two: 31-32, but 14-15 on long
 // rows); rows of 4,096 columns and more, one / four / eight rows: fp32 8,192 columns 14 / 25 /
-// 27-28, bf16 8,192 12 / 20 / 22-23, bf16 4,096 18 / 19 / 22-23.
+// 27-28, bf16 8,192 12 / 20 / 22-23, bf16 4,096 18 / 19 / 22-23. On Zen 3: one row instead of eight
+// on 8,192 columns fp32 33 % and bf16 17 % slower; short bf16 rows one at a time 7-15 % faster
+// from memory, but the 134M bf16 decode level, so four.
 #define GPTFAST_X_ROWS 4
 #define GPTFAST_X_ROWS_LONG 8
 // Zen 3, one thread from memory: bf16 rows of 4 KiB and more read 13-30 % faster without the
