@@ -38,6 +38,12 @@ std::string QuantSpec::name() const {
   return "";
 }
 
+WeightKind scales_kind(const std::string& tensor_name) {
+  if (ends_with(tensor_name, kInt8ScalesSuffix)) return WeightKind::int8;
+  if (ends_with(tensor_name, kInt4ScalesSuffix)) return WeightKind::int4;
+  return WeightKind::dense;
+}
+
 QuantSpec parse_quantize(const std::string& value) {
   if (value.empty() || value == "none") return {};
   if (value == "int8") return {WeightKind::int8, 0};
@@ -280,10 +286,10 @@ std::vector<at::Tensor> row_views(const std::vector<RowSource>& sources, int64_t
 LinearWeight take_int8(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges, const Shard& shard) {
   const at::Tensor& q = w.at(name + ".weight");
-  const at::Tensor& s = w.at(name + ".scales");
+  const at::Tensor& s = w.at(name + kInt8ScalesSuffix);
   if (q.scalar_type() != at::kChar) {
     throw Error("tensor '" + name + ".weight' has dtype " + std::string(c10::toString(q.scalar_type())) +
-                ", but a layer with '" + name + ".scales' is int8 and needs int8 [out, in] weights" +
+                ", but a layer with '" + name + kInt8ScalesSuffix + "' is int8 and needs int8 [out, in] weights" +
                 (q.scalar_type() == at::kByte || q.scalar_type() == at::kInt ? " (an int4 file used as int8?)" : ""));
   }
   if (q.sizes() != at::IntArrayRef({out, in})) {
@@ -291,7 +297,7 @@ LinearWeight take_int8(StateDict& w, const std::string& name, int64_t out, int64
                 shape_string({out, in}));
   }
   if (s.dim() != 1 || s.size(0) != out || !at::isFloatingType(s.scalar_type())) {
-    throw Error("tensor '" + name + ".scales' has shape " + shape_string(s.sizes()) + " and dtype " +
+    throw Error("tensor '" + name + kInt8ScalesSuffix + "' has shape " + shape_string(s.sizes()) + " and dtype " +
                 std::string(c10::toString(s.scalar_type())) + ", expected floating-point [" + str(out) + "]");
   }
   check_same_quantization(name, {WeightKind::int8, 0}, quant);
@@ -320,7 +326,7 @@ void check_int4_columns(int64_t start, int64_t count, int64_t group, int64_t in)
 LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64_t in, const QuantSpec& quant,
                        const std::vector<std::pair<int64_t, int64_t>>& ranges, const Shard& shard) {
   const at::Tensor& q = w.at(name + ".weight");
-  const at::Tensor& sz = w.at(name + ".scales_and_zeros");
+  const at::Tensor& sz = w.at(name + kInt4ScalesSuffix);
   if (q.scalar_type() == at::kInt && q.dim() == 4) {
     throw Error("tensor '" + name + ".weight' is int4 packed by GPT-Fast for CUDA tensor cores (" +
                 shape_string(q.sizes()) +
@@ -340,7 +346,7 @@ LinearWeight take_int4(StateDict& w, const std::string& name, int64_t out, int64
   const int64_t padded = q.size(1) * 2;
   if (sz.dim() != 3 || sz.size(1) != out || sz.size(2) != 2 || sz.size(0) < 1 || padded % sz.size(0) != 0 ||
       !at::isFloatingType(sz.scalar_type())) {
-    throw Error("tensor '" + name + ".scales_and_zeros' has shape " + shape_string(sz.sizes()) +
+    throw Error("tensor '" + name + kInt4ScalesSuffix + "' has shape " + shape_string(sz.sizes()) +
                 ", expected [K/G, " + str(out) + ", 2] for K = " + str(padded));
   }
   const int64_t group = padded / sz.size(0);
@@ -387,18 +393,18 @@ LinearWeight take_linear_from(StateDict& w, const std::string& name, int64_t out
                               const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard) {
   const auto ranges = row_ranges(shard, out, in, name);
   LinearWeight lw;
-  if (w.count(name + ".scales_and_zeros")) {
+  if (w.count(name + kInt4ScalesSuffix)) {
     if (!w.count(name + ".weight")) throw Error("checkpoint has no tensor '" + name + ".weight'");
     lw = take_int4(w, name, out, in, quant, ranges, shard);
-  } else if (w.count(name + ".scales")) {
+  } else if (w.count(name + kInt8ScalesSuffix)) {
     if (!w.count(name + ".weight")) throw Error("checkpoint has no tensor '" + name + ".weight'");
     lw = take_int8(w, name, out, in, quant, ranges, shard);
   } else {
     auto it = w.find(name + ".weight");
     if (it != w.end() && !at::isFloatingType(it->second.scalar_type())) {
       throw Error("tensor '" + name + ".weight' has dtype " + std::string(c10::toString(it->second.scalar_type())) +
-                  " but the checkpoint has neither '" + name + ".scales' (int8) nor '" + name +
-                  ".scales_and_zeros' (int4)");
+                  " but the checkpoint has neither '" + name + kInt8ScalesSuffix + "' (int8) nor '" + name +
+                  kInt4ScalesSuffix + "' (int4)");
     }
     const std::vector<RowSource> sources = dense_sources(w, name, out, in);
     const int64_t cols = shard.column_count ? shard.column_count : in;
@@ -440,7 +446,7 @@ LinearWeight take_linear(StateDict& w, const std::string& name, int64_t out, int
   LinearWeight lw = take_linear_from(w, name, out, in, dense_options, quant, shard);
   // Dropped as taken: where the dict owns the tensors (random weights) this frees them one by one,
   // so loading peaks at the model's size plus one tensor, not twice the model.
-  for (const char* suffix : {".weight", ".scales", ".scales_and_zeros"}) w.erase(name + suffix);
+  for (const char* suffix : {".weight", kInt8ScalesSuffix, kInt4ScalesSuffix}) w.erase(name + suffix);
   const std::string prefix = qkv_parts_prefix(name);
   if (!prefix.empty()) {
     for (const char* part : {"q.weight", "k.weight", "v.weight"}) w.erase(prefix + part);
@@ -463,9 +469,9 @@ void merge_qkv(StateDict& weights, const ModelSpec& spec) {
 
 void put_linear(StateDict& weights, const std::string& name, const LinearWeight& w) {
   weights[name + ".weight"] = w.weight.cpu();
-  if (w.kind == WeightKind::int8) weights[name + ".scales"] = w.scales.to(at::kBFloat16).cpu();
+  if (w.kind == WeightKind::int8) weights[name + kInt8ScalesSuffix] = w.scales.to(at::kBFloat16).cpu();
   if (w.kind == WeightKind::int4) {
-    weights[name + ".scales_and_zeros"] = w.scales.transpose(0, 1).contiguous().cpu();
+    weights[name + kInt4ScalesSuffix] = w.scales.transpose(0, 1).contiguous().cpu();
     weights[kInt4LayoutKey] = at::full({1}, kInt4Layout, at::kInt);
   }
 }

@@ -30,6 +30,12 @@ namespace gptfast {
 
 enum class WeightKind { dense, int8, int4 };
 
+// The tensor beside {name}.weight that makes a layer quantized in a file (formats above), and the
+// kind a tensor's name says it is the scales of (dense: none).
+constexpr char kInt8ScalesSuffix[] = ".scales";
+constexpr char kInt4ScalesSuffix[] = ".scales_and_zeros";
+WeightKind scales_kind(const std::string& tensor_name);
+
 // What --quantize asks for: none, "int8", "int4" (group 128, GPT-Fast's default) or "int4:G".
 struct QuantSpec {
   WeightKind kind = WeightKind::dense;

@@ -31,9 +31,7 @@ class QuantizerState {
     merge_qkv(weights_, spec);  // the quantizer takes whole weights
     load_progress_settle();     // the rest is read while quantizing, not counted as loading
     for (const auto& [name, tensor] : weights_) {
-      const bool quantized = name.size() > 7 && (name.rfind(".scales") == name.size() - 7 ||
-                                                 name.find(".scales_and_zeros") != std::string::npos);
-      if (quantized) throw Error("checkpoint is already quantized ('" + name + "'); quantize the original checkpoint");
+      if (scales_kind(name) != WeightKind::dense) throw Error("checkpoint is already quantized ('" + name + "'); quantize the original checkpoint");
     }
     const int64_t dim = spec.dim, hd = spec.head_dim, ffn = spec.intermediate_size;
     const int64_t q_dim = int64_t(spec.n_head) * hd, kv_dim = int64_t(spec.n_local_heads) * hd;

@@ -75,6 +75,14 @@ class QuantizedModelTest {
             Path file = Quantization.quantize(SharedData.storiesPth(), SharedData.stories().resolve("config.json"), mode,
                     dir.resolve(Quantization.fileName(mode)), (done, total, layer) -> progress.add(done + "/" + total));
             assertEquals("26/26", progress.get(progress.size() - 1), "5 layers x 5 Linear + output");
+            if (!mode.equals("int8")) {  // an int8 file is refused in badInputIsAOneLineError
+                Path again = dir.resolve("again-" + mode.replace(':', '-') + ".pth");
+                GptFastException e = assertThrows(GptFastException.class, () -> Quantization.quantize(file,
+                        SharedData.stories().resolve("config.json"), "int8", again, null));
+                assertTrue(e.getMessage().contains("already quantized") && e.getMessage().contains(".scales_and_zeros"),
+                        e.getMessage());
+                assertFalse(Files.exists(again));
+            }
             int[] fromFile, atLoad, dense;
             try (Engine engine = Engine.load(stories(file))) {
                 fromFile = greedy(engine, "Once upon a time", 60);
