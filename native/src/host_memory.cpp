@@ -62,9 +62,9 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
     int64_t kept = 0, held = 0;
     if (name.rfind("gptfast4j.", 0) == 0) {
       continue;  // a marker (state_dict.h), read and dropped
-    } else if (scales_kind(name) != WeightKind::dense) {
+    } else if (const WeightKind scales = scales_kind(name); scales != WeightKind::dense) {
       // A quantized file's: int8 scales are kept in fp32, int4 scales and zeros in bf16.
-      kept = numel * int64_t(scales_kind(name) == WeightKind::int8 ? sizeof(float) : sizeof(at::BFloat16));
+      kept = numel * int64_t(scales == WeightKind::int8 ? sizeof(float) : sizeof(at::BFloat16));
       held = kept + numel * int64_t(t.element_size());
     } else if (!at::isFloatingType(t.scalar_type())) {
       kept = numel * int64_t(t.element_size());  // already quantized: stored as is
@@ -90,7 +90,7 @@ HostWeights plan_host_weights(const StateDict& weights, const QuantSpec& quant, 
     }
     if (name == "output.weight" || name == std::string("output") + kInt8ScalesSuffix ||
         name == std::string("output") + kInt4ScalesSuffix) {
-      plan.replicated += kept;
+      plan.replicated += kept;  // every tensor-parallel rank holds the whole head
     }
     plan.resident += kept;
     plan.transient = std::max(plan.transient, held);
