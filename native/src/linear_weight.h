@@ -110,6 +110,10 @@ struct Shard {
 LinearWeight take_linear(StateDict& weights, const std::string& name, int64_t out, int64_t in,
                          const at::TensorOptions& dense_options, const QuantSpec& quant, const Shard& shard = {});
 
+// Checks that a dense layer's weight is in the checkpoint with shape [out, in], or its wq/wk/wv
+// parts for an attention.wqkv (as take_linear would take it), copying nothing.
+void check_dense_linear(const StateDict& weights, const std::string& name, int64_t out, int64_t in);
+
 // The checkpoint entries of a weight, under GPT-Fast's names and layouts (for writing files).
 void put_linear(StateDict& weights, const std::string& name, const LinearWeight& w);
 

@@ -25,11 +25,13 @@ struct LayerShape {
 class QuantizerState {
  public:
   QuantizerState(const std::string& path, const std::string& format, const ModelSpec& spec, const std::string& quantize)
-      : quant_(parse_quantize(quantize)), weights_(load_checkpoint(path, format, spec)) {
+      : quant_(parse_quantize(quantize)) {
     if (quant_.kind == WeightKind::dense) throw Error("quantize: give int8, int4 or int4:G");
     check_model(spec);
-    merge_qkv(weights_, spec);  // the quantizer takes whole weights
-    load_progress_settle();     // the rest is read while quantizing, not counted as loading
+    // Random weights are drawn whole first: planned on the meta device before any is drawn.
+    if (format == "random") check_memory(load_checkpoint(path, format, spec, at::TensorOptions().device(at::kMeta)), true);
+    weights_ = load_checkpoint(path, format, spec);
+    load_progress_settle();  // the rest is read while quantizing, not counted as loading
     for (const auto& [name, tensor] : weights_) {
       if (scales_kind(name) != WeightKind::dense) throw Error("checkpoint is already quantized ('" + name + "'); quantize the original checkpoint");
     }
@@ -44,12 +46,10 @@ class QuantizerState {
       layers_.push_back({p + "feed_forward.w3", ffn, dim});
     }
     layers_.push_back({"output", spec.vocab_size, dim});
-    // Check every shape, and the memory, before the long part starts.
-    for (const LayerShape& l : layers_) check_tensor(weights_, l.name + ".weight", {l.out, l.in});
-    const HostWeights plan = plan_host_weights(weights_, quant_, weights_.at("tok_embeddings.weight").scalar_type());
-    check_host_memory(plan.resident + plan.transient, "quantizing: the quantized weights (" + gib(plan.resident) +
-                                                          ") and one layer's copies (" + gib(plan.transient) + ")",
-                      "free memory, or quantize on a machine with more");
+    // Check every shape, and the memory, before the long part starts (nothing is copied out of
+    // the checkpoint yet: a file's tensors are views of its mapping, wq/wk/wv still apart).
+    for (const LayerShape& l : layers_) check_dense_linear(weights_, l.name, l.out, l.in);
+    if (format != "random") check_memory(weights_, false);
   }
 
   int layers() const { return int(layers_.size()); }
@@ -59,8 +59,9 @@ class QuantizerState {
   std::string next() {
     if (done_ == layers()) throw Error("quantize: every layer is done");
     const LayerShape& l = layers_[done_];
-    // owned(): copied out of the checkpoint's mapping (checked against truncation) first.
-    const LinearWeight w = quantize(owned(weights_.at(l.name + ".weight")), quant_);
+    // take_linear copies the layer out of the checkpoint's mapping (joining wq/wk/wv where the
+    // file keeps them apart), quantizes it as a load with --quantize does, and drops its entries.
+    const LinearWeight w = take_linear(weights_, l.name, l.out, l.in, at::TensorOptions(), quant_);
     put_linear(weights_, l.name, w);
     ++done_;
     return l.name;
@@ -69,7 +70,9 @@ class QuantizerState {
   void save(const std::string& out_path) {
     if (done_ != layers()) throw Error("quantize: " + std::to_string(layers() - done_) + " layers are not done yet");
     c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-    for (const auto& [name, tensor] : weights_) dict.insert(name, owned(tensor).contiguous());
+    for (const auto& [name, tensor] : weights_) {
+      if (name != kRopeHalvesKey) dict.insert(name, owned(tensor).contiguous());  // read by take_linear only
+    }
     // torch.save's zip, as torch::jit::pickle_save makes it, but streamed to the file: pickle_save
     // builds the whole file in memory first, which doubled the peak (a 70B int4 is ~35 GB).
     std::vector<char> pickled;  // the dict without its tensors' bytes: small
@@ -106,6 +109,19 @@ class QuantizerState {
   }
 
  private:
+  // The quantized weights and one layer's copies against the memory here; random weights are
+  // drawn whole (fp32) before the first layer is taken, mapped files are page cache.
+  void check_memory(const StateDict& weights, bool random) const {
+    auto embeddings = weights.find("tok_embeddings.weight");  // norms and embeddings are saved as they are
+    const at::ScalarType dtype = embeddings == weights.end() ? at::kFloat : embeddings->second.scalar_type();
+    const HostWeights plan = plan_host_weights(weights, quant_, dtype);
+    const int64_t before = random ? std::max(plan.source, plan.resident) : plan.resident;
+    check_host_memory(before + plan.transient,
+                      "quantizing: the quantized weights (" + gib(plan.resident) + (random ? ", drawn at random first as " + gib(plan.source) : "") +
+                          ") and one layer's copies (" + gib(plan.transient) + ")",
+                      "free memory, or quantize on a machine with more");
+  }
+
   QuantSpec quant_;
   StateDict weights_;
   std::vector<LayerShape> layers_;

@@ -3,7 +3,7 @@
 // where its layout allows (mapped_file.h), and what the file's layout needs done to a whole
 // tensor is left to the taker, who does it to its shard only (linear_weight.h's take_linear):
 // a wqkv the file keeps apart stays wq/wk/wv, and Hugging Face's q/k row order is marked by
-// kRopeHalvesKey, not permuted. merge_qkv() makes the whole wqkv where a taker needs it.
+// kRopeHalvesKey, not permuted.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -46,9 +46,5 @@ StateDict load_checkpoint(const std::string& path, const std::string& format, co
 // Present (int32 [1] holding head_dim) when the wq/wk rows of every layer are in Hugging Face's
 // half-split RoPE order per head; GPT-Fast's layout pairs them adjacently.
 constexpr const char* kRopeHalvesKey = "gptfast4j.hf_rope_halves";
-
-// Makes layers.N.attention.wqkv.weight (in GPT-Fast's row order, owning its memory) of every layer
-// the checkpoint keeps as wq/wk/wv, and drops kRopeHalvesKey: for takers of whole tensors.
-void merge_qkv(StateDict& weights, const ModelSpec& spec);
 
 }  // namespace gptfast

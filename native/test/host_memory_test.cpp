@@ -130,9 +130,8 @@ TEST(HostMemory, CgroupRoomLeavesOutReclaimablePageCache) {
   std::filesystem::remove_all(dir);
 }
 
-// Tens of terabytes of random weights: refused before any is drawn, with the sizes named (without
-// the check, drawing them fails inside the allocator or the kernel kills the process).
-TEST(HostMemory, AModelThatCannotFitIsRefusedBeforeLoading) {
+// Tens of terabytes of weights: 6.9e12, 25,600 GiB in fp32.
+gptfast::ModelSpec huge_llama() {
   gptfast::ModelSpec spec = small_llama();
   spec.dim = 32768;
   spec.n_layer = 400;
@@ -141,9 +140,15 @@ TEST(HostMemory, AModelThatCannotFitIsRefusedBeforeLoading) {
   spec.head_dim = 128;
   spec.intermediate_size = 131072;
   spec.vocab_size = 32000;
+  return spec;
+}
+
+// Tens of terabytes of random weights: refused before any is drawn, with the sizes named (without
+// the check, drawing them fails inside the allocator or the kernel kills the process).
+TEST(HostMemory, AModelThatCannotFitIsRefusedBeforeLoading) {
   std::string error = "(no error)";
   try {
-    gptfast::Model model("1", "random", spec, gptfast::RuntimeSpec{"fp32", "cpu", 1, 0, ""}, 1);
+    gptfast::Model model("1", "random", huge_llama(), gptfast::RuntimeSpec{"fp32", "cpu", 1, 0, ""}, 1);
   } catch (const gptfast::Error& e) {
     error = e.what();
   }
@@ -151,6 +156,54 @@ TEST(HostMemory, AModelThatCannotFitIsRefusedBeforeLoading) {
   EXPECT_NE(error.find("the weights (25"), std::string::npos) << error;  // 6.9e12 fp32 weights: 25,600 GiB
   EXPECT_NE(error.find("drawn at random"), std::string::npos) << error;
   EXPECT_NE(error.find("GiB is available"), std::string::npos) << error;
+}
+
+// The same for quantizing (./gptfast quantize): a model whose quantized weights cannot fit is
+// refused before anything is drawn or copied, naming the sizes.
+TEST(HostMemory, AQuantizationThatCannotFitIsRefusedBeforeDrawing) {
+  std::string error = "(no error)";
+  try {
+    gptfast::Quantizer quantizer("1", "random", huge_llama(), "int8");
+  } catch (const gptfast::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("not enough memory"), std::string::npos) << error;
+  EXPECT_NE(error.find("the quantized weights ("), std::string::npos) << error;
+  EXPECT_NE(error.find("drawn at random first as 25"), std::string::npos) << error;  // 25,600 GiB of fp32
+}
+
+// A checkpoint file that keeps wq/wk/wv apart (llama2.c, Hugging Face) is checked before its
+// layers are joined: joining every layer's wqkv first (the quantizer once did) copied a fifth of
+// the model out of the file before the check, and a big one was OOM-killed instead of refused.
+// The file is sparse: a llama2.c header and zeros, terabytes long, costing no disk.
+TEST(HostMemory, AQuantizationOfAFileThatCannotFitIsRefusedBeforeCopying) {
+  gptfast::ModelSpec spec = huge_llama();
+  spec.n_layer = 15;  // 2.6e11 weights: 1.0 TB of fp32; int8 (embeddings fp32 as in the file) 245 GiB
+  const int64_t dim = spec.dim, ffn = spec.intermediate_size, vocab = spec.vocab_size, seq = 2048;
+  const int64_t floats = 2 * vocab * dim + spec.n_layer * (2 * dim + 4 * dim * dim + 3 * dim * ffn) + dim +
+                         seq * spec.head_dim;  // embeddings, classifier, layers, final norm, RoPE tables
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("gptfast-sparse-" + std::to_string(::getpid()) + ".bin")).string();
+  {
+    const int32_t header[7] = {int32_t(dim), int32_t(ffn), spec.n_layer, spec.n_head, spec.n_local_heads,
+                               -int32_t(vocab), int32_t(seq)};  // negative vocab: its own classifier
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  std::error_code sized;
+  std::filesystem::resize_file(path, sizeof(int32_t) * 7 + sizeof(float) * floats, sized);
+  if (sized) {
+    std::filesystem::remove(path);
+    GTEST_SKIP() << "this filesystem cannot hold a sparse file of " << floats * 4 << " bytes: " << sized.message();
+  }
+  std::string error = "(no error)";
+  try {
+    gptfast::Quantizer quantizer(path, "llama2c", spec, "int8");
+  } catch (const gptfast::Error& e) {
+    error = e.what();
+  }
+  std::filesystem::remove(path);
+  EXPECT_NE(error.find("not enough memory"), std::string::npos) << error;
+  EXPECT_NE(error.find("the quantized weights (244.9 GiB"), std::string::npos) << error;
 }
 
 }  // namespace
