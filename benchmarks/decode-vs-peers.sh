@@ -11,11 +11,13 @@
 # $LLAMA2C_SRC (a checkout of github.com/karpathy/llama2.c), else cloned.
 #   benchmarks/decode-vs-peers.sh [work dir] [rounds]
 # PAIRS="--quantize int4:32:q4_0" (gptfast4j weights:gguf pairs separated by ";") and STORIES=0
-# (no stories260K rows) run a subset.
+# (no stories260K rows) run a subset; NEW=960 decodes 960 tokens after the 32-token prompt
+# instead of 64 (attention over a long context; the model's context is 1,024).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-/tmp/gptfast-peer}"
 ROUNDS="${2:-3}"
+NEW="${NEW:-64}"
 SHARED="$ROOT/../shared/models/stories260K"
 TOKENIZER="$ROOT/../shared/tokenizers/llama2-tokenizer.model"
 SETUP_ONLY=1 "$ROOT/benchmarks/quantized-vs-llamacpp.sh" "$WORK"
@@ -36,9 +38,9 @@ for round in $(seq "$ROUNDS"); do
     for pair in "${PAIRS[@]}"; do
       weights="${pair%:*}"; gguf="${pair##*:}"
       # shellcheck disable=SC2086  # weights is two words: the option and its value
-      gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens 64 --runs 3 --warmup 1 $weights \
+      gf --checkpoint "$WORK/model.bin" --tokenizer "$TOKENIZER" --threads $t --prompt-tokens 32 --new-tokens "$NEW" --runs 3 --warmup 1 $weights \
         | sed "s/^{/{\"engine\":\"gptfast4j\",\"round\":$round,/" >> "$OUT"
-      "$L/llama-bench" -m "$WORK/$gguf.gguf" -t $t -p 32 -n 64 -r 3 -o jsonl 2>>"$WORK/llama.err" \
+      "$L/llama-bench" -m "$WORK/$gguf.gguf" -t $t -p 32 -n "$NEW" -r 3 -o jsonl 2>>"$WORK/llama.err" \
         | sed "s/^{/{\"engine\":\"llama.cpp\",\"round\":$round,/" >> "$OUT"
     done
   done
