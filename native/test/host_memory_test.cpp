@@ -197,7 +197,8 @@ TEST(HostMemory, AQuantizationOfAFileThatCannotFitIsRefusedBeforeCopying) {
   }
   std::string error = "(no error)";
   try {
-    gptfast::Quantizer quantizer(path, "llama2c", spec, "int8");
+    // the spec as the CLI reads it, from the file's header
+    gptfast::Quantizer quantizer(path, "llama2c", gptfast::llama2c_model(path), "int8");
   } catch (const gptfast::Error& e) {
     error = e.what();
   }
